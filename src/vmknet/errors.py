@@ -1,0 +1,109 @@
+"""The one exception tree of vmknet.
+
+Every error a user can see is a :class:`VmknetError` with a stable ``code``
+(a vSphere fault name, or the SPEC rule id for rule violations), a one-line
+``message`` that says what is wrong and what to do, and ``details``::
+
+    VmknetError                    code
+    ├── NotFound                   NotFound
+    ├── AlreadyExists              AlreadyExists
+    ├── InvalidArgument            InvalidArgument
+    │   └── FileFormatError        InvalidArgument (file, line, object path)
+    ├── ResourceInUse              ResourceInUse
+    ├── RuleViolation              the rule id: EX-3, NS-4, SVC-5, STO-1 fault names, ...
+    ├── NoPath                     NoPath (resolve found no adapter pair)
+    └── ConcurrentModification     ConcurrentModification (store changed under a plan)
+
+``EXIT_CODES`` and ``HTTP_STATUS`` map codes to the CLI exit status and the
+REST status, so every interface reports an error the same way.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class VmknetError(Exception):
+    """Base of all vmknet errors; ``str(err)`` is the one-line message."""
+
+    default_code = "VmknetError"
+
+    def __init__(self, message: str, *, code: str | None = None, **details: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code or self.default_code
+        self.details: dict[str, Any] = details
+
+    def to_dict(self) -> dict[str, Any]:
+        """The REST/JSON body: ``{"code", "message", "details"}``."""
+        return {"code": self.code, "message": self.message, "details": self.details}
+
+
+class NotFound(VmknetError):
+    default_code = "NotFound"
+
+
+class AlreadyExists(VmknetError):
+    default_code = "AlreadyExists"
+
+
+class InvalidArgument(VmknetError):
+    default_code = "InvalidArgument"
+
+
+class FileFormatError(InvalidArgument):
+    """A desired-state file that cannot be read; message starts ``file:line: path:``."""
+
+    def __init__(self, message: str, *, file: str, line: int | None, path: str) -> None:
+        where = f"{file}:{line}" if line is not None else file
+        prefix = f"{where}: {path}: " if path else f"{where}: "
+        super().__init__(prefix + message, file=file, line=line, path=path)
+
+
+class ResourceInUse(VmknetError):
+    default_code = "ResourceInUse"
+
+
+class RuleViolation(VmknetError):
+    """A SPEC rule refused the change; ``code`` is the rule id (or STO-1 fault name)."""
+
+    def __init__(self, rule: str, message: str, **details: Any) -> None:
+        super().__init__(message, code=rule, rule=rule, **details)
+        self.rule = rule
+
+
+class NoPath(VmknetError):
+    default_code = "NoPath"
+
+
+class ConcurrentModification(VmknetError):
+    default_code = "ConcurrentModification"
+
+
+EXIT_CODES: dict[str, int] = {
+    "InvalidArgument": 2,
+    "NotFound": 3,
+    "AlreadyExists": 4,
+    "ResourceInUse": 5,
+    "NoPath": 6,
+    "ConcurrentModification": 7,
+}
+"""CLI exit status per code; rule violations (any other code) exit 1."""
+
+HTTP_STATUS: dict[str, int] = {
+    "InvalidArgument": 400,
+    "NotFound": 404,
+    "AlreadyExists": 409,
+    "ResourceInUse": 409,
+    "NoPath": 422,
+    "ConcurrentModification": 409,
+}
+"""REST status per code; rule violations (any other code) are 422."""
+
+
+def exit_code(err: VmknetError) -> int:
+    return EXIT_CODES.get(err.code, 1)
+
+
+def http_status(err: VmknetError) -> int:
+    return HTTP_STATUS.get(err.code, 422)

@@ -1,0 +1,27 @@
+"""Distributed switches: one switch spanning many hosts (SW-5)."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from .base import VmknetModel
+from .teaming import TeamingPolicy
+from .vswitch import VLAN_TRUNK
+
+
+class DvPortGroup(VmknetModel):
+    vlan: int = Field(0, ge=0, le=VLAN_TRUNK)
+    teaming: TeamingPolicy | None = None  # None: the switch's default policy
+
+
+class DistributedSwitch(VmknetModel):
+    mtu: int = Field(1500, ge=1280, le=9000)
+    uplinks: list[str] = ["Uplink 1", "Uplink 2"]
+    teaming: TeamingPolicy = TeamingPolicy(active=["Uplink 1", "Uplink 2"])
+    # host name -> {uplink name -> vmnic}
+    hosts: dict[str, dict[str, str]] = {}
+    portgroups: dict[str, DvPortGroup] = {}
+
+    def effective_teaming(self, portgroup: str) -> TeamingPolicy:
+        override = self.portgroups[portgroup].teaming
+        return override if override is not None else self.teaming

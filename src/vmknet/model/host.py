@@ -1,0 +1,58 @@
+"""Hosts (ESXi hosts): NICs, standard switches, netstacks, VMkernel adapters, storage."""
+
+from __future__ import annotations
+
+from ipaddress import IPv4Interface
+
+from pydantic import Field
+
+from .base import VmknetModel
+from .netstack import Netstack
+from .pnic import PhysicalNic, default_nics
+from .services import DEFAULT_STACK, Service
+from .storage import Storage
+from .teaming import TeamingPolicy
+from .vmknic import IPv4Config, Vmknic
+from .vswitch import PortGroup, StandardSwitch
+
+MANAGEMENT_PORTGROUP = "Management Network"
+
+
+class Host(VmknetModel):
+    nics: dict[str, PhysicalNic] = Field(default_factory=default_nics)
+    vswitches: dict[str, StandardSwitch] = {}
+    netstacks: dict[str, Netstack] = Field(default_factory=lambda: {DEFAULT_STACK: Netstack()})
+    vmknics: dict[str, Vmknic] = {}
+    storage: Storage = Storage()
+
+    def vmknics_on(self, netstack: str) -> list[str]:
+        return [name for name, vmk in self.vmknics.items() if vmk.netstack == netstack]
+
+    def vmknics_with(self, service: Service) -> list[str]:
+        return [name for name, vmk in self.vmknics.items() if service in vmk.services]
+
+
+def new_host(nics: int = 4, management_ip: IPv4Interface | None = None) -> Host:
+    """SW-1: a host as ESXi installs it.
+
+    `vSwitch0` with uplink `vmnic0`, port group `Management Network`, `vmk0` on
+    the default stack tagged Management, `nics` physical NICs at 10000 Mbit/s.
+    """
+    if nics < 1:
+        raise ValueError("a host needs at least one physical NIC (vmnic0) for its management switch")
+    ipv4 = IPv4Config(type="static", address=management_ip) if management_ip else IPv4Config()
+    return Host(
+        nics=default_nics(nics),
+        vswitches={
+            "vSwitch0": StandardSwitch(
+                uplinks=["vmnic0"],
+                teaming=TeamingPolicy(active=["vmnic0"]),
+                portgroups={MANAGEMENT_PORTGROUP: PortGroup()},
+            )
+        },
+        vmknics={
+            "vmk0": Vmknic(
+                portgroup=MANAGEMENT_PORTGROUP, ipv4=ipv4, services=[Service.MANAGEMENT]
+            )
+        },
+    )

@@ -1,0 +1,33 @@
+"""IP storage configuration of a host: software iSCSI, NFS, software FCoE (SPEC section 7)."""
+
+from __future__ import annotations
+
+from ipaddress import IPv4Address, IPv6Address
+from typing import Literal
+
+from .base import VmknetModel
+
+
+class IscsiAdapter(VmknetModel):
+    """The software iSCSI adapter (`vmhba64` and up) and its port bindings (STO-1)."""
+
+    name: str = "vmhba64"
+    bound_vmknics: list[str] = []
+    targets: list[IPv4Address | IPv6Address] = []  # send-target portals
+
+
+class NfsMount(VmknetModel):
+    version: Literal["3", "4.1"] = "3"
+    servers: list[str] = []
+    share: str = "/"
+
+
+class FcoeAdapter(VmknetModel):
+    vmknic: str
+    vmnic: str
+
+
+class Storage(VmknetModel):
+    iscsi: IscsiAdapter | None = None
+    nfs: dict[str, NfsMount] = {}  # datastore name -> mount
+    fcoe: list[FcoeAdapter] = []

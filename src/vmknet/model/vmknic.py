@@ -1,0 +1,49 @@
+"""VMkernel adapters (`vmkN`): a host's own L3 interfaces."""
+
+from __future__ import annotations
+
+import hashlib
+from ipaddress import IPv4Address, IPv4Interface, IPv6Address, IPv6Interface
+from typing import Literal
+
+from pydantic import Field
+
+from .base import VmknetModel
+from .services import DEFAULT_STACK, Service
+
+
+class IPv4Config(VmknetModel):
+    type: Literal["none", "static", "dhcp"] = "none"
+    address: IPv4Interface | None = None  # address/prefix, static only
+    gateway: IPv4Address | None = None  # per-adapter gateway override (PATH-7)
+
+
+class IPv6Config(VmknetModel):
+    addresses: list[IPv6Interface] = []
+    autoconf: bool = False
+    dhcpv6: bool = False
+    gateway: IPv6Address | None = None  # per-adapter gateway override (PATH-7)
+
+
+class Vmknic(VmknetModel):
+    """Connected to a standard port group (`portgroup`) or a distributed one (`dvs` + `dvportgroup`)."""
+
+    portgroup: str | None = None
+    dvs: str | None = None
+    dvportgroup: str | None = None
+    netstack: str = DEFAULT_STACK  # NS-4: fixed at creation
+    mac: str | None = None
+    mtu: int = Field(1500, ge=1280, le=9000)
+    enabled: bool = True
+    ipv4: IPv4Config = IPv4Config()
+    ipv6: IPv6Config = IPv6Config()
+    services: list[Service] = []
+
+    def carries(self, service: Service) -> bool:
+        return service in self.services
+
+
+def derived_mac(host: str, name: str) -> str:
+    """A stable VMware-OUI MAC (00:50:56) for an object without one, the same on every run."""
+    digest = hashlib.sha256(f"{host}/{name}".encode()).digest()
+    return "00:50:56:{:02x}:{:02x}:{:02x}".format(digest[0] & 0x3F, digest[1], digest[2])

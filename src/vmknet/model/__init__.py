@@ -15,7 +15,7 @@ from .services import (
     Service,
 )
 from .storage import FcoeAdapter, IscsiAdapter, NfsMount, Storage
-from .teaming import TeamingPolicy
+from .teaming import LoadBalancing, TeamingPolicy
 from .vmknic import IPv4Config, IPv6Config, Vmknic, derived_mac
 from .vswitch import PortGroup, StandardSwitch
 
@@ -43,6 +43,7 @@ __all__ = [
     "Service",
     "StandardSwitch",
     "Storage",
+    "LoadBalancing",
     "TeamingPolicy",
     "Vmknic",
     "default_nics",

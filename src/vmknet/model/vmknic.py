@@ -6,10 +6,10 @@ import hashlib
 from ipaddress import IPv4Address, IPv4Interface, IPv6Address, IPv6Interface
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from .base import VmknetModel
-from .services import DEFAULT_STACK, Service
+from .services import DEFAULT_STACK, EXCLUSIVE_STACK_SERVICE, Service
 
 
 class IPv4Config(VmknetModel):
@@ -38,6 +38,14 @@ class Vmknic(VmknetModel):
     ipv4: IPv4Config = IPv4Config()
     ipv6: IPv6Config = IPv6Config()
     services: list[Service] = []
+
+    @model_validator(mode="after")
+    def _implied_service(self) -> Vmknic:
+        # SVC-2 / SVC-3: an exclusive-stack adapter carries its stack's service implicitly.
+        implied = EXCLUSIVE_STACK_SERVICE.get(self.netstack)
+        if implied is not None and implied not in self.services:
+            self.services = [implied, *self.services]
+        return self
 
     def carries(self, service: Service) -> bool:
         return service in self.services

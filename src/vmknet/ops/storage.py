@@ -1,0 +1,84 @@
+"""`esxcli iscsi ...` and `esxcli vsan network ...`: storage adapters and their VMkernel ports."""
+
+from __future__ import annotations
+
+from ipaddress import IPv4Address, IPv6Address
+from typing import Literal
+
+from ..errors import AlreadyExists, NotFound, ResourceInUse
+from ..events import Event
+from ..model import Datacenter, Host, IscsiAdapter, Service
+from . import interface, lookup
+
+
+def iscsi_software_set(dc: Datacenter, host: str, enabled: bool) -> list[Event]:
+    h = dc.host(host)
+    if enabled and h.storage.iscsi is None:
+        h.storage.iscsi = IscsiAdapter()
+    elif not enabled and h.storage.iscsi is not None:
+        if h.storage.iscsi.bound_vmknics:
+            raise ResourceInUse("The software iSCSI adapter still has bound VMkernel ports: "
+                                "remove them with 'esxcli iscsi networkportal remove'")
+        h.storage.iscsi = None
+    return []
+
+
+def _iscsi(h: Host, adapter: str) -> IscsiAdapter:
+    if h.storage.iscsi is None or h.storage.iscsi.name != adapter:
+        raise NotFound(f"Adapter {adapter} not found: enable software iSCSI with "
+                       "'esxcli iscsi software set --enabled=true'")
+    return h.storage.iscsi
+
+
+def networkportal_add(dc: Datacenter, host: str, adapter: str, vmk: str) -> list[Event]:
+    h = dc.host(host)
+    iscsi = _iscsi(h, adapter)
+    lookup.vmknic(h, vmk)
+    if vmk in iscsi.bound_vmknics:
+        raise AlreadyExists(f"Vmknic {vmk} is already bound to {adapter}")
+    iscsi.bound_vmknics.append(vmk)  # STO-1 is checked on the result
+    return []
+
+
+def networkportal_remove(dc: Datacenter, host: str, adapter: str, vmk: str) -> list[Event]:
+    iscsi = _iscsi(dc.host(host), adapter)
+    if vmk not in iscsi.bound_vmknics:
+        raise NotFound(f"Vmknic {vmk} is not bound to {adapter}")
+    iscsi.bound_vmknics.remove(vmk)
+    return []
+
+
+def sendtarget_add(dc: Datacenter, host: str, adapter: str, address: IPv4Address | IPv6Address
+                   ) -> list[Event]:
+    iscsi = _iscsi(dc.host(host), adapter)
+    if address in iscsi.targets:
+        raise AlreadyExists(f"Send target {address} already exists on {adapter}")
+    iscsi.targets.append(address)
+    return []
+
+
+def sendtarget_remove(dc: Datacenter, host: str, adapter: str,
+                      address: IPv4Address | IPv6Address) -> list[Event]:
+    iscsi = _iscsi(dc.host(host), adapter)
+    if address not in iscsi.targets:
+        raise NotFound(f"Send target {address} not found on {adapter}")
+    iscsi.targets.remove(address)
+    return []
+
+
+VSAN_TRAFFIC = {"vsan": Service.VSAN, "witness": Service.VSAN_WITNESS}
+
+
+def vsan_network_add(dc: Datacenter, host: str, vmk: str,
+                     traffic: Literal["vsan", "witness"] = "vsan") -> list[Event]:
+    return interface.tag_add(dc, host, vmk, VSAN_TRAFFIC[traffic])
+
+
+def vsan_network_remove(dc: Datacenter, host: str, vmk: str) -> list[Event]:
+    h = dc.host(host)
+    nic = lookup.vmknic(h, vmk)
+    tagged = [s for s in nic.services if s in VSAN_TRAFFIC.values()]
+    if not tagged:
+        raise NotFound(f"Vmknic {vmk} is not a vSAN interface")
+    nic.services = [s for s in nic.services if s not in tagged]
+    return []

@@ -12,7 +12,8 @@ Every error a user can see is a :class:`VmknetError` with a stable ``code``
     ├── ResourceInUse              ResourceInUse
     ├── RuleViolation              the rule id: EX-3, NS-4, SVC-5, STO-1 fault names, ...
     ├── NoPath                     NoPath (resolve found no adapter pair)
-    └── ConcurrentModification     ConcurrentModification (store changed under a plan)
+    ├── ConcurrentModification     ConcurrentModification (store changed under a plan)
+    └── DataplaneError             DataplaneError (the kernel refused a step; errno in details)
 
 ``EXIT_CODES`` and ``HTTP_STATUS`` map codes to the CLI exit status and the
 REST status, so every interface reports an error the same way.
@@ -80,6 +81,12 @@ class ConcurrentModification(VmknetError):
     default_code = "ConcurrentModification"
 
 
+class DataplaneError(VmknetError):
+    """A kernel error, translated once at the backend seam; the apply was rolled back."""
+
+    default_code = "DataplaneError"
+
+
 EXIT_CODES: dict[str, int] = {
     "InvalidArgument": 2,
     "NotFound": 3,
@@ -87,6 +94,7 @@ EXIT_CODES: dict[str, int] = {
     "ResourceInUse": 5,
     "NoPath": 6,
     "ConcurrentModification": 7,
+    "DataplaneError": 8,
 }
 """CLI exit status per code; rule violations (any other code) exit 1."""
 
@@ -97,6 +105,7 @@ HTTP_STATUS: dict[str, int] = {
     "ResourceInUse": 409,
     "NoPath": 422,
     "ConcurrentModification": 409,
+    "DataplaneError": 500,
 }
 """REST status per code; rule violations (any other code) are 422."""
 

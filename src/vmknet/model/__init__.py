@@ -5,6 +5,7 @@ from .datacenter import Datacenter
 from .dvs import DistributedSwitch, DvPortGroup
 from .host import MANAGEMENT_PORTGROUP, Host, new_host
 from .netstack import Netstack, Route
+from .physical import Controller, PhysicalNetwork, Router, RouterInterface
 from .pnic import PhysicalNic, default_nics
 from .services import (
     BUILTIN_STACKS,
@@ -27,6 +28,7 @@ __all__ = [
     "PROVISIONING_STACK",
     "VMOTION_STACK",
     "Cluster",
+    "Controller",
     "Datacenter",
     "DistributedSwitch",
     "DvPortGroup",
@@ -37,9 +39,12 @@ __all__ = [
     "IscsiAdapter",
     "Netstack",
     "NfsMount",
+    "PhysicalNetwork",
     "PhysicalNic",
     "PortGroup",
     "Route",
+    "Router",
+    "RouterInterface",
     "Service",
     "StandardSwitch",
     "Storage",

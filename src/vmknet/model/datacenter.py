@@ -6,6 +6,7 @@ from .base import VmknetModel
 from .cluster import Cluster
 from .dvs import DistributedSwitch
 from .host import Host
+from .physical import PhysicalNetwork
 
 
 class Datacenter(VmknetModel):
@@ -13,6 +14,7 @@ class Datacenter(VmknetModel):
     clusters: dict[str, Cluster] = {}
     distributed_switches: dict[str, DistributedSwitch] = {}
     hosts: dict[str, Host] = {}
+    physical: PhysicalNetwork = PhysicalNetwork()
 
     def host(self, name: str) -> Host:
         from ..errors import NotFound

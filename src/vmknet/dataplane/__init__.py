@@ -1,0 +1,1 @@
+"""The data plane: realise the inventory in the kernel (Linux namespaces) or its in-memory twin."""

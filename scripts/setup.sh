@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Create .venv and install vmknet with its dev tools; idempotent and quick when nothing changed.
+# Works on a fresh Debian machine with Python 3.11: installs python3-venv when missing (as root).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PYTHON=${PYTHON:-python3}
+export PIP_DISABLE_PIP_VERSION_CHECK=1
+
+apt_install() {
+    if [ "$(id -u)" -ne 0 ]; then
+        echo "setup: missing $*; install it as root: apt-get install -y $*" >&2
+        exit 1
+    fi
+    # Refresh the package lists only when they are missing or the install fails without them.
+    if ! ls /var/lib/apt/lists/*_Packages >/dev/null 2>&1; then
+        apt-get update -qq
+    fi
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null \
+        || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null; }
+}
+
+command -v "$PYTHON" >/dev/null || apt_install python3
+if ! "$PYTHON" -c 'import ensurepip, venv' 2>/dev/null; then
+    # Debian ships ensurepip in python3-venv; python3.11-venv on some images.
+    apt_install python3-venv
+fi
+
+if [ ! -x .venv/bin/python ]; then
+    echo "setup: creating .venv with $("$PYTHON" --version)"
+    "$PYTHON" -m venv .venv
+fi
+
+stamp=.venv/.vmknet-installed
+want=$(sha256sum pyproject.toml | cut -d' ' -f1)
+if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ] || [ ! -x .venv/bin/vmknet ]; then
+    echo "setup: pip install -e .[dev]"
+    .venv/bin/python -m pip install -q -e '.[dev]'
+    echo "$want" > "$stamp"
+fi

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Set up if needed, then the house checks: ruff, mypy --strict, the test suite.
+# Extra arguments go to pytest, e.g. scripts/test.sh -k resolve
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh
+
+echo "== ruff check"
+.venv/bin/ruff check src tests bench
+echo "== mypy --strict"
+.venv/bin/mypy --strict src bench
+echo "== pytest"
+.venv/bin/pytest -n auto -p no:cacheprovider "$@"

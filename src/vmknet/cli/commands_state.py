@@ -1,0 +1,160 @@
+"""Desired-state commands: validate, plan, apply, show, lint, events."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import click
+import yaml
+
+from ..errors import VmknetError, exit_code
+from ..events import Event
+from ..inventory import Inventory
+from ..model import Datacenter
+from .context import AppContext, pass_app, reported
+from .output import emit_json, say, severity_style, table, warn
+
+STATE_FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
+SEVERITIES = ("info", "warning", "error")
+
+
+def load_desired(path: Path) -> Datacenter:
+    """Read a desired-state file; schema errors raise FileFormatError (reported by the caller)."""
+    from ..state import load_file
+
+    return load_file(path)
+
+
+def error_line(err: VmknetError) -> str:
+    """`Error [CODE]: path: message`, the path only when the message does not carry it already."""
+    path = err.details.get("path")
+    where = f"{path}: " if path and str(path) not in err.message else ""
+    return f"Error [{err.code}]: {where}{err.message}"
+
+
+def print_events(events: Sequence[Event]) -> None:
+    for event in events:
+        say(f"{event.rule} {event.path}: {event.message}", style="yellow")
+
+
+def print_plan(changes: Sequence[object]) -> None:
+    from ..state.diff import format_plan
+
+    if not changes:
+        say("No changes.", style="green")
+        return
+    say(format_plan(list(changes)))  # type: ignore[arg-type]
+    say(f"Plan: {len(changes)} change{'s' if len(changes) != 1 else ''}.", style="bold")
+
+
+@click.command()
+@click.argument("file", type=STATE_FILE)
+def validate(file: Path) -> None:
+    """Check FILE against the schema and every refusal rule (nothing is changed)."""
+    with reported():
+        desired = load_desired(file)
+    errors = Inventory.validate(desired)
+    for err in errors:
+        warn(error_line(err))
+    if errors:
+        warn(f"{file}: refused, {len(errors)} error{'s' if len(errors) != 1 else ''}")
+        sys.exit(exit_code(errors[0]))
+    say(f"{file}: valid ({len(desired.hosts)} hosts, {len(desired.clusters)} clusters, "
+        f"{len(desired.distributed_switches)} distributed switches)", style="green")
+
+
+@click.command()
+@click.argument("file", type=STATE_FILE)
+@pass_app
+def plan(app: AppContext, file: Path) -> None:
+    """Show the ordered changes that would make the store hold FILE."""
+    with reported():
+        changes = app.inventory.plan(load_desired(file)).changes
+    print_plan(changes)
+
+
+@click.command()
+@click.argument("file", type=STATE_FILE)
+@click.option("--yes", "-y", is_flag=True, help="Apply without asking.")
+@pass_app
+def apply(app: AppContext, file: Path, yes: bool) -> None:
+    """Make the store hold FILE: all changes or none."""
+    with reported():
+        the_plan = app.inventory.plan(load_desired(file))
+        print_plan(the_plan.changes)
+        if not the_plan.changes:
+            return
+        if not yes:
+            click.confirm("Apply these changes?", abort=True)
+        app.inventory.apply(the_plan)
+    n = len(the_plan.changes)
+    say(f"Applied {n} change{'s' if n != 1 else ''}.", style="green")
+
+
+@click.command()
+@click.option("--json", "as_json", is_flag=True, help="JSON instead of YAML.")
+@pass_app
+def show(app: AppContext, as_json: bool) -> None:
+    """Print the current inventory in the desired-state file format."""
+    with reported():
+        text = app.inventory.show()
+    if as_json:
+        emit_json(yaml.safe_load(text))
+    else:
+        click.echo(text, nl=not text.endswith("\n"))
+
+
+@click.command()
+@click.argument("file", type=STATE_FILE, required=False)
+@click.option("--json", "as_json", is_flag=True, help="Findings as a JSON list.")
+@click.option("--severity", type=click.Choice(SEVERITIES), default="info", show_default=True,
+              help="Show findings of this severity and above.")
+@pass_app
+def lint(app: AppContext, file: Path | None, as_json: bool, severity: str) -> None:
+    """Design advice for FILE (or the store): exit 1 when any finding is an error."""
+    with reported():
+        dc = load_desired(file) if file is not None else app.inventory.read()
+        findings = app.inventory.lint(dc)
+    floor = SEVERITIES.index(severity)
+    shown = [f for f in findings if SEVERITIES.index(str(f.severity)) >= floor]
+    if as_json:
+        emit_json([{"rule": f.rule, "severity": str(f.severity), "path": f.path,
+                    "message": f.message, "hint": f.hint} for f in shown])
+    elif shown:
+        table(["severity", "rule", "path", "message", "hint"],
+              [[str(f.severity), f.rule, f.path, f.message, f.hint] for f in shown],
+              row_style=severity_style)
+        say(_lint_summary([str(f.severity) for f in shown]))
+    else:
+        say("No findings.", style="green")
+    if any(str(f.severity) == "error" for f in findings):
+        sys.exit(1)
+
+
+def _lint_summary(severities: list[str]) -> str:
+    parts = [f"{severities.count(s)} {s}{'s' if severities.count(s) != 1 else ''}"
+             for s in reversed(SEVERITIES) if s in severities]
+    return ", ".join(parts) + "."
+
+
+@click.command()
+@click.option("--limit", "-n", type=click.IntRange(min=1), default=50, show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+@pass_app
+def events(app: AppContext, limit: int, as_json: bool) -> None:
+    """Side effects recorded by the store (EX-1 taking vMotion away, NS-7, ...), newest last."""
+    with reported():
+        recorded = app.inventory.events(limit)
+    if as_json:
+        click.echo(json.dumps([{"rule": e.rule, "path": e.path, "message": e.message}
+                               for e in recorded], indent=2))
+    elif recorded:
+        table(["rule", "path", "message"], [[e.rule, e.path, e.message] for e in recorded])
+    else:
+        say("No events.")
+
+
+COMMANDS = (validate, plan, apply, show, lint, events)

@@ -1,0 +1,41 @@
+"""The `vmknet` command: desired-state verbs, object verbs, and esxcli under one roof.
+
+    vmknet [--store PATH] validate|plan|apply|show|lint|resolve|events ...
+    vmknet host|cluster|dvs ...
+    vmknet esxcli -H HOST network ip interface list
+
+Every command is a thin adapter over `vmknet.inventory.Inventory` (via
+`AppContext`); errors leave through `reported()` with the exit status of
+their code (`vmknet.errors.EXIT_CODES`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from . import commands_objects, commands_resolve, commands_state
+from .context import AppContext
+from .esxcli import esxcli
+
+
+@click.group(context_settings={"max_content_width": 100})
+@click.option("--store", "store", type=click.Path(dir_okay=False, path_type=Path),
+              envvar="VMKNET_STORE", show_envvar=True, default=None,
+              help="Inventory store file [default: the user's default store].")
+@click.version_option(package_name="vmknet", prog_name="vmknet")
+@click.pass_context
+def main(ctx: click.Context, store: Path | None) -> None:
+    """vmknet: the VMkernel networking layer (TCP/IP stacks, VMkernel adapters, system traffic)."""
+    ctx.obj = AppContext(store_path=store)
+
+
+for _command in (*commands_state.COMMANDS, commands_resolve.resolve,
+                 *commands_objects.COMMANDS):
+    main.add_command(_command)
+main.add_command(esxcli)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

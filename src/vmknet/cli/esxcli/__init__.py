@@ -1,0 +1,60 @@
+"""`vmknet esxcli -H HOST <words>`: ESXi's esxcli namespaces over the inventory (SPEC section 11).
+
+    esxcli network ip interface|netstack|route|dns ...
+    esxcli network vswitch standard [uplink|portgroup|policy] ...
+    esxcli network nic ...
+    esxcli iscsi software|adapter|networkportal ...
+    esxcli vsan network ...
+
+Every command parses ESXi's options (long and short names), runs one
+operation of `vmknet.ops` all or nothing, and prints ESXi's columns; every
+list/get also takes `--json`.
+"""
+
+from __future__ import annotations
+
+import click
+
+from .addresses import ipv4, ipv6
+from .common import HOST_KEY
+from .formatting import FORMATTER_KEY
+from .interface import interface
+from .netstack import netstack
+from .nic import nic
+from .route_dns import dns, route
+from .storage import iscsi, vsan
+from .vswitch import vswitch
+
+__all__ = ["esxcli"]
+
+
+@click.group()
+@click.option("-H", "--host", "host", required=True, metavar="HOST",
+              help="The host to run the command against (as `esxcli` on that host).")
+@click.option("--formatter", type=click.Choice(["json"]),
+              help="Print every list/get as JSON (as `--json` on the command does).")
+@click.pass_context
+def esxcli(ctx: click.Context, host: str, formatter: str | None) -> None:
+    """esxcli, as on an ESXi host: network, iscsi and vsan namespaces."""
+    ctx.meta[HOST_KEY] = host
+    ctx.meta[FORMATTER_KEY] = formatter
+
+
+@click.group()
+def network() -> None:
+    """Operations on the host's network: ip, vswitch, nic."""
+
+
+@click.group()
+def ip() -> None:
+    """VMkernel IP: interfaces, netstacks, routes, DNS."""
+
+
+interface.add_command(ipv4)
+interface.add_command(ipv6)
+for _command in (interface, netstack, route, dns):
+    ip.add_command(_command)
+for _command in (ip, vswitch, nic):
+    network.add_command(_command)
+for _command in (network, iscsi, vsan):
+    esxcli.add_command(_command)

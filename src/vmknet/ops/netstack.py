@@ -121,7 +121,10 @@ def route_remove(dc: Datacenter, host: str, network: str, gateway: IPAddress | N
         else:
             stack.ipv6_gateway = None
         return []
-    net = ip_network(network)
+    try:
+        net = ip_network(network)
+    except ValueError as err:
+        raise InvalidArgument(f"Invalid network '{network}': {err}") from None
     for route in stack.routes:
         if route.network == net and (gateway is None or route.gateway == gateway):
             stack.routes.remove(route)

@@ -101,7 +101,7 @@ def test_apply_is_all_or_nothing(vmknet: Vmknet, store: Path) -> None:
 
 
 def test_apply_asks_and_a_no_changes_nothing(vmknet: Vmknet, store: Path) -> None:
-    vmknet("host", "list")  # creates the empty store
+    vmknet("host", "add", "esx09")
     before = snapshot(store)
     result = vmknet("apply", str(DATACENTER), input="n\n")
     assert result.exit_code == 1

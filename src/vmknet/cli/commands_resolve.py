@@ -45,7 +45,11 @@ def parse_service(ctx: click.Context, param: click.Parameter, value: str) -> Ser
 @click.option("--json", "as_json", is_flag=True, help="Flows as a JSON list.")
 @pass_app
 def resolve(app: AppContext, service: Service, source: str, target: str, as_json: bool) -> None:
-    """The adapter pairs SERVICE uses from host SOURCE to host TARGET, with next hops."""
+    """Adapter pairs carrying SERVICE from host SOURCE to TARGET.
+
+    SERVICE is an API name (vmotion), an esxcli tag (VMotion) or an alias
+    (provisioning, ft, vsan, replication, ...).
+    """
     with reported():
         flows = app.inventory.resolve(service, source, target)
     if as_json:

@@ -14,17 +14,18 @@ from ..errors import VmknetError, exit_code
 from ..events import Event
 from ..inventory import Inventory
 from ..model import Datacenter
+from ..state import load_file
+from ..state.diff import Change, format_plan
 from .context import AppContext, pass_app, reported
 from .output import emit_json, say, severity_style, table, warn
 
 STATE_FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
 SEVERITIES = ("info", "warning", "error")
+_PLAN_STYLE = {"+": "green", "-": "red", "~": "yellow", "!": "magenta"}
 
 
 def load_desired(path: Path) -> Datacenter:
     """Read a desired-state file; schema errors raise FileFormatError (reported by the caller)."""
-    from ..state import load_file
-
     return load_file(path)
 
 
@@ -40,20 +41,22 @@ def print_events(events: Sequence[Event]) -> None:
         say(f"{event.rule} {event.path}: {event.message}", style="yellow")
 
 
-def print_plan(changes: Sequence[object]) -> None:
-    from ..state.diff import format_plan
-
+def print_plan(changes: list[Change]) -> None:
     if not changes:
         say("No changes.", style="green")
         return
-    say(format_plan(list(changes)))  # type: ignore[arg-type]
+    for line in format_plan(changes):
+        say(line, style=_PLAN_STYLE.get(line[:1]))
     say(f"Plan: {len(changes)} change{'s' if len(changes) != 1 else ''}.", style="bold")
 
 
 @click.command()
 @click.argument("file", type=STATE_FILE)
 def validate(file: Path) -> None:
-    """Check FILE against the schema and every refusal rule (nothing is changed)."""
+    """Check FILE: schema and every refusal rule.
+
+    Prints each error with its code and path; changes nothing.
+    """
     with reported():
         desired = load_desired(file)
     errors = Inventory.validate(desired)
@@ -70,7 +73,7 @@ def validate(file: Path) -> None:
 @click.argument("file", type=STATE_FILE)
 @pass_app
 def plan(app: AppContext, file: Path) -> None:
-    """Show the ordered changes that would make the store hold FILE."""
+    """The ordered changes that would make the store hold FILE."""
     with reported():
         changes = app.inventory.plan(load_desired(file)).changes
     print_plan(changes)
@@ -81,7 +84,7 @@ def plan(app: AppContext, file: Path) -> None:
 @click.option("--yes", "-y", is_flag=True, help="Apply without asking.")
 @pass_app
 def apply(app: AppContext, file: Path, yes: bool) -> None:
-    """Make the store hold FILE: all changes or none."""
+    """Make the store hold FILE, all or nothing."""
     with reported():
         the_plan = app.inventory.plan(load_desired(file))
         print_plan(the_plan.changes)
@@ -98,7 +101,10 @@ def apply(app: AppContext, file: Path, yes: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="JSON instead of YAML.")
 @pass_app
 def show(app: AppContext, as_json: bool) -> None:
-    """Print the current inventory in the desired-state file format."""
+    """Print the store as a desired-state file.
+
+    `vmknet show > f.yaml && vmknet apply f.yaml` changes nothing.
+    """
     with reported():
         text = app.inventory.show()
     if as_json:
@@ -114,7 +120,7 @@ def show(app: AppContext, as_json: bool) -> None:
               help="Show findings of this severity and above.")
 @pass_app
 def lint(app: AppContext, file: Path | None, as_json: bool, severity: str) -> None:
-    """Design advice for FILE (or the store): exit 1 when any finding is an error."""
+    """Lint FILE (or the store); exit 1 on an error finding."""
     with reported():
         dc = load_desired(file) if file is not None else app.inventory.read()
         findings = app.inventory.lint(dc)
@@ -145,7 +151,11 @@ def _lint_summary(severities: list[str]) -> str:
 @click.option("--json", "as_json", is_flag=True)
 @pass_app
 def events(app: AppContext, limit: int, as_json: bool) -> None:
-    """Side effects recorded by the store (EX-1 taking vMotion away, NS-7, ...), newest last."""
+    """Side effects the store recorded (EX-1, NS-7, ...).
+
+    E.g. EX-1 taking vMotion off the default-stack adapters when the first
+    vmotion-stack adapter appears.
+    """
     with reported():
         recorded = app.inventory.events(limit)
     if as_json:

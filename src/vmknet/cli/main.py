@@ -23,7 +23,8 @@ from .esxcli import esxcli
 @click.group(context_settings={"max_content_width": 100})
 @click.option("--store", "store", type=click.Path(dir_okay=False, path_type=Path),
               envvar="VMKNET_STORE", show_envvar=True, default=None,
-              help="Inventory store file [default: the user's default store].")
+              help="Inventory store file [default: $XDG_DATA_HOME/vmknet/inventory.db, "
+                   "else ~/.local/share/vmknet/inventory.db].")
 @click.version_option(package_name="vmknet", prog_name="vmknet")
 @click.pass_context
 def main(ctx: click.Context, store: Path | None) -> None:

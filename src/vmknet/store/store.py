@@ -1,0 +1,176 @@
+"""The inventory store: one Datacenter, versioned, in an embedded SQLite file.
+
+    store = Store(default_store_path())
+    with store.transaction() as txn:          # writers queue here, one at a time
+        dc = txn.datacenter                   # a fresh copy, safe to mutate
+        dc.hosts["esx03"] = new_host()
+        txn.save(dc, events)                  # version + 1; an exception rolls all back
+
+`save_if(version, dc, events)` is the optimistic variant for `plan` then
+`apply`: it refuses if anyone saved since the plan read `version`.
+
+Each call opens and closes its own connection: no connection outlives a
+command or crosses a fork, and closing the last one checkpoints the WAL
+so the .db file alone holds the inventory between commands.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable, Iterator
+from contextlib import closing, contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Protocol
+
+from ..errors import ConcurrentModification, InvalidArgument
+from ..model import Datacenter
+from . import schema
+
+EMPTY = "{}"  # the canonical JSON of Datacenter(): an empty store holds exactly that
+
+
+class EventLike(Protocol):
+    """What an operation reports (vmknet.events.Event has it)."""
+
+    @property
+    def rule(self) -> str: ...
+    @property
+    def path(self) -> str: ...
+    @property
+    def message(self) -> str: ...
+
+
+@dataclass(frozen=True)
+class Event:
+    """A recorded side effect; `time` (ISO 8601, UTC) and `version` are set when read back."""
+
+    rule: str
+    path: str
+    message: str
+    time: str | None = None
+    version: int | None = None
+
+
+def canonical_json(dc: Datacenter) -> str:
+    """The stored form: the desired-state file's data as JSON (defaults left out, aliases)."""
+    return dc.model_dump_json(by_alias=True, exclude_defaults=True)
+
+
+class Transaction:
+    """One serialised read-modify-write; only `Store.transaction` makes these."""
+
+    def __init__(self, conn: sqlite3.Connection, version: int, stored: str) -> None:
+        self._conn = conn
+        self._start = version
+        self._stored = stored
+        self.version = version
+        self.datacenter = Datacenter.model_validate_json(stored)
+
+    def save(self, dc: Datacenter, events: Iterable[EventLike] = ()) -> int:
+        """Write `dc` (version + 1) unless it is unchanged; return the version now stored.
+
+        An unchanged datacenter writes nothing, not even its events: a no-op
+        command must leave the file byte-identical, and events only describe
+        changes that happened.
+        """
+        text = canonical_json(dc)
+        if text == self._stored:
+            return self.version
+        version = self._start + 1  # one bump per transaction, however often save is called
+        self._conn.execute(
+            "INSERT INTO inventory (id, version, datacenter) VALUES (1, ?, ?)"
+            " ON CONFLICT (id) DO UPDATE SET version = excluded.version,"
+            " datacenter = excluded.datacenter",
+            (version, text),
+        )
+        now = datetime.now(UTC).isoformat(timespec="milliseconds")
+        self._conn.executemany(
+            "INSERT INTO events (time, version, rule, path, message) VALUES (?, ?, ?, ?, ?)",
+            [(now, version, e.rule, e.path, e.message) for e in events],
+        )
+        self._stored, self.version = text, version
+        return version
+
+
+class Store:
+    def __init__(self, path: Path | str) -> None:
+        # Nothing touches the disk here: reading a store that does not exist yet is fine.
+        self.path = Path(path)
+
+    def read(self) -> tuple[int, Datacenter]:
+        """(version, datacenter); (0, Datacenter()) when nothing was ever saved."""
+        if not self.path.exists():
+            return 0, Datacenter()
+        with self._sqlite_errors(), closing(schema.connect(self.path)) as conn:
+            version, text = _current(conn)
+        return version, Datacenter.model_validate_json(text)
+
+    @contextmanager
+    def transaction(self) -> Iterator[Transaction]:
+        """Serialised with every other writer; an exception inside rolls everything back."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self._sqlite_errors(), closing(schema.connect(self.path)) as conn:
+            schema.use_wal(conn)
+            # IMMEDIATE: take the write lock before reading, so the version we
+            # read is still current when we write (no lost update between processes).
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                schema.create_tables(conn)
+                yield Transaction(conn, *_current(conn))
+            except BaseException:
+                if conn.in_transaction:  # SQLite may already have rolled back (disk full)
+                    conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+
+    def save_if(self, expected_version: int, dc: Datacenter,
+                events: Iterable[EventLike] = ()) -> int:
+        """Save only if the store is still at `expected_version` (what a plan was made from)."""
+        with self.transaction() as txn:
+            if txn.version != expected_version:
+                raise ConcurrentModification(
+                    f"The inventory changed since the plan was made (version {expected_version}"
+                    f", now {txn.version}): run plan again",
+                    expected=expected_version, actual=txn.version,
+                )
+            return txn.save(dc, events)
+
+    def events(self, limit: int = 50) -> list[Event]:
+        """The last `limit` events, oldest first (as a log reads)."""
+        if not self.path.exists():
+            return []
+        with self._sqlite_errors(), closing(schema.connect(self.path)) as conn:
+            if not schema.has_tables(conn):
+                return []
+            rows = conn.execute(
+                "SELECT rule, path, message, time, version FROM events ORDER BY id DESC LIMIT ?",
+                (limit,),
+            ).fetchall()
+        return [Event(*row) for row in reversed(rows)]
+
+    @contextmanager
+    def _sqlite_errors(self) -> Iterator[None]:
+        """sqlite3 errors become vmknet errors here, once, at the seam."""
+        try:
+            yield
+        except sqlite3.OperationalError as err:
+            if "locked" in str(err) or "busy" in str(err):
+                raise ConcurrentModification(
+                    f"The inventory {self.path} stayed locked by another writer for "
+                    f"{schema.BUSY_TIMEOUT_S:.0f} s: try again", path=str(self.path)) from err
+            raise self._unusable(err) from err
+        except sqlite3.DatabaseError as err:
+            raise self._unusable(err) from err
+
+    def _unusable(self, err: sqlite3.Error) -> InvalidArgument:
+        return InvalidArgument(f"Cannot use {self.path} as a vmknet inventory ({err}): "
+                               "check --store / VMKNET_STORE", path=str(self.path))
+
+
+def _current(conn: sqlite3.Connection) -> tuple[int, str]:
+    if not schema.has_tables(conn):
+        return 0, EMPTY
+    row = conn.execute("SELECT version, datacenter FROM inventory WHERE id = 1").fetchone()
+    return (row[0], row[1]) if row is not None else (0, EMPTY)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from ipaddress import IPv4Address, IPv6Address
-from typing import Literal
+from typing import Annotated, Literal
+
+from pydantic import BeforeValidator
 
 from .base import VmknetModel
 
@@ -16,8 +18,13 @@ class IscsiAdapter(VmknetModel):
     targets: list[IPv4Address | IPv6Address] = []  # send-target portals
 
 
+def _as_text(value: object) -> object:
+    # YAML reads `version: 4.1` as a number; the version is a name, not a quantity.
+    return str(value) if isinstance(value, int | float) else value
+
+
 class NfsMount(VmknetModel):
-    version: Literal["3", "4.1"] = "3"
+    version: Annotated[Literal["3", "4.1"], BeforeValidator(_as_text)] = "3"
     servers: list[str] = []
     share: str = "/"
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from ipaddress import IPv4Address, IPv4Interface
 
 from builders import (
@@ -373,11 +372,7 @@ def test_lint_never_raises_and_is_sorted(hosts: list[list[VmkSpec]], vsan: bool,
     assert all(f.severity in ("error", "warning", "info") and f.hint for f in result)
 
 
-def test_lint_is_fast_in_a_1000_host_datacenter() -> None:
-    dc = big_datacenter(1000, cluster_size=32)
-    lint(dc)
-    start = time.perf_counter()
-    result = lint(dc)
-    elapsed = time.perf_counter() - start
+def test_lint_of_a_1000_host_datacenter() -> None:
+    # the time is measured in bench/bench_core.py, not asserted here
+    result = lint(big_datacenter(1000, cluster_size=32))
     assert {f.rule for f in result} == {"SW-7"}  # new_host has one management uplink
-    assert elapsed < 1.0, f"lint took {elapsed:.2f} s"

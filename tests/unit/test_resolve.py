@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from ipaddress import IPv4Address, IPv6Address
 
 import pytest
@@ -358,15 +357,23 @@ def test_path6_management() -> None:
     assert pairs(flows) == [("vmk0", "vmk0")] and "PATH-6" in flows[0].reason
 
 
-# --- performance: a call touches two hosts only ------------------------------------------
+# --- scale: a call touches two hosts only (the time is measured in bench/, not here) -------
 
-def test_resolve_is_fast_in_a_1000_host_datacenter() -> None:
+class _NoScan(dict[str, object]):
+    """A hosts mapping that fails when anything walks all of it."""
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        raise AssertionError("resolve() walked every host")
+
+    def values(self):  # type: ignore[no-untyped-def]
+        raise AssertionError("resolve() walked every host")
+
+    def items(self):  # type: ignore[no-untyped-def]
+        raise AssertionError("resolve() walked every host")
+
+
+def test_resolve_in_a_1000_host_datacenter_touches_two_hosts() -> None:
     dc = big_datacenter(1000)
-    resolve(dc, S.VMOTION, "esx500", "esx999")
-    start = time.perf_counter()
-    runs = 200
-    for _ in range(runs):
-        flows = resolve(dc, S.VMOTION, "esx500", "esx999")
-    per_call = (time.perf_counter() - start) / runs
+    dc.hosts = _NoScan(dc.hosts)  # type: ignore[assignment]
+    flows = resolve(dc, S.VMOTION, "esx500", "esx999")
     assert len(flows) == 4
-    assert per_call < 1e-3, f"{per_call * 1e6:.0f} us per resolve"

@@ -11,7 +11,16 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from vmknet.dataplane import naming
-from vmknet.dataplane.kstate import Address, KernelState, Link, Qdisc, Route, Rule
+from vmknet.dataplane.kstate import (
+    MANAGED_SYSCTLS,
+    POLICY_TABLES,
+    Address,
+    KernelState,
+    Link,
+    Qdisc,
+    Route,
+    Rule,
+)
 from vmknet.dataplane.render import render, render_index
 from vmknet.model import (
     Controller,
@@ -274,7 +283,16 @@ def test_parse_ns_maps_namespace_names_back() -> None:
 
 def test_policy_tables_skip_the_kernel_reserved_ones() -> None:
     assert naming.policy_table("vmk1") == 101
-    assert {naming.policy_table(f"vmk{n}") for n in range(1000)}.isdisjoint({253, 254, 255})
+    tables = [naming.policy_table(f"vmk{n}") for n in range(897)]
+    assert len(set(tables)) == 897 and set(tables) <= set(POLICY_TABLES) - {253, 254, 255}
+    assert naming.policy_table("vmk9999") is None
+
+
+def test_every_sysctl_render_sets_is_one_a_backend_reads() -> None:
+    dc = Datacenter.model_validate(parse(EXAMPLE.read_text()))
+    dc.physical = PhysicalNetwork(routers={"core": Router()}, controller=Controller(
+        address=IPv4Interface("198.18.0.250/24")))
+    assert {key for _, key in render(dc).sysctls} <= set(MANAGED_SYSCTLS)
 
 
 # ------------------------------------------------------- property: names

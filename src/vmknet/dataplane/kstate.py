@@ -16,6 +16,25 @@ from typing import Literal
 
 LinkKind = Literal["veth", "bridge", "ifb"]
 
+MANAGED_SYSCTLS: tuple[str, ...] = (
+    "net.ipv4.tcp_congestion_control",
+    "net.ipv4.ip_forward",
+    "net.ipv4.conf.all.arp_ignore",
+    "net.ipv4.conf.all.arp_announce",
+    "net.ipv4.conf.all.rp_filter",
+    "net.ipv4.conf.all.promote_secondaries",
+    "net.ipv6.conf.all.disable_ipv6",
+    "net.ipv6.conf.all.keep_addr_on_down",
+    "net.ipv6.conf.all.accept_dad",
+    "net.ipv6.conf.default.accept_dad",
+    "net.ipv6.conf.all.forwarding",
+)
+"""Every sysctl `render` may set; a backend's `read` reports each of them in every namespace
+(a key it did not report would be set again on every apply)."""
+
+POLICY_TABLES = range(100, 1000)
+"""Routing tables vmknet owns besides main (254): table 100+N of adapter vmkN (PATH-7)."""
+
 
 @dataclass(frozen=True, slots=True)
 class Link:

@@ -21,6 +21,8 @@ from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from typing import Literal
 
+from .kstate import POLICY_TABLES
+
 IFNAMSIZ = 15  # usable characters of a Linux interface name
 PNET = "_pnet"
 CONTROLLER = "_ctl"
@@ -148,10 +150,16 @@ def adapter_number(vmk: str) -> int:
     return 10000 + int(_short_hash(vmk, 4), 16) % 10000
 
 
-def policy_table(vmk: str) -> int:
-    """Table 100+N holds vmkN's own routes; tables 253-255 belong to the kernel, so skip them."""
+def policy_table(vmk: str) -> int | None:
+    """Table 100+N holds vmkN's own routes, skipping the kernel's 253-255.
+
+    None beyond the tables vmknet owns (vmk897 and up): such an adapter gets
+    no policy routing, its flows follow the main table.
+    """
     table = 100 + adapter_number(vmk)
-    return table + 1000 if table >= _RESERVED_TABLES.start else table
+    if table >= _RESERVED_TABLES.start:
+        table += len(_RESERVED_TABLES)
+    return table if table in POLICY_TABLES else None
 
 
 def policy_priority(vmk: str) -> int:

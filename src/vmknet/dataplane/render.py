@@ -43,13 +43,6 @@ _ROUTER_SYSCTLS = {
     "net.ipv4.conf.all.promote_secondaries": "1",
     **_NO_DAD,
 }
-SYSCTL_KEYS = frozenset(
-    {"net.ipv4.tcp_congestion_control", "net.ipv4.conf.all.arp_ignore",
-     "net.ipv4.conf.all.arp_announce", "net.ipv4.conf.all.rp_filter",
-     "net.ipv6.conf.all.keep_addr_on_down", *_PLANE_SYSCTLS, *_ROUTER_SYSCTLS}
-)
-"""Every sysctl render may set: what a backend's read() must report for each namespace."""
-
 IPIface = IPv4Interface | IPv6Interface
 IPAddr = IPv4Address | IPv6Address
 
@@ -272,6 +265,8 @@ def _onlink(gateway: IPAddr, adapters: dict[str, Vmknic], ipv6: bool) -> str | N
 def _policy(b: _Builder, ns: str, stack: Netstack, vmk_name: str, vmk: Vmknic) -> None:
     """Table 100+N: a flow bound to vmkN's address leaves by vmkN (multi-NIC, PATH-7)."""
     table, dev = naming.policy_table(vmk_name), naming.adapter_ifname(vmk_name)
+    if table is None:
+        return
     for iface in _ifaces(vmk, stack.ipv6_enabled):
         net, v4 = iface.network, iface.version == 4
         b.route(Route(ns, str(net), None, dev=dev, table=table, src=str(iface.ip)))

@@ -1,4 +1,4 @@
-"""Events: side effects of an operation on other objects, recorded with the rule that caused them."""
+"""Events: side effects of an operation on other objects, with the rule that caused them."""
 
 from __future__ import annotations
 

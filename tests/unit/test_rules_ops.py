@@ -16,8 +16,8 @@ from vmknet.model import (
     FcoeAdapter,
     Service,
 )
-from vmknet.ops import execute
 from vmknet.ops import dvs as D
+from vmknet.ops import execute
 from vmknet.ops import host as H
 from vmknet.ops import interface as I
 from vmknet.ops import netstack as N

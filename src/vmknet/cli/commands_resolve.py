@@ -10,32 +10,13 @@ from ..model import Service
 from .context import AppContext, pass_app, reported
 from .output import emit_json, say, table
 
-# Short names an administrator types, beyond the API names and esxcli tags Service.parse knows.
-ALIASES: dict[str, Service] = {
-    "mgmt": Service.MANAGEMENT,
-    "provisioning": Service.PROVISIONING,
-    "nfc": Service.PROVISIONING,
-    "ft": Service.FT_LOGGING,
-    "ftlogging": Service.FT_LOGGING,
-    "replication": Service.REPLICATION,
-    "replicationnfc": Service.REPLICATION_NFC,
-    "witness": Service.VSAN_WITNESS,
-    "backup": Service.BACKUP_NFC,
-    "backupnfc": Service.BACKUP_NFC,
-    "nvme": Service.NVME_TCP,
-}
-
 
 def parse_service(ctx: click.Context, param: click.Parameter, value: str) -> Service:
-    """API name (`vmotion`), esxcli tag (`VMotion`) or a short alias (`ft`), any case."""
-    alias = ALIASES.get(value.strip().lower().replace("-", "").replace("_", ""))
-    if alias is not None:
-        return alias
+    """API name (`vmotion`), esxcli tag (`VMotion`) or a short name (`ft`), any case."""
     try:
         return Service.parse(value)
     except ValueError as err:
-        raise click.BadParameter(f"{err}; aliases: {', '.join(sorted(ALIASES))}",
-                                 ctx=ctx, param=param) from None
+        raise click.BadParameter(str(err), ctx=ctx, param=param) from None
 
 
 @click.command()

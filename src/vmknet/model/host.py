@@ -39,7 +39,7 @@ def new_host(nics: int = 4, management_ip: IPv4Interface | None = None) -> Host:
     the default stack tagged Management, `nics` physical NICs at 10000 Mbit/s.
     """
     if nics < 1:
-        raise ValueError("a host needs at least one physical NIC (vmnic0) for its management switch")
+        raise ValueError("a host needs at least one physical NIC (vmnic0) for vSwitch0")
     ipv4 = IPv4Config(type="static", address=management_ip) if management_ip else IPv4Config()
     return Host(
         nics=default_nics(nics),

@@ -26,14 +26,32 @@ class Service(StrEnum):
 
     @classmethod
     def parse(cls, text: str) -> Service:
-        """Accept the API name or the esxcli tag, case-insensitively."""
+        """The API name, the esxcli tag or a short name (`ft`, `nfc`), any case."""
         key = text.strip().lower()
+        short = SHORT_NAMES.get(key.replace("-", "").replace("_", ""))
+        if short is not None:
+            return cls(short)
         for svc in cls:
             if key in (svc.value.lower(), svc.tag.lower()):
                 return svc
-        names = ", ".join(s.tag for s in cls)
+        names = ", ".join([s.tag for s in cls] + sorted(SHORT_NAMES))
         raise ValueError(f"unknown service '{text}' (one of: {names})")
 
+
+# Short names an administrator types, beyond the API names and esxcli tags.
+SHORT_NAMES: dict[str, str] = {
+    "mgmt": "management",
+    "provisioning": "vSphereProvisioning",
+    "nfc": "vSphereProvisioning",
+    "ft": "faultToleranceLogging",
+    "ftlogging": "faultToleranceLogging",
+    "replication": "vSphereReplication",
+    "replicationnfc": "vSphereReplicationNFC",
+    "witness": "vsanWitness",
+    "backup": "vSphereBackupNFC",
+    "backupnfc": "vSphereBackupNFC",
+    "nvme": "nvmeTcp",
+}
 
 ESXCLI_TAGS: dict[Service, str] = {
     Service.MANAGEMENT: "Management",

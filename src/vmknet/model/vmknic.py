@@ -26,7 +26,7 @@ class IPv6Config(VmknetModel):
 
 
 class Vmknic(VmknetModel):
-    """Connected to a standard port group (`portgroup`) or a distributed one (`dvs` + `dvportgroup`)."""
+    """On a standard port group (`portgroup`) or a distributed one (`dvs` + `dvportgroup`)."""
 
     portgroup: str | None = None
     dvs: str | None = None
@@ -54,4 +54,4 @@ class Vmknic(VmknetModel):
 def derived_mac(host: str, name: str) -> str:
     """A stable VMware-OUI MAC (00:50:56) for an object without one, the same on every run."""
     digest = hashlib.sha256(f"{host}/{name}".encode()).digest()
-    return "00:50:56:{:02x}:{:02x}:{:02x}".format(digest[0] & 0x3F, digest[1], digest[2])
+    return f"00:50:56:{digest[0] & 0x3F:02x}:{digest[1]:02x}:{digest[2]:02x}"

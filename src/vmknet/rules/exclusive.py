@@ -51,7 +51,7 @@ def check_exclusive(name: str, host: Host) -> Iterator[VmknetError]:
 
 
 def take_over_service(name: str, host: Host, stack: str) -> list[Event]:
-    """EX-1 / EX-4: the first adapter on an exclusive stack takes its service from the default stack.
+    """EX-1 / EX-4: the first exclusive-stack adapter takes its service from the default stack.
 
     Called right after an adapter was created on `stack`. Nothing gives the
     service back if the stack later loses its adapters (SPEC EX-1 decision).

@@ -50,7 +50,7 @@ def check_host_references(dc: Datacenter, name: str, host: Host) -> Iterator[Vmk
                                          f"{vswitch_path(name, vs_name)}/portgroups/{pg_name}")
     yield from _dvs_uplinks(dc, name, host, owner)
     yield from _unique_portgroups(name, host)
-    for vmk_name, vmk in host.vmknics.items():
+    for vmk_name in host.vmknics:
         yield from _check_vmknic(dc, name, host, vmk_name)
 
 

@@ -48,8 +48,8 @@ def _check_binding(dc: Datacenter, name: str, host: Host, vmk_name: str, switche
                             f"of this host (STO-1)", path=path)
     switches.add(att.switch)
     if len(switches) > 1:
-        yield RuleViolation("STO-1",
-                            f"All iSCSI-bound adapters must be on one switch ({', '.join(sorted(switches))})",
+        names = ", ".join(sorted(switches))
+        yield RuleViolation("STO-1", f"All iSCSI-bound adapters must be on one switch ({names})",
                             path=path)
     yield from _targets_in_subnet(name, host, vmk_name, path)
 

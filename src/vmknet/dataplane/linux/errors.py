@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import errno as errno_mod
 import os
+import struct
 import subprocess
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
@@ -83,7 +84,8 @@ def translating(what: str, op_name: str) -> Iterator[None]:
         yield
     except DataplaneError:
         raise
-    except (NetlinkError, OSError, subprocess.CalledProcessError) as exc:
+    except (NetlinkError, OSError, subprocess.CalledProcessError, ValueError,
+            struct.error) as exc:
         reason, code = _reason(exc)
         raise DataplaneError(f"{what}: {reason}", code="DataplaneError",
                              errno=code, op=op_name) from exc

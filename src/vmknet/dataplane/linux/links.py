@@ -34,8 +34,20 @@ def _attach(link: Link) -> None:
             nlk.set_link(link.name, state="up")
 
 
+def _check(op: AddLink | ModifyLink, link: Link | None) -> None:
+    """Refuse values netlink cannot even encode, before touching the kernel."""
+    if link is None:
+        return
+    for what, value, low in (("bridge priority", link.bridge_priority, 0),
+                             ("port cost", link.port_cost, 1), ("MTU", link.mtu, 68)):
+        if value is not None and not low <= value <= 0xFFFF:
+            raise refuse(op, f"{what} {value} out of range {low}..65535")
+
+
 def add(op: AddLink) -> None:
     link = op.link
+    _check(op, link)
+    _check(op, op.peer_link)
     if link.kind == "veth":
         _add_veth(op)
         return
@@ -101,6 +113,7 @@ def _apply(nlk: Netlink, before: Link, after: Link) -> None:
 
 def modify(op: ModifyLink) -> None:
     before, after = op.before, op.after
+    _check(op, after)
     if (before.ns, before.name, before.kind, before.peer) != (
             after.ns, after.name, after.kind, after.peer):
         raise refuse(op, "only master, MTU, MAC, admin state and STP settings can change")

@@ -1,8 +1,8 @@
 """The pyroute2 seam: every untyped netlink call of the Linux backend lives here.
 
 `Netlink` wraps one rtnetlink socket that was opened inside a namespace (see
-`netns.netlink_fd`); the rest of the package sees typed records (`RawLink`,
-`RawAddr`, ...) and plain methods. Errors are left as raised (pyroute2's
+`netns.netlink_fd`) and offers typed methods for the writes; reads are parsed
+by `rtdump` instead (faster). Errors are left as raised (pyroute2's
 `NetlinkError`, `OSError`): `errors.translate` turns them into
 `DataplaneError` in one place.
 """
@@ -10,7 +10,6 @@
 from __future__ import annotations
 
 import socket
-from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
@@ -25,11 +24,13 @@ IFF_UP = 0x1
 IFA_F_NODAD = 0x02
 RT_SCOPE_UNIVERSE = 0
 RT_SCOPE_LINK = 253
+RT_SCOPE_NOWHERE = 255
 TC_H_ROOT = 0xFFFFFFFF
 # STP timers in clock_t (USER_HZ = 100): the kernel minimums, for fast failover.
 FORWARD_DELAY = 200  # 2 s
 HELLO_TIME = 100  # 1 s
 MAX_AGE = 600  # 6 s
+DEFAULT_BRIDGE_PRIORITY = 32768  # the kernel's; `None` in a `Link` means this
 
 
 def netlink_error_code(exc: BaseException) -> int | None:
@@ -49,65 +50,6 @@ def remove_netns(name: str) -> None:
     _pyr_netns.remove(name)
 
 
-@dataclass(frozen=True, slots=True)
-class RawLink:
-    index: int
-    name: str
-    kind: str | None
-    up: bool
-    master: int | None
-    mtu: int
-    mac: str | None
-    link: int | None  # veth: the peer's ifindex (in the peer's namespace)
-    link_netnsid: int | None  # veth: the peer's namespace, as this namespace numbers it
-    stp_state: int | None  # bridge
-    priority: int | None  # bridge
-    port_cost: int | None  # bridge port
-
-
-@dataclass(frozen=True, slots=True)
-class RawAddr:
-    index: int
-    family: int
-    address: str
-    prefixlen: int
-
-
-@dataclass(frozen=True, slots=True)
-class RawRoute:
-    family: int
-    table: int
-    proto: int
-    type: int
-    dst: str | None
-    dst_len: int
-    gateway: str | None
-    oif: int | None
-    prefsrc: str | None
-    multipath: bool
-
-
-@dataclass(frozen=True, slots=True)
-class RawRule:
-    family: int
-    table: int
-    priority: int
-    src: str | None
-    src_len: int
-
-
-@dataclass(frozen=True, slots=True)
-class RawQdisc:
-    index: int
-    parent: int
-    kind: str | None
-    rate: int | None  # tbf: bytes/s, 0xFFFFFFFF when the kernel reports a 64-bit rate
-
-
-def _opt(msg: Any, name: str) -> Any:
-    return None if msg is None else msg.get_attr(name)
-
-
 class Netlink:
     """One rtnetlink socket bound to a namespace (by the thread that created the fd)."""
 
@@ -123,63 +65,6 @@ class Netlink:
     def __exit__(self, t: type[BaseException] | None, e: BaseException | None,
                  tb: TracebackType | None) -> None:
         self.close()
-
-    # ------------------------------------------------------------------ dumps
-
-    def links(self) -> list[RawLink]:
-        out = []
-        for m in self._ipr.get_links():
-            info = m.get_attr("IFLA_LINKINFO")
-            kind = _opt(info, "IFLA_INFO_KIND")
-            data = _opt(info, "IFLA_INFO_DATA") if kind == "bridge" else None
-            slave = (_opt(info, "IFLA_INFO_SLAVE_DATA")
-                     if _opt(info, "IFLA_INFO_SLAVE_KIND") == "bridge" else None)
-            out.append(RawLink(
-                index=int(m["index"]), name=str(m.get_attr("IFLA_IFNAME")),
-                kind=kind, up=bool(m["flags"] & IFF_UP), master=m.get_attr("IFLA_MASTER"),
-                mtu=int(m.get_attr("IFLA_MTU")), mac=m.get_attr("IFLA_ADDRESS"),
-                link=m.get_attr("IFLA_LINK"), link_netnsid=m.get_attr("IFLA_LINK_NETNSID"),
-                stp_state=_opt(data, "IFLA_BR_STP_STATE"), priority=_opt(data, "IFLA_BR_PRIORITY"),
-                port_cost=_opt(slave, "IFLA_BRPORT_COST"),
-            ))
-        return out
-
-    def addrs(self) -> list[RawAddr]:
-        return [RawAddr(int(m["index"]), int(m["family"]),
-                        str(m.get_attr("IFA_LOCAL") or m.get_attr("IFA_ADDRESS")),
-                        int(m["prefixlen"]))
-                for m in self._ipr.get_addr(family=socket.AF_UNSPEC)]
-
-    def routes(self) -> list[RawRoute]:
-        return [RawRoute(
-            family=int(m["family"]), table=int(m.get_attr("RTA_TABLE") or m["table"]),
-            proto=int(m["proto"]), type=int(m["type"]), dst=m.get_attr("RTA_DST"),
-            dst_len=int(m["dst_len"]), gateway=m.get_attr("RTA_GATEWAY"),
-            oif=m.get_attr("RTA_OIF"), prefsrc=m.get_attr("RTA_PREFSRC"),
-            multipath=m.get_attr("RTA_MULTIPATH") is not None,
-        ) for m in self._ipr.get_routes()]
-
-    def rules(self) -> list[RawRule]:
-        return [RawRule(int(m["family"]), int(m.get_attr("FRA_TABLE") or m["table"]),
-                        int(m.get_attr("FRA_PRIORITY") or 0), m.get_attr("FRA_SRC"),
-                        int(m["src_len"]))
-                for m in self._ipr.get_rules(family=socket.AF_UNSPEC)
-                if m["family"] in (socket.AF_INET, socket.AF_INET6)]
-
-    def qdiscs(self) -> list[RawQdisc]:
-        out = []
-        for m in self._ipr.get_qdiscs():
-            kind = m.get_attr("TCA_KIND")
-            parms = _opt(m.get_attr("TCA_OPTIONS"), "TCA_TBF_PARMS") if kind == "tbf" else None
-            rate = None if parms is None else int(parms["rate"])
-            out.append(RawQdisc(int(m["index"]), int(m["parent"]), kind, rate))
-        return out
-
-    def netnsid_of(self, nsfd: int) -> int | None:
-        """The id this namespace gives the namespace open at `nsfd` (None: not assigned)."""
-        reply = self._ipr.get_netnsid(fd=nsfd)
-        nsid = reply.get("nsid") if isinstance(reply, dict) else None
-        return nsid if isinstance(nsid, int) and nsid >= 0 else None
 
     # ------------------------------------------------------------------ links
 
@@ -214,9 +99,8 @@ class Netlink:
         attrs: dict[str, object] = {
             "br_forward_delay": FORWARD_DELAY, "br_hello_time": HELLO_TIME,
             "br_max_age": MAX_AGE, "br_stp_state": 1 if stp else 0,
+            "br_priority": DEFAULT_BRIDGE_PRIORITY if priority is None else priority,
         }
-        if priority is not None:
-            attrs["br_priority"] = priority
         return attrs
 
     def set_bridge(self, name: str, stp: bool, priority: int | None) -> None:

@@ -3,10 +3,11 @@
 One helper thread tours all namespaces once (setns per namespace), opening an
 rtnetlink socket in each and reading the managed sysctls while it is there;
 the dumps (links, addresses, routes, rules, qdiscs) then run on those sockets
-from the calling thread. A veth's peer is found from IFLA_LINK (the peer's
-ifindex) and IFLA_LINK_NETNSID (the peer namespace's id as seen from this
-one): candidates are namespaces holding a veth with that ifindex pointing back,
-and one RTM_GETNSID per candidate (cached per namespace pair) confirms which
+from the calling thread, parsed by `rtdump` (not pyroute2: ~20x faster).
+A veth's peer is found from IFLA_LINK (the peer's ifindex) and
+IFLA_LINK_NETNSID (the peer namespace's id as seen from this one):
+candidates are namespaces holding a veth with that ifindex pointing back, and
+one RTM_GETNSID per candidate (cached per namespace pair) confirms which
 namespace carries that id.
 
 What is reported mirrors `KernelState`: only veth/bridge/ifb links; no IPv6
@@ -23,16 +24,17 @@ import ipaddress
 import os
 import socket
 from dataclasses import dataclass, field
+from typing import cast
 
-from ..kstate import Address, KernelState, Link, Resolver, Route, Rule
+from ..kstate import Address, KernelState, Link, LinkKind, Qdisc, Resolver, Route, Rule
 from . import netns, resolver, sysctl, tc
-from .nl import TC_H_ROOT, Netlink, RawAddr, RawLink, RawQdisc, RawRoute, RawRule
+from .nl import DEFAULT_BRIDGE_PRIORITY, TC_H_ROOT
 from .routes import PROTO_GATEWAY_ONLY
+from .rtdump import Dumper, RawAddr, RawLink, RawQdisc, RawRoute, RawRule
 
 KINDS = ("veth", "bridge", "ifb")
 KERNEL_PROTOS = {1, 2, 9}  # redirect, kernel, ra
 RTN_UNICAST = 1
-DEFAULT_PRIORITY = 32768
 _LINK_LOCAL6 = ipaddress.ip_network("fe80::/10")
 
 
@@ -51,6 +53,7 @@ class _Dump:
 
 
 def _enter() -> tuple[int, dict[str, str]]:
+    """Inside one namespace: an rtnetlink socket, and the sysctls."""
     return (netns.netlink_socket_here(), sysctl.read_here())
 
 
@@ -61,21 +64,21 @@ def read_state(prefix: str) -> KernelState:
             fds[ns] = netns.open_fd(ns)
         except FileNotFoundError:  # removed meanwhile
             continue
-    socks: dict[str, Netlink] = {}
+    socks: dict[str, Dumper] = {}
     try:
         entered = netns.visit(fds, _enter)
         for ns, (sock, _) in entered.items():
-            socks[ns] = Netlink(sock)
-        dumps = {ns: _dump(nlk, entered[ns][1], ns) for ns, nlk in socks.items()}
+            socks[ns] = Dumper(sock)
+        dumps = {ns: _dump(d, entered[ns][1], ns) for ns, d in socks.items()}
         return _build(dumps, socks, fds)
     finally:
-        for nlk in socks.values():
-            nlk.close()
+        for d in socks.values():
+            d.close()
         for fd in fds.values():
             os.close(fd)
 
 
-def _dump(nlk: Netlink, sysctls: dict[str, str], ns: str) -> _Dump:
+def _dump(nlk: Dumper, sysctls: dict[str, str], ns: str) -> _Dump:
     return _Dump(nlk.links(), nlk.addrs(), nlk.routes(), nlk.rules(), nlk.qdiscs(),
                  sysctls, resolver.read(ns))
 
@@ -83,9 +86,9 @@ def _dump(nlk: Netlink, sysctls: dict[str, str], ns: str) -> _Dump:
 class _Peers:
     """Maps (namespace, netnsid) to the namespace name, asking the kernel only to confirm."""
 
-    def __init__(self, dumps: dict[str, _Dump], socks: dict[str, Netlink],
+    def __init__(self, dumps: dict[str, _Dump], queries: dict[str, Dumper],
                  fds: dict[str, int]) -> None:
-        self.dumps, self.socks, self.fds = dumps, socks, fds
+        self.dumps, self.queries, self.fds = dumps, queries, fds
         self.index = {ns: d.by_index() for ns, d in dumps.items()}
         self.names: dict[tuple[str, int], str] = {}
         self.asked: dict[tuple[str, str], int | None] = {}
@@ -119,14 +122,14 @@ class _Peers:
 
     def _nsid(self, ns: str, cand: str) -> int | None:
         if (ns, cand) not in self.asked:
-            self.asked[(ns, cand)] = self.socks[ns].netnsid_of(self.fds[cand])
+            self.asked[(ns, cand)] = self.queries[ns].nsid_of(self.fds[cand])
         return self.asked[(ns, cand)]
 
 
-def _build(dumps: dict[str, _Dump], socks: dict[str, Netlink],
+def _build(dumps: dict[str, _Dump], queries: dict[str, Dumper],
            fds: dict[str, int]) -> KernelState:
     state = KernelState(namespaces=set(dumps))
-    peers = _Peers(dumps, socks, fds)
+    peers = _Peers(dumps, queries, fds)
     for ns, d in dumps.items():
         index = peers.index[ns]
         names = {i: link.name for i, link in index.items()}
@@ -140,7 +143,7 @@ def _build(dumps: dict[str, _Dump], socks: dict[str, Netlink],
             state.sysctls[(ns, key)] = value
         for q in d.qdiscs:
             if q.kind == "tbf" and q.parent == TC_H_ROOT and q.rate is not None:
-                state.qdiscs[(ns, names[q.index])] = tc.qdisc(ns, names[q.index], q.rate)
+                state.qdiscs[(ns, names[q.index])] = Qdisc(ns, names[q.index], tc.to_mbit(q.rate))
         if d.resolver is not None:
             state.resolvers[ns] = d.resolver
     return state
@@ -150,10 +153,10 @@ def _link(ns: str, raw: RawLink, index: dict[int, RawLink], peers: _Peers) -> Li
     master = index.get(raw.master) if raw.master else None
     stp = bool(raw.stp_state)
     priority = raw.priority if raw.kind == "bridge" and (
-        stp or raw.priority != DEFAULT_PRIORITY) else None
+        stp or raw.priority != DEFAULT_BRIDGE_PRIORITY) else None
     cost = raw.port_cost if master is not None and master.stp_state else None
     return Link(
-        ns=ns, name=raw.name, kind=raw.kind,  # type: ignore[arg-type]  # checked in KINDS
+        ns=ns, name=raw.name, kind=cast(LinkKind, raw.kind),  # one of KINDS (caller)
         peer=peers.peer(ns, raw) if raw.kind == "veth" else None,
         master=master.name if master is not None else None, mtu=raw.mtu, mac=raw.mac,
         up=raw.up, stp=stp, bridge_priority=priority, port_cost=cost,

@@ -18,7 +18,7 @@ import socket
 from ..kops import AddAddress, AddRoute, AddRule, DeleteAddress, DeleteRoute, DeleteRule
 from ..kstate import Route
 from . import netns
-from .nl import RT_SCOPE_LINK, RT_SCOPE_UNIVERSE
+from .nl import RT_SCOPE_LINK, RT_SCOPE_NOWHERE, RT_SCOPE_UNIVERSE
 
 PROTO_VMKNET = 118  # a route vmknet added with its device (or without gateway)
 PROTO_GATEWAY_ONLY = 119  # a route vmknet added with a gateway and no device
@@ -65,6 +65,8 @@ def _spec(route: Route, oif: int | None, adding: bool) -> dict[str, object]:
         spec["scope"] = RT_SCOPE_UNIVERSE if route.gateway else RT_SCOPE_LINK
         if route.src is not None:
             spec["prefsrc"] = route.src
+    else:
+        spec["scope"] = RT_SCOPE_NOWHERE  # delete matches any scope, as `ip route del` does
     return spec
 
 

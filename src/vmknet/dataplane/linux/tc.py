@@ -2,17 +2,14 @@
 
 Netlink (pyroute2) sets and reads tbf for rates below 2^32 bytes/s (~34 Gbit/s);
 pyroute2 has no TCA_TBF_RATE64, so faster rates (40/100 Gbit uplinks) use the
-`tc` command inside the namespace, and reading such a rate (the kernel reports
-0xFFFFFFFF in the 32-bit field) asks `tc -j` for it.
+`tc` command inside the namespace; `rtdump` reads TCA_TBF_RATE64 itself.
 """
 
 from __future__ import annotations
 
-import json
 import subprocess
 
 from ..kops import SetQdisc
-from ..kstate import Qdisc
 from . import netns
 
 LATENCY_MS = 50
@@ -53,17 +50,3 @@ def set_qdisc(op: SetQdisc) -> None:
 
 def to_mbit(rate: int) -> int:
     return round(rate * 8 / 1_000_000)
-
-
-def rate64(ns: str, ifname: str) -> int:
-    """The rate (bytes/s) of a tbf faster than 32 bits, from `tc -j`."""
-    for q in json.loads(_tc(ns, "-j", "qdisc", "show", "dev", ifname, "root") or "[]"):
-        if q.get("kind") == "tbf":
-            return int(q["options"]["rate"])
-    return RATE32_MAX
-
-
-def qdisc(ns: str, ifname: str, rate: int) -> Qdisc:
-    if rate >= RATE32_MAX:
-        rate = rate64(ns, ifname)
-    return Qdisc(ns, ifname, to_mbit(rate))

@@ -169,6 +169,20 @@ def test_wire_mtu_is_the_switch_mtu() -> None:
     assert state.links[(DEF1, "vmk1")].mtu == 1500
 
 
+def test_a_segment_bridge_shows_its_smallest_port_mtu_as_the_kernel_does() -> None:
+    dc = lab(2)
+    for i, name in enumerate(("esx01", "esx02"), start=1):
+        add_vswitch(dc.hosts[name], "vSwitch1", ["vmnic1"], mtu=9000 if i == 1 else 1500)
+        add_vmk(dc.hosts[name], "vmk1", "pg", vswitch="vSwitch1", ip=f"198.18.4.1{i}/24",
+                vlan=20)
+    add_vswitch(dc.hosts["esx01"], "vSwitch2", ["vmnic2"], mtu=9000)
+    add_vmk(dc.hosts["esx01"], "vmk2", "jumbo", vswitch="vSwitch2", ip="198.18.6.11/24",
+            vlan=60)
+    state = render(dc)
+    assert state.links[(PNET, "vl20")].mtu == 1500
+    assert state.links[(PNET, "vl60")].mtu == 9000
+
+
 def test_stack_sysctls_resolver_and_ipv6_off() -> None:
     dc = lab(1)
     stack = dc.hosts["esx01"].netstacks["defaultTcpipStack"]

@@ -206,10 +206,10 @@ class MemoryBackend:
         if iface.version == 6 and self.state.sysctls.get(
                 (a.ns, "net.ipv6.conf.all.disable_ipv6")) == "1":
             raise self._fail("EACCES", f"IPv6 is disabled in {a.ns}", op)
-        if any((b.ns, b.ifname, ip_interface(b.cidr)) == (a.ns, a.ifname, iface)
-               for b in self.state.addresses):
+        address = replace(a, cidr=str(iface))  # stored canonical: a set lookup finds it
+        if address in self.state.addresses:
             raise self._fail("EEXIST", f"{a.cidr} already on {a.ifname}", op)
-        self.state.addresses.add(replace(a, cidr=str(iface)))
+        self.state.addresses.add(address)
 
     def _delete_address(self, op: DeleteAddress) -> None:
         a = op.address
@@ -247,8 +247,9 @@ class MemoryBackend:
         if gateway.version != _version(r):
             return False
         for a in self.state.addresses:
-            if a.ns == r.ns and r.dev in (None, a.ifname) and gateway in ip_interface(
-                    a.cidr).network:
+            if a.ns != r.ns or r.dev not in (None, a.ifname):
+                continue  # cheap tests first: parsing every address is what costs
+            if gateway in ip_interface(a.cidr).network:
                 return True
         return any(x.ns == r.ns and x.gateway is None and r.dev in (None, x.dev)
                    and x.table in (r.table, 254) and not x.dst.startswith("default")

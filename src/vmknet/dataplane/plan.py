@@ -130,9 +130,10 @@ def plan(current: KernelState, desired: KernelState) -> list[KernelOp]:
     ops += _create_links(links, want)
     ops += [AddAddress(a) for a in sorted(want.addresses - (cur.addresses - gone_addrs),
                                           key=repr)]
-    kept = cur.routes - gone_routes
+    kept = _by_key(cur.routes - gone_routes)
     ops += [AddRoute(r) for r in _route_order(
-        {r for r in want.routes if not any(route_matches(c, r) for c in kept)})]
+        {r for r in want.routes if not any(route_matches(c, r)
+                                           for c in kept.get(route_key(r), ()))})]
     ops += [AddRule(r) for r in sorted(want.rules - cur.rules, key=repr)]
     ops += _set_qdiscs(cur, want, doomed)
     ops += [SetResolver(ns, cur.resolvers.get(ns), r) for ns, r in sorted(want.resolvers.items())
@@ -154,8 +155,9 @@ def _gone_routes(cur: KernelState, want: KernelState, doomed: set[tuple[str, str
                   if link.up and k in want.links and not want.links[k].up}
     gone: set[Route] = set()
     claimed: set[RouteKey] = set()
+    wanted_by_key = _by_key(want.routes)
     for route in sorted(cur.routes, key=repr):
-        wanted = any(route_matches(route, w) for w in want.routes)
+        wanted = any(route_matches(route, w) for w in wanted_by_key.get(route_key(route), ()))
         dev = (route.ns, route.dev or "")
         if (not wanted or route_key(route) in claimed or dev in doomed or dev in going_down
                 or any(_depends(route, a) for a in gone_addrs)):
@@ -163,6 +165,13 @@ def _gone_routes(cur: KernelState, want: KernelState, doomed: set[tuple[str, str
         else:
             claimed.add(route_key(route))  # a duplicate (say another metric) still goes
     return gone
+
+
+def _by_key(routes: Iterable[Route]) -> dict[RouteKey, list[Route]]:
+    found: dict[RouteKey, list[Route]] = {}
+    for route in routes:
+        found.setdefault(route_key(route), []).append(route)
+    return found
 
 
 def _depends(route: Route, address: Address) -> bool:

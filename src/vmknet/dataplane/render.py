@@ -17,7 +17,7 @@ so it gets no wire. Kernel-generated routes (connected, local) are not modelled.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from ipaddress import IPv4Address, IPv4Interface, IPv6Address, IPv6Interface, ip_network
 
 from ..errors import InvalidArgument
@@ -27,7 +27,6 @@ from . import naming
 from .kstate import Address, KernelState, Link, Qdisc, Resolver, Route, Rule
 from .naming import Endpoint
 
-PNET_MTU = 9000  # a jumbo fabric: a too-small port drops, as on a real switch
 ADAPTER_BRIDGE_PRIORITY = 32768  # kernel default: never root while a pnet bridge (0) is up
 PNET_BRIDGE_PRIORITY = 0
 VLAN_TRUNK = 4095
@@ -52,6 +51,7 @@ class _Builder:
     lab: str
     state: KernelState = field(default_factory=KernelState)
     index: dict[tuple[str, str], Endpoint] = field(default_factory=dict)
+    route_keys: set[tuple[str, int, str]] = field(default_factory=set)
 
     def namespace(self, ns: str, sysctls: dict[str, str]) -> None:
         self.state.namespaces.add(ns)
@@ -73,7 +73,7 @@ class _Builder:
     def segment(self, vlan: int) -> str:
         """The `_pnet` bridge of one VLAN, made on first use."""
         bridge = Link(naming.pnet_ns(self.lab), naming.segment_bridge(vlan), "bridge",
-                      mtu=PNET_MTU, stp=True, bridge_priority=PNET_BRIDGE_PRIORITY)
+                      stp=True, bridge_priority=PNET_BRIDGE_PRIORITY)
         if bridge.key not in self.state.links:
             self.link(bridge, Endpoint("segment", vlan=vlan))
         return bridge.name
@@ -81,7 +81,8 @@ class _Builder:
     def route(self, route: Route) -> None:
         # The kernel keys a route by (table, dst): the first claim wins, later ones are dropped.
         key = (route.ns, route.table, route.dst)
-        if all((r.ns, r.table, r.dst) != key for r in self.state.routes):
+        if key not in self.route_keys:
+            self.route_keys.add(key)
             self.state.routes.add(route)
 
 
@@ -102,7 +103,24 @@ def _build(dc: Datacenter, lab: str) -> _Builder:
     for name in sorted(dc.physical.routers):
         _router(b, dc, name)
     _controller(b, dc)
+    _bridge_mtus(b.state)
     return b
+
+
+def _bridge_mtus(state: KernelState) -> None:
+    """A bridge shows the smallest MTU of its ports (the kernel adjusts it as ports join).
+
+    Frames are checked against the egress port's MTU, so a segment joining 1500
+    and 9000 ports still drops jumbo frames towards the 1500 ones, as a real
+    switch port would.
+    """
+    smallest: dict[tuple[str, str], int] = {}
+    for link in state.links.values():
+        if link.master is not None:
+            key = (link.ns, link.master)
+            smallest[key] = min(smallest.get(key, link.mtu), link.mtu)
+    for key, mtu in smallest.items():
+        state.links[key] = replace(state.links[key], mtu=mtu)
 
 
 # ------------------------------------------------------------------ hosts

@@ -15,6 +15,7 @@ from vmknet.dataplane.kops import (
     AddLink,
     CreateNamespace,
     DeleteNamespace,
+    KernelOp,
     ModifyLink,
     SetQdisc,
     SetResolver,
@@ -155,7 +156,7 @@ def test_errors_are_dataplane_errors_and_leave_nothing(backend: LinuxBackend,
                                                        prefix: str) -> None:
     ns, missing = prefix + "e", prefix + "missing"
     backend.execute(CreateNamespace(ns))
-    cases = [
+    cases: list[KernelOp] = [
         AddLink(Link(missing, "br0", "bridge")),  # namespace missing
         AddLink(Link(ns, "v0", "veth", peer=(missing, "v1")),
                 Link(missing, "v1", "veth", peer=(ns, "v0"))),  # peer namespace missing
@@ -174,6 +175,19 @@ def test_errors_are_dataplane_errors_and_leave_nothing(backend: LinuxBackend,
         assert "errno" in err.value.details
         _assert_nothing_but(backend, prefix, {ns})
     assert not os.path.exists(f"/run/netns/{missing}")
+
+
+def test_failed_modify_link_is_rolled_back(backend: LinuxBackend, prefix: str) -> None:
+    ns = prefix + "m"
+    a = Link(ns, "a", "veth", peer=(ns, "b"), mtu=1500, mac="02:00:00:00:0a:01")
+    b = Link(ns, "b", "veth", peer=(ns, "a"), mtu=1500, mac="02:00:00:00:0a:02")
+    for op in (CreateNamespace(ns), AddLink(a, b)):
+        backend.execute(op)
+    before = backend.read(prefix)
+    broken = replace(a, mtu=9000, mac="02:00:00:00:0a:ff", up=False, master="nobr")
+    with pytest.raises(DataplaneError, match="ModifyLink"):
+        backend.execute(ModifyLink(a, broken))  # MTU, MAC and state change, then master fails
+    assert backend.read(prefix).links == before.links
 
 
 def test_cleanup_removes_namespaces_and_etc_dirs(prefix: str) -> None:

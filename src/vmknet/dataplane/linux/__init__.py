@@ -19,15 +19,24 @@ with pyroute2 netlink. Mechanisms, module by module:
   118/119 record whether the device was given, so `read` returns the same
   `Route`), policy rules.
 - ``sysctl``: /proc/sys written and read inside the namespace.
-- ``tc``: root tbf via netlink; rates >= 2^32 B/s via the ``tc`` command
-  (pyroute2 lacks TCA_TBF_RATE64).
+- ``tc``: root tbf via netlink (burst: 4 ms at line rate, >= 64 KiB; latency
+  50 ms); rates >= 2^32 B/s (~34 Gbit/s) via the ``tc`` command, since
+  pyroute2 lacks TCA_TBF_RATE64.
 - ``resolver``: /etc/netns/<ns>/resolv.conf, written atomically.
-- ``read``: one thread tours the namespaces (socket + sysctls), dumps run on
-  the sockets; veth peers from IFLA_LINK + IFLA_LINK_NETNSID confirmed with
-  RTM_GETNSID.
+- ``read`` + ``rtdump`` + ``nsid``: one thread tours the namespaces (an
+  rtnetlink socket + the sysctls from each), the dumps run on those sockets
+  and are parsed with ``struct`` (pyroute2's decoder was ~10x slower); veth
+  peers from IFLA_LINK + IFLA_LINK_NETNSID, confirmed with raw RTM_GETNSID.
+  A 16-host lab (81 namespaces, 177 links) reads in ~60 ms.
 - ``errors``: the one place kernel errors become ``DataplaneError``.
 - ``caps``: VLAN/teaming capabilities probed once in a scratch namespace.
-- ``nl``: the pyroute2 seam (the only untyped code).
+- ``nl``: the pyroute2 seam (the only untyped code); used for every write.
+
+What `read` reports, so that plans against it are empty after an apply:
+MACs always (give `Link.mac`, or the plan must ignore a ``None`` MAC);
+``bridge_priority`` for STP bridges (or a non-default one); ``port_cost`` for
+ports of STP bridges only; ``Route.dev`` as given when added (protocol 119
+marks "gateway only"); all five managed sysctls of every namespace.
 
 Needs root, iproute2 (``ip``, ``tc``); the kernel tests also use ``ping``
 (Debian ``iputils-ping``).

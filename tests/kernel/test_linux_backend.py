@@ -21,13 +21,26 @@ from vmknet.dataplane.kops import (
     SetResolver,
     SetSysctl,
 )
-from vmknet.dataplane.kstate import Address, KernelState, Link, Qdisc, Resolver, Route, Rule
+from vmknet.dataplane.kstate import (
+    MANAGED_SYSCTLS,
+    Address,
+    KernelState,
+    Link,
+    Qdisc,
+    Resolver,
+    Route,
+    Rule,
+)
 from vmknet.dataplane.linux import LinuxBackend
 from vmknet.errors import DataplaneError
 
 MANAGED = {"net.ipv4.tcp_congestion_control": "reno", "net.ipv4.conf.all.arp_ignore": "1",
            "net.ipv4.conf.all.arp_announce": "2", "net.ipv6.conf.all.disable_ipv6": "0",
-           "net.ipv4.ip_forward": "0"}
+           "net.ipv4.ip_forward": "0", "net.ipv4.conf.all.rp_filter": "2",
+           "net.ipv4.conf.all.promote_secondaries": "1",
+           "net.ipv6.conf.all.keep_addr_on_down": "1", "net.ipv6.conf.all.accept_dad": "0",
+           "net.ipv6.conf.default.accept_dad": "0", "net.ipv6.conf.all.forwarding": "0"}
+assert set(MANAGED) == set(MANAGED_SYSCTLS)
 
 
 def small_state(p: str) -> KernelState:

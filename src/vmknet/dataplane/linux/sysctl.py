@@ -8,16 +8,11 @@ so reads and writes run in a short-lived thread inside the namespace
 from __future__ import annotations
 
 from ..kops import SetSysctl
+from ..kstate import MANAGED_SYSCTLS
 from . import netns
 
-MANAGED = (
-    "net.ipv4.tcp_congestion_control",
-    "net.ipv4.conf.all.arp_ignore",
-    "net.ipv4.conf.all.arp_announce",
-    "net.ipv6.conf.all.disable_ipv6",
-    "net.ipv4.ip_forward",
-)
-"""The sysctls vmknet manages; `read` reports all of them for every namespace."""
+MANAGED = MANAGED_SYSCTLS
+"""The sysctls vmknet manages (the contract's list); `read` reports all of them, always."""
 
 
 def proc_path(key: str) -> str:

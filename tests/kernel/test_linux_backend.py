@@ -262,5 +262,5 @@ def test_read_of_a_16_host_lab_is_fast(backend: LinuxBackend, prefix: str) -> No
     print(f"\n{len(st.namespaces)} namespaces, {len(st.links)} links: built in {built:.2f} s, "
           f"read in {min(times) * 1000:.0f} ms (best of 3; {[round(t, 3) for t in times]})")
     got.sysctls.clear()
+    # read speed is reported here and measured in bench/, never asserted in a test
     assert got.links == st.links and got.routes == st.routes and got.rules == st.rules
-    assert min(times) < 0.5

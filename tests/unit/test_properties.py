@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import tempfile
 from functools import partial
 from ipaddress import IPv4Address
+from pathlib import Path
 from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from vmknet.errors import VmknetError
+from vmknet.events import Event
 from vmknet.model import DEFAULT_STACK, Datacenter, Service
 from vmknet.ops import Operation, execute
 from vmknet.ops import host as H
@@ -93,3 +96,26 @@ def test_any_operation_sequence_keeps_invariants(sequence: list[Any]) -> None:
             continue
         assert_invariants(dc, new)
         dc = new
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(ops, min_size=1, max_size=12))
+def test_refused_commands_leave_the_store_byte_identical(sequence: list[Any]) -> None:
+    from vmknet.inventory import Inventory
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "inventory.db"
+        inv = Inventory.open(path)
+        inv.run(lambda dc: _seed(dc))
+        for op in sequence:
+            before = path.read_bytes()
+            try:
+                inv.run(op)
+            except VmknetError:
+                assert path.read_bytes() == before
+        assert check(inv.read()) == []
+
+
+def _seed(dc: Datacenter) -> list[Event]:
+    dc.hosts.update(START.model_copy(deep=True).hosts)
+    return []

@@ -8,23 +8,37 @@
 
 Reads go to the store each time, so two processes sharing a store see each
 other's changes; writes are serialised by the store's transactions.
+
+A store bound to a lab (`vmknet lab up`) is realised: `run` and `apply`
+compute the new datacenter, apply it to the lab's namespaces (verify on,
+REQ-5 post-check) while the store transaction is still open, and commit only
+if the kernel took it. A kernel failure has already rolled the kernel back,
+and its exception aborts the store transaction: neither changes. A REQ-5
+refusal is also logged as an event, in a transaction of its own.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
-from .errors import VmknetError
+from .errors import ConcurrentModification, RuleViolation, VmknetError
 from .events import Event
+from .lab import LAB_KEY, Lab
+from .lab.realise import KernelRealiser
 from .model import Datacenter, Service
 from .ops import Operation, execute
 from .resolve import Flow, resolve
 from .rules.checks import check
 from .rules.lint import Finding, lint
 from .state import dumps
-from .state.diff import Change, diff
-from .store import Store, default_store_path
+from .state.diff import Change as StateChange
+from .state.diff import diff
+from .store import Store, Transaction, default_store_path
+
+Change = Callable[[Transaction], tuple[Datacenter, Sequence[Event]]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,27 +46,47 @@ class Plan:
     """The ordered changes from the store's `version` to a desired state."""
 
     version: int
-    changes: list[Change]
+    changes: list[StateChange]
     desired: Datacenter
 
 
+class Realiser(Protocol):
+    """Puts a datacenter into a lab's kernel namespaces, or raises having changed nothing."""
+
+    def realise(self, lab: Lab, dc: Datacenter) -> object: ...
+
+
 class Inventory:
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, realiser: Realiser | None = None) -> None:
         self.store = store
+        # Made on first use: an unbound store never touches the kernel (nor needs root).
+        self._realiser = realiser
 
     @classmethod
-    def open(cls, path: str | Path | None = None) -> Inventory:
-        return cls(Store(path if path is not None else default_store_path()))
+    def open(cls, path: str | Path | None = None,
+             realiser: Realiser | None = None) -> Inventory:
+        return cls(Store(path if path is not None else default_store_path()), realiser)
+
+    @property
+    def realiser(self) -> Realiser:
+        if self._realiser is None:
+            self._realiser = KernelRealiser()
+        return self._realiser
 
     def read(self) -> Datacenter:
         return self.store.read()[1]
 
     def run(self, operation: Operation) -> list[Event]:
-        """Execute one operation; on any error the store is untouched."""
-        with self.store.transaction() as txn:
+        """Execute one operation; on any error the store (and the lab's kernel) is untouched."""
+        out: list[Event] = []
+
+        def change(txn: Transaction) -> tuple[Datacenter, list[Event]]:
             new, events = execute(txn.datacenter, operation)
-            txn.save(new, events)
-        return events
+            out.extend(events)
+            return new, events
+
+        self._commit(change)
+        return out
 
     @staticmethod
     def validate(desired: Datacenter) -> list[VmknetError]:
@@ -73,9 +107,60 @@ class Inventory:
         since the plan was made (someone else applied in between).
         """
         plan = desired if isinstance(desired, Plan) else self.plan(desired)
-        if plan.changes:
-            self.store.save_if(plan.version, plan.desired, [])
+
+        def change(txn: Transaction) -> tuple[Datacenter, list[Event]]:
+            if txn.version != plan.version:
+                raise ConcurrentModification(
+                    f"The inventory changed since the plan was made (version {plan.version}"
+                    f", now {txn.version}): run plan again",
+                    expected=plan.version, actual=txn.version)
+            return plan.desired, []
+
+        # Even without store changes a bound lab is re-applied: that repairs kernel drift.
+        if plan.changes or self.store.meta(LAB_KEY) is not None:
+            self._commit(change)
         return plan
+
+    def realise(self) -> None:
+        """Apply the stored datacenter to the bound lab again (`lab status --repair`)."""
+        self._commit(lambda txn: (txn.datacenter, []))
+
+    def bind(self, lab: Lab, desired: Datacenter) -> None:
+        """Bind the store to `lab` and make store and kernel hold `desired`, or neither."""
+        errors = check(desired)
+        if errors:
+            raise errors[0]
+
+        def change(txn: Transaction) -> tuple[Datacenter, list[Event]]:
+            txn.set_meta(LAB_KEY, lab.name)
+            return desired, []
+
+        self._commit(change)
+
+    def unbind(self) -> None:
+        """Forget the lab; the datacenter stays in the store (`lab down`)."""
+        with self.store.transaction() as txn:
+            txn.set_meta(LAB_KEY, None)
+
+    def _commit(self, change: Change) -> None:
+        """The one write path: change, realise in the bound lab, then commit the store."""
+        try:
+            with self.store.transaction() as txn:
+                new, events = change(txn)
+                name = txn.meta(LAB_KEY)
+                if name is not None:
+                    self.realiser.realise(Lab.named(name), new)
+                txn.save(new, events)
+        except RuleViolation as err:
+            if err.code == "REQ-5" and err.details.get("rolled_back"):
+                self._record_rollback(err)
+            raise
+
+    def _record_rollback(self, err: RuleViolation) -> None:
+        # The refused change left nothing, but ESXi logs its network rollback: so do we.
+        hosts = err.details.get("hosts") or [""]
+        with self.store.transaction() as txn:
+            txn.record(Event("REQ-5", f"hosts/{h}" if h else "", err.message) for h in hosts)
 
     def show(self) -> str:
         return dumps(self.read())

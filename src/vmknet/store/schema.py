@@ -2,6 +2,7 @@
 
     inventory(id=1, version, datacenter)   the canonical JSON of the one Datacenter
     events(id, time, version, rule, path, message)   side effects, oldest first
+    meta(key, value)                     small facts about the store (the lab it is bound to)
 
 WAL lets readers go on while one writer works; writers are serialised by
 `BEGIN IMMEDIATE`, which takes the write lock before the read, so a
@@ -15,7 +16,7 @@ import time
 from pathlib import Path
 
 BUSY_TIMEOUT_S = 30.0
-SCHEMA_VERSION = 1  # PRAGMA user_version, for a future migration to check
+SCHEMA_VERSION = 2  # PRAGMA user_version; 1 had no meta table (migrated in place, below)
 
 TABLES = (
     "CREATE TABLE IF NOT EXISTS inventory ("
@@ -23,6 +24,7 @@ TABLES = (
     "CREATE TABLE IF NOT EXISTS events ("
     " id INTEGER PRIMARY KEY, time TEXT NOT NULL, version INTEGER NOT NULL,"
     " rule TEXT NOT NULL, path TEXT NOT NULL, message TEXT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
 )
 
 
@@ -52,7 +54,11 @@ def use_wal(conn: sqlite3.Connection) -> None:
 
 
 def create_tables(conn: sqlite3.Connection) -> None:
-    """Inside the caller's write transaction, so a rolled-back first write leaves no tables."""
+    """Inside the caller's write transaction, so a rolled-back first write leaves no tables.
+
+    Every statement is CREATE ... IF NOT EXISTS, so the same code creates a new
+    file and migrates an older one in place (version 1 only lacks `meta`).
+    """
     if conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION:
         return  # the common case: nothing to write
     for statement in TABLES:
@@ -62,3 +68,8 @@ def create_tables(conn: sqlite3.Connection) -> None:
 
 def has_tables(conn: sqlite3.Connection) -> bool:
     return bool(conn.execute("PRAGMA user_version").fetchone()[0])
+
+
+def has_meta(conn: sqlite3.Connection) -> bool:
+    """A version-1 file read before any write has no meta table yet: it binds nothing."""
+    return int(conn.execute("PRAGMA user_version").fetchone()[0]) >= 2

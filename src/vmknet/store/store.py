@@ -6,6 +6,9 @@
         dc.hosts["esx03"] = new_host()
         txn.save(dc, events)                  # version + 1; an exception rolls all back
 
+`txn.set_meta("lab", "lab1")` / `store.meta("lab")` keep small facts beside the
+datacenter (the lab a store is bound to); they do not change the version.
+
 `save_if(version, dc, events)` is the optimistic variant for `plan` then
 `apply`: it refuses if anyone saved since the plan read `version`.
 
@@ -93,6 +96,26 @@ class Transaction:
         self._stored, self.version = text, version
         return version
 
+    def record(self, events: Iterable[EventLike]) -> None:
+        """Log events without changing the datacenter (e.g. a change that was refused)."""
+        now = datetime.now(UTC).isoformat(timespec="milliseconds")
+        self._conn.executemany(
+            "INSERT INTO events (time, version, rule, path, message) VALUES (?, ?, ?, ?, ?)",
+            [(now, self.version, e.rule, e.path, e.message) for e in events],
+        )
+
+    def meta(self, key: str) -> str | None:
+        return _meta(self._conn, key)
+
+    def set_meta(self, key: str, value: str | None) -> None:
+        """Set `key`, or delete it with None; part of this transaction like `save`."""
+        if value is None:
+            self._conn.execute("DELETE FROM meta WHERE key = ?", (key,))
+        else:
+            self._conn.execute(
+                "INSERT INTO meta (key, value) VALUES (?, ?)"
+                " ON CONFLICT (key) DO UPDATE SET value = excluded.value", (key, value))
+
 
 class Store:
     def __init__(self, path: Path | str) -> None:
@@ -137,6 +160,13 @@ class Store:
                 )
             return txn.save(dc, events)
 
+    def meta(self, key: str) -> str | None:
+        """The value stored under `key`, None when unset (or no store file yet)."""
+        if not self.path.exists():
+            return None
+        with self._sqlite_errors(), closing(schema.connect(self.path)) as conn:
+            return _meta(conn, key)
+
     def events(self, limit: int = 50) -> list[Event]:
         """The last `limit` events, oldest first (as a log reads)."""
         if not self.path.exists():
@@ -174,3 +204,10 @@ def _current(conn: sqlite3.Connection) -> tuple[int, str]:
         return 0, EMPTY
     row = conn.execute("SELECT version, datacenter FROM inventory WHERE id = 1").fetchone()
     return (row[0], row[1]) if row is not None else (0, EMPTY)
+
+
+def _meta(conn: sqlite3.Connection, key: str) -> str | None:
+    if not schema.has_meta(conn):
+        return None
+    row = conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+    return str(row[0]) if row is not None else None

@@ -1,0 +1,49 @@
+"""Which lab a store is bound to: the `lab` key of the store's meta table."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from ..dataplane import naming
+from ..dataplane.base import Backend
+from ..dataplane.linux import LinuxBackend
+from ..errors import InvalidArgument, NotFound
+
+if TYPE_CHECKING:  # the inventory imports this package: no import cycle at run time
+    from ..inventory import Inventory
+
+LAB_KEY = "lab"
+
+
+@dataclass(frozen=True)
+class Lab:
+    """A lab's name and the prefix of every namespace it owns (``vmkl-<name>.``)."""
+
+    name: str
+    prefix: str
+
+    @classmethod
+    def named(cls, name: str) -> Lab:
+        try:
+            return cls(name, naming.prefix(name))
+        except ValueError as err:
+            raise InvalidArgument(str(err), name=name) from None
+
+
+def bound_lab(inv: Inventory) -> Lab | None:
+    name = inv.store.meta(LAB_KEY)
+    return Lab.named(name) if name is not None else None
+
+
+def require_lab(inv: Inventory) -> Lab:
+    lab = bound_lab(inv)
+    if lab is None:
+        raise NotFound("No lab is up for this inventory: run 'vmknet lab up'")
+    return lab
+
+
+def backend_for(lab: Lab) -> Backend:
+    """The kernel the lab lives in; one backend for every lab today (names keep labs apart)."""
+    del lab
+    return LinuxBackend()

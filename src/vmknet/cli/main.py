@@ -15,7 +15,7 @@ from pathlib import Path
 
 import click
 
-from . import commands_objects, commands_resolve, commands_state
+from . import commands_lab, commands_objects, commands_resolve, commands_state
 from .context import AppContext
 from .esxcli import esxcli
 
@@ -36,6 +36,7 @@ for _command in (*commands_state.COMMANDS, commands_resolve.resolve,
                  *commands_objects.COMMANDS):
     main.add_command(_command)
 main.add_command(esxcli)
+main.add_command(commands_lab.lab)
 
 
 if __name__ == "__main__":  # pragma: no cover

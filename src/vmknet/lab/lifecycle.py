@@ -1,0 +1,203 @@
+"""`vmknet lab up | status | down | list`: a lab's whole life, without the CLI's printing.
+
+    report = up(inv, path, "lab")      # bind the store, build, wait for STP and REQ-5
+    state = status(inv)                # realised vs desired, drift per namespace
+    down(inv, name="lab")              # every namespace of the lab, even after a crash
+    labs(inv)                          # labs in the kernel and the store binding each
+
+`down` works from the namespace prefix alone (`LinuxBackend.cleanup`), so a
+lab whose `up` was killed half way, or whose store was deleted, still goes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..dataplane import naming
+from ..dataplane.kops import KernelOp
+from ..dataplane.kstate import KernelState
+from ..dataplane.linux import LinuxBackend, netns
+from ..dataplane.plan import describe, plan
+from ..dataplane.render import render
+from ..errors import AlreadyExists, NotFound, VmknetError
+from ..inventory import Inventory
+from ..model import Datacenter
+from ..state import load_file
+from ..store import Store
+from . import probe, registry
+from .binding import Lab, backend_for, bound_lab, require_lab
+from .realise import KernelRealiser, Realised, Target, management_targets
+
+DEFAULT_NAME = "lab"
+ALL_LABS = "vmkl-"
+STATUS_PROBE_TIMEOUT = 1.0
+_NAME = re.compile(r"[A-Za-z0-9_-]{1,32}")
+
+
+def default_lab_file() -> Path:
+    """examples/lab.yaml of the source tree vmknet runs from (an editable install, the repo)."""
+    for parent in Path(__file__).resolve().parents:
+        candidate = parent / "examples" / "lab.yaml"
+        if candidate.is_file():
+            return candidate
+    raise NotFound("examples/lab.yaml is not next to this vmknet installation: "
+                   "give the lab file, 'vmknet lab up FILE'")
+
+
+# --------------------------------------------------------------------- up
+
+
+@dataclass
+class UpReport:
+    lab: Lab
+    dc: Datacenter
+    state: KernelState  # what was realised
+    seconds: float
+    realised: Realised | None  # None when a custom realiser did the work
+    reapplied: bool  # the lab was this store's already
+
+
+def up(inv: Inventory, file: Path, name: str = DEFAULT_NAME) -> UpReport:
+    lab = Lab.named(name)
+    desired = load_file(file)
+    bound = bound_lab(inv)
+    if bound is not None and bound.name != lab.name:
+        raise AlreadyExists(f"This inventory is bound to lab {bound.name!r}: run "
+                            f"'vmknet lab down' first, or use another --store", lab=bound.name)
+    existing = netns.listed(lab.prefix)
+    if existing and bound is None:
+        owner = registry.store_of(lab.name)
+        raise AlreadyExists(
+            f"Lab {lab.name!r} exists ({len(existing)} namespaces"
+            f"{f', store {owner}' if owner else ''}): run 'vmknet lab down --name {lab.name}'"
+            " first, or choose another --name", lab=lab.name, namespaces=len(existing))
+    registry.record(lab.name, inv.store.path)  # before the kernel: a killed `up` is found
+    start = time.perf_counter()
+    try:
+        inv.bind(lab, desired)
+    except BaseException:
+        if bound is None:
+            registry.forget(lab.name)  # the apply rolled the kernel back: nothing is up
+        raise
+    seconds = time.perf_counter() - start
+    realiser = inv.realiser
+    last = realiser.last if isinstance(realiser, KernelRealiser) else None
+    return UpReport(lab, desired, render(desired, lab.name), seconds, last, bound is not None)
+
+
+# ------------------------------------------------------------------ status
+
+
+@dataclass
+class Status:
+    lab: Lab
+    desired: KernelState
+    current: KernelState
+    drift: dict[str, list[str]]  # namespace -> what the kernel lacks, one plan line each
+    replies: dict[Target, float | None] = field(default_factory=dict)
+
+    @property
+    def in_sync(self) -> bool:
+        return not self.drift
+
+
+def status(inv: Inventory) -> Status:
+    lab = require_lab(inv)
+    dc = inv.read()
+    desired = render(dc, lab.name)
+    current = backend_for(lab).read(lab.prefix)
+    drift: dict[str, list[str]] = {}
+    for op in plan(current, desired):
+        drift.setdefault(op_namespace(op), []).append(describe(op))
+    result = Status(lab, desired, current, dict(sorted(drift.items())))
+    controller = naming.controller_ns(lab.name)
+    targets = management_targets(dc)
+    if dc.physical.controller is not None and controller in current.namespaces and targets:
+        replies = probe.echo(controller, [t.address for t in targets], STATUS_PROBE_TIMEOUT)
+        result.replies = {t: replies.get(t.address) for t in targets}
+    return result
+
+
+def op_namespace(op: KernelOp) -> str:
+    """The namespace an op works in (a veth pair: its first end's)."""
+    for attr in ("ns", "link", "before", "address", "route", "rule"):
+        value = getattr(op, attr, None)
+        if isinstance(value, str):
+            return value
+        if value is not None:
+            return str(value.ns)
+    return "?"
+
+
+# -------------------------------------------------------------- down, list
+
+
+@dataclass
+class Downed:
+    name: str
+    removed: list[str]  # namespaces
+    unbound: list[Path]  # stores that were bound to it
+
+
+def down(inv: Inventory, name: str | None = None, *, every: bool = False) -> list[Downed]:
+    """Remove the named lab (default: this store's, else 'lab'), or every lab with `every`."""
+    if every:
+        names = sorted(set(_kernel_labs()) | set(registry.names()))
+    else:
+        bound = bound_lab(inv)
+        names = [name or (bound.name if bound else DEFAULT_NAME)]
+    return [_down_one(inv, Lab.named(n)) for n in names]
+
+
+def _down_one(inv: Inventory, lab: Lab) -> Downed:
+    removed = LinuxBackend().cleanup(lab.prefix)  # the prefix alone: no store needed
+    unbound = []
+    stores = [inv.store.path]
+    owner = registry.store_of(lab.name)
+    if owner is not None and owner.resolve() != inv.store.path.resolve():
+        stores.append(owner)
+    for path in stores:
+        other = inv if path == inv.store.path else Inventory(Store(path))
+        # A store that was deleted or broken binds nothing; it must not stop the cleanup.
+        with contextlib.suppress(VmknetError):
+            if path.exists() and other.store.meta("lab") == lab.name:
+                other.unbind()
+                unbound.append(path)
+    registry.forget(lab.name)
+    return Downed(lab.name, removed, unbound)
+
+
+@dataclass
+class LabInfo:
+    name: str
+    namespaces: int
+    store: Path | None  # the store that brought it up, if known
+    this_store: bool
+
+
+def labs(inv: Inventory) -> list[LabInfo]:
+    counts = _kernel_labs()
+    bound = bound_lab(inv)
+    out = []
+    for name in sorted(set(counts) | set(registry.names())):
+        if not _NAME.fullmatch(name):
+            continue
+        out.append(LabInfo(name, counts.get(name, 0), registry.store_of(name),
+                           bound is not None and bound.name == name))
+    if bound is not None and bound.name not in counts and not any(i.this_store for i in out):
+        out.append(LabInfo(bound.name, 0, inv.store.path, True))  # bound, but gone (a reboot)
+    return out
+
+
+def _kernel_labs() -> dict[str, int]:
+    """Lab name -> namespace count, for every `vmkl-<name>.*` namespace in the kernel."""
+    counts: dict[str, int] = {}
+    for ns in netns.listed(ALL_LABS):
+        name = ns[len(ALL_LABS):].split(".", 1)[0]
+        if _NAME.fullmatch(name) and "." in ns[len(ALL_LABS):]:
+            counts[name] = counts.get(name, 0) + 1
+    return counts

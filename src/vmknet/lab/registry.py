@@ -1,0 +1,52 @@
+"""Which store brought each lab up: /run/vmknet/labs/<name>.json.
+
+The kernel holds the namespaces, the store holds the binding; this small file
+joins the two for `vmknet lab list` and lets `lab down --name` unbind a store
+it was not given. It lives on /run (tmpfs), so it vanishes at reboot together
+with the namespaces it describes; `lab down` removes it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from datetime import UTC, datetime
+from pathlib import Path
+
+RUN_DIR_ENV = "VMKNET_RUN_DIR"
+
+
+def run_dir() -> Path:
+    return Path(os.environ.get(RUN_DIR_ENV) or "/run/vmknet") / "labs"
+
+
+def record(name: str, store: Path) -> None:
+    folder = run_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    data = {"store": str(store.resolve()), "pid": os.getpid(),
+            "since": datetime.now(UTC).isoformat(timespec="seconds")}
+    tmp = folder / f".{name}.json.tmp"
+    tmp.write_text(json.dumps(data), encoding="utf-8")
+    tmp.replace(folder / f"{name}.json")  # atomic: a reader never sees half a file
+
+
+def store_of(name: str) -> Path | None:
+    try:
+        data = json.loads((run_dir() / f"{name}.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    store = data.get("store") if isinstance(data, dict) else None
+    return Path(store) if isinstance(store, str) else None
+
+
+def names() -> list[str]:
+    folder = run_dir()
+    if not folder.is_dir():
+        return []
+    return sorted(p.name.removesuffix(".json") for p in folder.glob("*.json"))
+
+
+def forget(name: str) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        (run_dir() / f"{name}.json").unlink()

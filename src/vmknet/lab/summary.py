@@ -1,0 +1,85 @@
+"""What a lab consists of, as table rows: per host stacks and adapters, the physical network."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+from ..dataplane import naming
+from ..dataplane.kstate import KernelState
+from ..dataplane.render import render_index
+from ..model import Datacenter
+from ..rules.topology import attachment
+
+ADAPTER_COLUMNS = ("Host", "Stack", "Namespace", "Adapter", "Addresses", "MTU", "Port group",
+                   "Uplinks (failover order)")
+SEGMENT_COLUMNS = ("VLAN", "Segment", "Ports", "Attached")
+ROUTER_COLUMNS = ("Router", "Namespace", "Interfaces")
+
+
+def adapter_rows(dc: Datacenter, state: KernelState, lab: str) -> list[list[str]]:
+    index = render_index(dc, lab)
+    uplinks: dict[tuple[str, str], list[tuple[int, str]]] = defaultdict(list)
+    for key, end in index.items():
+        link = state.links.get(key)
+        if end.role == "wire-host" and link is not None and end.host and end.vmk and end.nic:
+            uplinks[(end.host, end.vmk)].append((link.port_cost or 0, end.nic))
+    rows = []
+    for host_name in sorted(dc.hosts):
+        host = dc.hosts[host_name]
+        for vmk_name in sorted(host.vmknics, key=naming.natural_key):
+            vmk = host.vmknics[vmk_name]
+            att = attachment(dc, host_name, host, vmk)
+            addresses = [str(vmk.ipv4.address)] if vmk.ipv4.address is not None else []
+            addresses += [str(a) for a in vmk.ipv6.addresses]
+            group = (f"{att.portgroup} (VLAN {att.vlan})" if att is not None else "-")
+            wires = [nic for _, nic in sorted(uplinks[(host_name, vmk_name)])]
+            rows.append([host_name, vmk.netstack,
+                         naming.stack_ns(lab, host_name, vmk.netstack), vmk_name,
+                         ", ".join(addresses) or "-", str(vmk.mtu), group,
+                         " > ".join(wires) or "-"])
+    return rows
+
+
+def segment_rows(dc: Datacenter, state: KernelState, lab: str) -> list[list[str]]:
+    index = render_index(dc, lab)
+    pnet = naming.pnet_ns(lab)
+    members: dict[str, list[str]] = defaultdict(list)
+    for (ns, name), link in sorted(state.links.items()):
+        if ns != pnet or link.master is None:
+            continue
+        end = index.get((ns, name))
+        if end is None:
+            continue
+        if end.role == "wire-pnet":
+            members[link.master].append(f"{end.host}/{end.vmk}:{end.nic}")
+        elif end.role == "router-port":
+            members[link.master].append(f"router {end.router}")
+        elif end.role == "controller-port":
+            members[link.master].append("controller")
+    rows = []
+    for key, end in sorted(index.items(), key=lambda item: item[1].vlan or 0):
+        if end.role == "segment":
+            ports = sorted(members.get(key[1], []), key=naming.natural_key)
+            rows.append([str(end.vlan), f"{pnet}/{key[1]}", str(len(ports)),
+                         ", ".join(ports) or "-"])
+    return rows
+
+
+def router_rows(dc: Datacenter, lab: str) -> list[list[str]]:
+    rows = []
+    for name in sorted(dc.physical.routers):
+        interfaces = [f"VLAN {i.vlan}: " + " ".join(str(a) for a in i.addresses)
+                      for i in dc.physical.routers[name].interfaces]
+        rows.append([name, naming.router_ns(lab, name), "; ".join(interfaces)])
+    ctl = dc.physical.controller
+    if ctl is not None:
+        rows.append(["(controller)", naming.controller_ns(lab),
+                     f"VLAN {ctl.vlan}: {ctl.address}"
+                     + (f" via {ctl.gateway}" if ctl.gateway else "")])
+    return rows
+
+
+def totals(state: KernelState) -> dict[str, int]:
+    return {"namespaces": len(state.namespaces), "links": len(state.links),
+            "addresses": len(state.addresses), "routes": len(state.routes),
+            "rules": len(state.rules)}

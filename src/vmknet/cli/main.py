@@ -15,7 +15,7 @@ from pathlib import Path
 
 import click
 
-from . import commands_lab, commands_objects, commands_resolve, commands_state
+from . import commands_lab, commands_objects, commands_resolve, commands_state, commands_traffic
 from .context import AppContext
 from .esxcli import esxcli
 
@@ -37,6 +37,9 @@ for _command in (*commands_state.COMMANDS, commands_resolve.resolve,
     main.add_command(_command)
 main.add_command(esxcli)
 main.add_command(commands_lab.lab)
+for _command in commands_traffic.COMMANDS:
+    main.add_command(_command)
+commands_lab.lab.add_command(commands_traffic.check_command)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -144,10 +144,13 @@ def echo(sock: socket.socket, target: str, *, size: int = 56, count: int = 1,
     seen: set[int] = set()
     for seq in range(count):
         started = time.monotonic()
+        packet = _HEADER.pack(request, 0, 0, 0, seq & 0xFFFF) + payload
         try:
-            sock.sendto(_HEADER.pack(request, 0, 0, 0, seq & 0xFFFF) + payload, (target, 0))
+            # Stamped before sendto: on a veth the reply can be queued before sendto returns.
             sent_at[seq & 0xFFFF] = time.perf_counter()
+            sock.sendto(packet, (target, 0))
         except OSError as err:
+            del sent_at[seq & 0xFFFF]
             line = send_error(err)
             result.errors.append(line)
             if report is not None:

@@ -1,6 +1,6 @@
 """`vmknet esxcli -H HOST <words>`: ESXi's esxcli namespaces over the inventory (SPEC section 11).
 
-    esxcli network ip interface|netstack|route|dns ...
+    esxcli network ip interface|netstack|route|dns|connection|neighbor ...
     esxcli network vswitch standard [uplink|portgroup|policy] ...
     esxcli network nic ...
     esxcli iscsi software|adapter|networkportal ...
@@ -19,6 +19,7 @@ from .addresses import ipv4, ipv6
 from .common import HOST_KEY
 from .formatting import FORMATTER_KEY
 from .interface import interface
+from .kernel import connection, neighbor, nic_stats
 from .netstack import netstack
 from .nic import nic
 from .route_dns import dns, route
@@ -52,7 +53,8 @@ def ip() -> None:
 
 interface.add_command(ipv4)
 interface.add_command(ipv6)
-for _command in (interface, netstack, route, dns):
+nic.add_command(nic_stats)
+for _command in (interface, netstack, route, dns, connection, neighbor):
     ip.add_command(_command)
 for _command in (ip, vswitch, nic):
     network.add_command(_command)

@@ -7,6 +7,7 @@ import click
 from ...model import Host, derived_mac
 from ...ops import lookup
 from ...ops import nic as ops
+from . import kernel
 from .common import MTU, Esx, natural_key, pass_esx
 from .formatting import Record, json_option, show_blocks, show_table
 
@@ -53,8 +54,10 @@ def nic_record(host: str, h: Host, name: str) -> Record:
 def list_(esx: Esx, as_json: bool) -> None:
     """List the physical NICs."""
     h = esx.read()
-    show_table(NIC_COLUMNS, [nic_record(esx.host, h, n) for n in sorted(h.nics, key=natural_key)],
-               as_json)
+    rows = [nic_record(esx.host, h, n) for n in sorted(h.nics, key=natural_key)]
+    for row, link in kernel.nic_link_overrides(esx, rows):  # the kernel's, when a lab is up
+        row["Link Status"] = "Up" if link else "Down"
+    show_table(NIC_COLUMNS, rows, as_json)
 
 
 @nic.command("get")

@@ -10,6 +10,7 @@ import click
 
 from ...model import Host
 from ...ops import netstack as ops
+from . import kernel
 from .common import Esx, IPAddr, Network, natural_key, netstack_option, pass_esx
 from .formatting import Record, json_option, show_blocks, show_table
 
@@ -102,7 +103,9 @@ def _route_group(version: int) -> click.Group:
     def list_(esx: Esx, netstack: str, as_json: bool) -> None:
         """List the routes of a netstack."""
         esx.netstack(netstack)
-        show_table(ROUTE_COLUMNS, route_rows(esx.read(), netstack, version), as_json)
+        rows = kernel.routes_if_bound(esx, netstack, version)  # the kernel's, when a lab is up
+        show_table(ROUTE_COLUMNS, rows if rows is not None
+                   else route_rows(esx.read(), netstack, version), as_json)
 
     return group
 

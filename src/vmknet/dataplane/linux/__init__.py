@@ -3,8 +3,8 @@
 `LinuxBackend` (name ``"linux"``) implements `vmknet.dataplane.base.Backend`
 with pyroute2 netlink. Mechanisms, module by module:
 
-- ``netns``: namespaces are ``/run/netns/<name>`` bind mounts (pyroute2
-  ``netns.create``); ``lo`` is brought up on creation. Code that must run
+- ``netns``: namespaces are ``/run/netns/<name>`` bind mounts, made by a
+  short-lived thread that unshares (no fork); ``lo`` is brought up on creation. Code that must run
   inside a namespace (opening an rtnetlink socket, /proc/sys) runs in a
   short-lived thread that ``setns(2)``s in and back: setns moves only the
   calling thread, and a socket keeps its namespace for life. One socket per

@@ -23,15 +23,21 @@ from .errors import refuse
 from .nl import Netlink
 
 
-def _attach(link: Link) -> None:
-    """Master, port cost, then admin state of an existing link (in that order)."""
-    with netns.open_netlink(link.ns) as nlk:
-        if link.master is not None:
-            nlk.set_link(link.name, master=nlk.index(link.master))
-            if link.port_cost is not None:
-                nlk.set_port_cost(link.name, link.port_cost)
-        if link.up:
-            nlk.set_link(link.name, state="up")
+def _attach(link: Link, nlk: Netlink | None = None) -> None:
+    """Master, port cost, then admin state of an existing link (in that order).
+
+    `nlk`: an open socket in `link.ns` to use (else one is opened for this).
+    """
+    if nlk is None:
+        with netns.open_netlink(link.ns) as own:
+            _attach(link, own)
+        return
+    if link.master is not None:
+        nlk.set_link(link.name, master=nlk.index(link.master))
+        if link.port_cost is not None:
+            nlk.set_port_cost(link.name, link.port_cost)
+    if link.up:
+        nlk.set_link(link.name, state="up")
 
 
 def _check(op: AddLink | ModifyLink, link: Link | None) -> None:
@@ -57,7 +63,7 @@ def add(op: AddLink) -> None:
         else:
             nlk.add_link(link.name, link.kind, link.mtu, link.mac)
         try:
-            _attach(link)
+            _attach(link, nlk)
         except BaseException:
             with contextlib.suppress(Exception):
                 nlk.delete_link(link.name)
@@ -73,8 +79,8 @@ def _add_veth(op: AddLink) -> None:
         with netns.open_netlink(link.ns) as nlk:
             nlk.add_veth(link.name, link.mtu, link.mac, peer.name, peer.mtu, peer.mac, peer_fd)
             try:
-                _attach(link)
-                _attach(peer)
+                _attach(link, nlk)
+                _attach(peer, nlk if peer.ns == link.ns else None)
             except BaseException:
                 with contextlib.suppress(Exception):
                     nlk.delete_link(link.name)  # takes the peer with it

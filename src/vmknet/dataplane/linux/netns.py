@@ -96,17 +96,42 @@ def open_netlink(ns: str) -> nl.Netlink:
 
 
 def create(ns: str) -> None:
-    """A new namespace with `lo` up; removed again if bringing `lo` up fails."""
+    """A new namespace with `lo` up; removed again if any step fails.
+
+    Made in a short-lived thread, not in a forked child as pyroute2's `create`
+    does (~1 ms instead of ~10): the thread unshares its network namespace
+    (which moves only that thread), bind-mounts it on /run/netns/<ns>, opens
+    the rtnetlink socket that brings `lo` up, and switches back home.
+    """
     if exists(ns):
         raise FileExistsError(errno.EEXIST, f"namespace {ns} exists")
-    nl.create_netns(ns)
-    if not exists(ns):
-        raise OSError(errno.EIO, f"namespace {ns} was not created")
+
+    made = False
+
+    def make() -> int:
+        nonlocal made
+        if _libc.unshare(CLONE_NEWNET) != 0:
+            err = ctypes.get_errno()
+            raise OSError(err, f"unshare: {os.strerror(err)}")
+        try:
+            nl.attach_netns(ns, "thread-self")
+        except FileExistsError:
+            raise  # another creator won the race: its namespace, not ours to remove
+        except BaseException:
+            if exists(ns):
+                remove(ns)  # the mount point was made, the bind mount failed
+            raise
+        made = True
+        return netlink_socket_here()
+
     try:
-        with open_netlink(ns) as link:
+        with os.fdopen(os.open("/proc/self/ns/net", os.O_RDONLY | os.O_CLOEXEC)) as home:
+            fd = in_netns(home.fileno(), make)  # in_netns switches the thread back home
+        with nl.Netlink(fd) as link:
             link.set_link("lo", state="up")
     except BaseException:
-        remove(ns)
+        if made and exists(ns):
+            remove(ns)
         raise
 
 

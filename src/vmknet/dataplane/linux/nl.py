@@ -42,8 +42,9 @@ def list_netns() -> list[str]:
     return [str(n) for n in _pyr_netns.listnetns()]
 
 
-def create_netns(name: str) -> None:
-    _pyr_netns.create(name)
+def attach_netns(name: str, pid: str) -> None:
+    """Bind-mount /proc/<pid>/ns/net on /run/netns/<name> (pid may be "thread-self")."""
+    _pyr_netns.attach(name, pid)
 
 
 def remove_netns(name: str) -> None:
@@ -55,6 +56,9 @@ class Netlink:
 
     def __init__(self, fd: int) -> None:
         self._ipr: Any = IPRoute(fileno=fd)
+        # ifindex by name, for the life of this socket (one op): an op looks the same
+        # link up several times (master, port cost, admin state); deletes forget it.
+        self._indexes: dict[str, int] = {}
 
     def close(self) -> None:
         self._ipr.close()
@@ -69,10 +73,13 @@ class Netlink:
     # ------------------------------------------------------------------ links
 
     def index(self, name: str) -> int:
+        if name in self._indexes:
+            return self._indexes[name]
         found = self._ipr.link_lookup(ifname=name)
         if not found:
             raise FileNotFoundError(19, f"no link {name!r}")  # ENODEV
-        return int(found[0])
+        self._indexes[name] = int(found[0])
+        return self._indexes[name]
 
     def add_link(self, name: str, kind: str, mtu: int, mac: str | None,
                  **extra: object) -> None:
@@ -108,7 +115,9 @@ class Netlink:
                        **self.bridge_attrs(stp, priority))
 
     def delete_link(self, name: str) -> None:
-        self._ipr.link("del", index=self.index(name))
+        index = self.index(name)
+        self._indexes.clear()  # a veth's peer may go with it
+        self._ipr.link("del", index=index)
 
     def set_link(self, name: str, **attrs: object) -> None:
         """mtu=, address=, master= (ifindex, 0: none), state= ("up"/"down")."""

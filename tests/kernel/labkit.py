@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import itertools
 import os
 import re
@@ -27,6 +28,7 @@ hosts:
         portgroups: {Management Network: {vlan: 10}}
       vSwitch1:
         uplinks: [vmnic2]
+        teaming: {active: [vmnic2]}
         portgroups: {PG-A: {vlan: 70}, PG-B: {vlan: 71}}
     netstacks:
       defaultTcpipStack: {}
@@ -52,6 +54,7 @@ hosts:
         portgroups: {Management Network: {vlan: 10}}
       vSwitch1:
         uplinks: [vmnic2]
+        teaming: {active: [vmnic2]}
         portgroups: {PG-A: {vlan: 70}}
     vmknics:
       vmk0:
@@ -75,9 +78,13 @@ def write_small_lab(folder: Path) -> Path:
     return path
 
 
-# Values the kernel changes by itself (STP timers and states, topology-change flags):
-# not configuration, so not part of "the kernel as before".
-_VOLATILE = re.compile(r"\b(\w+_timer|topology_change\w*|state)\s+\S+")
+# What the kernel's STP decides at run time (timers, port states, topology-change flags,
+# port numbers handed out as a port re-joins its bridge, designated/root bridge and
+# port, the short ageing time during a topology change, a bridge's carrier while no
+# port forwards): not configuration, so not part of "the kernel as before".
+_VOLATILE = re.compile(r"\b(\w+_timer|topology_change\w*|state|port_id|port_no|designated_\w+"
+                       r"|root_id|root_port|root_path_cost|bridge_id|ageing_time|config_pending)\s+\S+")
+_CARRIER = re.compile(r"NO-CARRIER,|,LOWER_UP")
 
 
 def dump(prefix: str) -> dict[str, str]:
@@ -91,6 +98,16 @@ def dump(prefix: str) -> dict[str, str]:
                     ["-6", "-d", "rule", "show"]):
             text = subprocess.run(["ip", "-n", ns, *cmd], capture_output=True, text=True,
                                   check=True, timeout=10).stdout
-            parts.append(_VOLATILE.sub(r"\1 *", text))
+            parts.append(_CARRIER.sub("", _VOLATILE.sub(r"\1 *", text)))
         out[ns] = "\n".join(parts)
     return out
+
+
+def changed(before: dict[str, str], after: dict[str, str]) -> str:
+    """A unified diff of two dumps ('' when equal), for a readable assertion message."""
+    lines: list[str] = []
+    for ns in sorted(set(before) | set(after)):
+        a, b = before.get(ns, "").splitlines(), after.get(ns, "").splitlines()
+        if a != b:
+            lines += difflib.unified_diff(a, b, f"before {ns}", f"after {ns}", lineterm="", n=1)
+    return "\n".join(lines)

@@ -27,7 +27,6 @@ from typing import Protocol
 from .errors import ConcurrentModification, RuleViolation, VmknetError
 from .events import Event
 from .lab import LAB_KEY, Lab
-from .lab.realise import KernelRealiser
 from .model import Datacenter, Service
 from .ops import Operation, execute
 from .resolve import Flow, resolve
@@ -70,6 +69,10 @@ class Inventory:
     @property
     def realiser(self) -> Realiser:
         if self._realiser is None:
+            # Imported here: an unbound inventory (validate, plan, esxcli on a store) never
+            # loads the kernel side (netlink, raw sockets).
+            from .lab.realise import KernelRealiser
+
             self._realiser = KernelRealiser()
         return self._realiser
 

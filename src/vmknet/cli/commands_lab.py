@@ -1,16 +1,24 @@
-"""`vmknet lab up | status | down | list`: the inventory realised in kernel namespaces."""
+"""`vmknet lab up | status | down | list`: the inventory realised in kernel namespaces.
+
+The lab modules are imported inside the commands: they load netlink (pyroute2,
+~0.2 s), which every other vmknet command should not pay for at start-up.
+"""
 
 from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
-from ..lab import lifecycle, summary
-from ..lab.realise import Realised
+from ..lab.binding import DEFAULT_NAME
 from .context import AppContext, pass_app, reported
 from .output import say, table
+
+if TYPE_CHECKING:
+    from ..lab import lifecycle
+    from ..lab.realise import Realised
 
 
 @click.group()
@@ -21,7 +29,7 @@ def lab() -> None:
 @lab.command()
 @click.argument("file", required=False,
                 type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--name", default=lifecycle.DEFAULT_NAME, show_default=True,
+@click.option("--name", default=DEFAULT_NAME, show_default=True,
               help="Lab name: its namespaces are vmkl-NAME.*")
 @pass_app
 def up(app: AppContext, file: Path | None, name: str) -> None:
@@ -31,6 +39,8 @@ def up(app: AppContext, file: Path | None, name: str) -> None:
     it is this store's. Waits for STP and for the controller to reach every
     management adapter (REQ-5), then prints what it built.
     """
+    from ..lab import lifecycle
+
     with reported():
         path = file if file is not None else lifecycle.default_lab_file()
         report = lifecycle.up(app.inventory, path, name)
@@ -38,6 +48,8 @@ def up(app: AppContext, file: Path | None, name: str) -> None:
 
 
 def _print_up(report: lifecycle.UpReport, path: Path) -> None:
+    from ..lab import summary
+
     lab_, dc, state = report.lab, report.dc, report.state
     table(summary.ADAPTER_COLUMNS, summary.adapter_rows(dc, state, lab_.name),
           title="VMkernel adapters (one namespace per host TCP/IP stack)")
@@ -69,6 +81,8 @@ def _print_realised(done: Realised) -> None:
 @pass_app
 def status(app: AppContext, repair: bool) -> None:
     """Realised vs desired, per namespace; exit 1 on drift (0 after --repair fixed it)."""
+    from ..lab import lifecycle
+
     with reported():
         state = lifecycle.status(app.inventory)
         if repair and not state.in_sync:
@@ -82,6 +96,8 @@ def status(app: AppContext, repair: bool) -> None:
 
 
 def _print_status(state: lifecycle.Status) -> None:
+    from ..lab import summary
+
     counts = ", ".join(f"{n} {k}" for k, n in summary.totals(state.desired).items())
     say(f"Lab {state.lab.name!r} ({state.lab.prefix}*): desired {counts}")
     for target, rtt in state.replies.items():
@@ -111,6 +127,8 @@ def down(app: AppContext, name: str | None, every: bool) -> None:
     """Remove every namespace of the lab, even after a crash, and unbind its store."""
     if name is not None and every:
         raise click.UsageError("give --name or --all, not both")
+    from ..lab import lifecycle
+
     with reported():
         done = lifecycle.down(app.inventory, name, every=every)
     for item in done:
@@ -124,6 +142,8 @@ def down(app: AppContext, name: str | None, every: bool) -> None:
 @pass_app
 def list_(app: AppContext) -> None:
     """Labs present in the kernel (by namespace prefix) and the store that binds each."""
+    from ..lab import lifecycle
+
     with reported():
         found = lifecycle.labs(app.inventory)
     table(("Lab", "Namespaces", "Store", "This store"),

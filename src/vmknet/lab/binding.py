@@ -7,13 +7,13 @@ from typing import TYPE_CHECKING
 
 from ..dataplane import naming
 from ..dataplane.base import Backend
-from ..dataplane.linux import LinuxBackend
 from ..errors import InvalidArgument, NotFound
 
 if TYPE_CHECKING:  # the inventory imports this package: no import cycle at run time
     from ..inventory import Inventory
 
 LAB_KEY = "lab"
+DEFAULT_NAME = "lab"  # `vmknet lab up` without --name
 
 
 @dataclass(frozen=True)
@@ -46,4 +46,7 @@ def require_lab(inv: Inventory) -> Lab:
 def backend_for(lab: Lab) -> Backend:
     """The kernel the lab lives in; one backend for every lab today (names keep labs apart)."""
     del lab
+    # Imported here: netlink (pyroute2) is loaded only by commands that touch the kernel.
+    from ..dataplane.linux import LinuxBackend
+
     return LinuxBackend()

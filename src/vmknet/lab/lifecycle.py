@@ -29,10 +29,9 @@ from ..model import Datacenter
 from ..state import load_file
 from ..store import Store
 from . import probe, registry
-from .binding import Lab, backend_for, bound_lab, require_lab
+from .binding import DEFAULT_NAME, Lab, backend_for, bound_lab, require_lab
 from .realise import KernelRealiser, Realised, Target, management_targets
 
-DEFAULT_NAME = "lab"
 ALL_LABS = "vmkl-"
 STATUS_PROBE_TIMEOUT = 1.0
 _NAME = re.compile(r"[A-Za-z0-9_-]{1,32}")

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Create .venv and install vmknet with its dev tools; idempotent and quick when nothing changed.
-# Works on a fresh Debian machine with Python 3.11: installs python3-venv when missing (as root).
+# Works on a fresh Debian machine with Python 3.11: installs with apt-get (as root) what is
+# missing: python3-venv, and the tools the lab uses (iproute2: ip/bridge/tc; iputils-ping;
+# iperf3 for traffic tests).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -24,6 +26,21 @@ command -v "$PYTHON" >/dev/null || apt_install python3
 if ! "$PYTHON" -c 'import ensurepip, venv' 2>/dev/null; then
     # Debian ships ensurepip in python3-venv; python3.11-venv on some images.
     apt_install python3-venv
+fi
+
+# The lab's kernel tools; only looked up, so a machine that has them installs nothing.
+missing=()
+command -v ip >/dev/null && command -v bridge >/dev/null && command -v tc >/dev/null \
+    || missing+=(iproute2)
+command -v ping >/dev/null || missing+=(iputils-ping)
+command -v iperf3 >/dev/null || missing+=(iperf3)
+if [ ${#missing[@]} -gt 0 ]; then
+    if [ "$(id -u)" -eq 0 ]; then
+        echo "setup: apt-get install ${missing[*]}"
+        apt_install "${missing[@]}"
+    else
+        echo "setup: the lab needs ${missing[*]} (as root: apt-get install -y ${missing[*]})" >&2
+    fi
 fi
 
 if [ ! -x .venv/bin/python ]; then

@@ -28,9 +28,16 @@ from ..inventory import Inventory
 from ..model import Datacenter
 from ..state import load_file
 from ..store import Store
-from . import probe, registry
+from . import probe, registry, stp
 from .binding import DEFAULT_NAME, Lab, backend_for, bound_lab, require_lab
-from .realise import KernelRealiser, Realised, Target, management_targets
+from .realise import (
+    CONVERGE_TIMEOUT,
+    KernelRealiser,
+    Realised,
+    Target,
+    management_ports,
+    management_targets,
+)
 
 ALL_LABS = "vmkl-"
 STATUS_PROBE_TIMEOUT = 1.0
@@ -116,6 +123,9 @@ def status(inv: Inventory) -> Status:
     controller = naming.controller_ns(lab.name)
     targets = management_targets(dc)
     if dc.physical.controller is not None and controller in current.namespaces and targets:
+        # Right after a change (or its REQ-5 rollback) a re-plugged management port may
+        # still be learning: report reachability as it will be, not for those 4 s.
+        stp.wait_converged(management_ports(dc, lab.name), CONVERGE_TIMEOUT)
         replies = probe.echo(controller, [t.address for t in targets], STATUS_PROBE_TIMEOUT)
         result.replies = {t: replies.get(t.address) for t in targets}
     return result

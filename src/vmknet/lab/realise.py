@@ -13,10 +13,12 @@ on the management path (the management adapters' ports and wires, the
 controller's and the routers' ports) are out of STP listening/learning, at
 most `converge_timeout`: a brand-new lab, or a change that re-plugs a
 management wire, waits the ~4 s STP needs; any other change finds those
-ports forwarding and waits nothing. Then the echo gets `probe_timeout`
-(ARP and the first flooded frames take milliseconds; the margin is for a
-loaded machine). A REQ-5 refusal thus costs ~4 s + `probe_timeout` when the
-management wire was re-plugged, else `probe_timeout`.
+ports forwarding and waits nothing. Then the echo gets `probe_timeout`: a
+reachable adapter answers in a millisecond, but right after a failback the
+fabric's MAC table may still point at the old port until STP's topology
+change shortens ageing (~3 s). A REQ-5 refusal thus costs ~4 s +
+`probe_timeout` when the management wire was re-plugged, else `probe_timeout`;
+a successful change pays only the STP wait it really needs.
 """
 
 from __future__ import annotations
@@ -36,7 +38,9 @@ from . import probe, stp
 from .binding import Lab, backend_for
 
 CONVERGE_TIMEOUT = 8.0  # STP needs 2 x forward delay (2 s) = 4 s; twice that on a loaded box
-PROBE_TIMEOUT = 1.5
+# After STP settles, a failback or re-plug leaves the switch fabric's MAC table pointing at
+# the old port until the topology change (1 s hello) shortens ageing to 2 s: up to ~3 s.
+PROBE_TIMEOUT = 3.0
 _PATH_ROLES = frozenset({"adapter-port", "wire-host", "wire-pnet"})
 _FABRIC_ROLES = frozenset({"controller-port", "router-port"})
 

@@ -51,6 +51,7 @@ class Link:
     stp: bool = False  # bridge only: kernel STP (teaming failover, SW-4)
     bridge_priority: int | None = None  # bridge only: STP bridge priority (root: 0)
     port_cost: int | None = None  # bridge port only: STP path cost (failover order)
+    ageing: int | None = None  # bridge only, set at creation: FDB ageing s (None 300, 0 none)
 
     @property
     def key(self) -> tuple[str, str]:

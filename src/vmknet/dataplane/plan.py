@@ -95,6 +95,9 @@ def route_matches(current: Route, desired: Route) -> bool:
 def settle(current: Link, desired: Link) -> Link:
     """`desired`, with the attributes it leaves to the kernel taken from `current`."""
     kept = {f: getattr(current, f) for f in _KERNEL_CHOSEN if getattr(desired, f) is None}
+    # FDB ageing is set when a bridge is made and never compared: the kernel shortens it
+    # during every STP topology change, so what a read shows says nothing of the setting.
+    kept["ageing"] = current.ageing
     if desired.port_cost is None and desired.master == current.master:
         kept["port_cost"] = current.port_cost
     return replace(desired, **kept)

@@ -174,8 +174,11 @@ def _adapter(b: _Builder, host_name: str, host: Host, vmk_name: str,
     vmk = host.vmknics[vmk_name]
     hns = naming.host_ns(b.lab, host_name)
     mtu = att.switch_mtu if att else vmk.mtu
+    # ageing 0: the adapter's bridge never learns MACs, so after a failover or failback it
+    # cannot keep sending to a peer's MAC learned on the wire STP just blocked (that stale
+    # entry cost ~15 s of outage); only the adapter and one forwarding wire get the flood.
     bridge = Link(hns, naming.adapter_bridge(vmk_name), "bridge", mtu=mtu, stp=True,
-                  bridge_priority=ADAPTER_BRIDGE_PRIORITY)
+                  bridge_priority=ADAPTER_BRIDGE_PRIORITY, ageing=0)
     b.link(bridge, Endpoint("adapter-bridge", host=host_name, vmk=vmk_name))
     mac = (vmk.mac or derived_mac(host_name, vmk_name)).lower()
     inner = Link(naming.stack_ns(b.lab, host_name, vmk.netstack),

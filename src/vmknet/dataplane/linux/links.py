@@ -59,7 +59,8 @@ def add(op: AddLink) -> None:
         return
     with netns.open_netlink(link.ns) as nlk:
         if link.kind == "bridge":
-            nlk.add_bridge(link.name, link.mtu, link.mac, link.stp, link.bridge_priority)
+            nlk.add_bridge(link.name, link.mtu, link.mac, link.stp, link.bridge_priority,
+                               link.ageing)
         else:
             nlk.add_link(link.name, link.kind, link.mtu, link.mac)
         try:
@@ -105,9 +106,9 @@ def _apply(nlk: Netlink, before: Link, after: Link) -> None:
         nlk.set_link(name, mtu=after.mtu)
     if after.mac is not None and after.mac != before.mac:
         nlk.set_link(name, address=after.mac)
-    if after.kind == "bridge" and (after.stp, after.bridge_priority) != (
-            before.stp, before.bridge_priority):
-        nlk.set_bridge(name, after.stp, after.bridge_priority)
+    if after.kind == "bridge" and (after.stp, after.bridge_priority, after.ageing) != (
+            before.stp, before.bridge_priority, before.ageing):
+        nlk.set_bridge(name, after.stp, after.bridge_priority, after.ageing)
     if after.master != before.master:
         nlk.set_link(name, master=nlk.index(after.master) if after.master else 0)
     if after.master is not None and after.port_cost is not None and (
@@ -138,7 +139,7 @@ def _force(nlk: Netlink, link: Link) -> None:
     if link.mac is not None:
         nlk.set_link(link.name, address=link.mac)
     if link.kind == "bridge":
-        nlk.set_bridge(link.name, link.stp, link.bridge_priority)
+        nlk.set_bridge(link.name, link.stp, link.bridge_priority, link.ageing)
     nlk.set_link(link.name, master=nlk.index(link.master) if link.master else 0)
     if link.master is not None and link.port_cost is not None:
         nlk.set_port_cost(link.name, link.port_cost)

@@ -28,6 +28,7 @@ RT_SCOPE_NOWHERE = 255
 TC_H_ROOT = 0xFFFFFFFF
 # STP timers in clock_t (USER_HZ = 100): the kernel minimums, for fast failover.
 FORWARD_DELAY = 200  # 2 s
+DEFAULT_AGEING_S = 300  # the kernel's FDB ageing
 HELLO_TIME = 100  # 1 s
 MAX_AGE = 600  # 6 s
 DEFAULT_BRIDGE_PRIORITY = 32768  # the kernel's; `None` in a `Link` means this
@@ -98,21 +99,25 @@ class Netlink:
         self.add_link(name, "veth", mtu, mac, peer=spec)
 
     def add_bridge(self, name: str, mtu: int, mac: str | None, stp: bool,
-                   priority: int | None) -> None:
-        self.add_link(name, "bridge", mtu, mac, **self.bridge_attrs(stp, priority))
+                   priority: int | None, ageing: int | None = None) -> None:
+        self.add_link(name, "bridge", mtu, mac, **self.bridge_attrs(stp, priority, ageing))
 
     @staticmethod
-    def bridge_attrs(stp: bool, priority: int | None) -> dict[str, object]:
+    def bridge_attrs(stp: bool, priority: int | None,
+                     ageing: int | None = None) -> dict[str, object]:
         attrs: dict[str, object] = {
             "br_forward_delay": FORWARD_DELAY, "br_hello_time": HELLO_TIME,
             "br_max_age": MAX_AGE, "br_stp_state": 1 if stp else 0,
             "br_priority": DEFAULT_BRIDGE_PRIORITY if priority is None else priority,
+            # clock_t (centiseconds), as IFLA_BR_AGEING_TIME carries it
+            "br_ageing_time": (DEFAULT_AGEING_S if ageing is None else ageing) * 100,
         }
         return attrs
 
-    def set_bridge(self, name: str, stp: bool, priority: int | None) -> None:
+    def set_bridge(self, name: str, stp: bool, priority: int | None,
+                   ageing: int | None = None) -> None:
         self._ipr.link("set", index=self.index(name), kind="bridge",
-                       **self.bridge_attrs(stp, priority))
+                       **self.bridge_attrs(stp, priority, ageing))
 
     def delete_link(self, name: str) -> None:
         index = self.index(name)

@@ -383,3 +383,19 @@ def test_clusters(dc: Datacenter) -> None:
     refused(d, "AlreadyExists", H.cluster_host_add, name="cl01", host="esx01")
     d, _ = run(d, H.host_remove, name="esx01")
     assert d.clusters["cl01"].hosts == []
+
+
+def test_ns7_a_file_need_not_declare_builtin_stacks() -> None:
+    from vmknet.state import dumps, loads
+
+    dc = loads("hosts:\n  esx01:\n    vmknics:\n"
+               "      vmk0: {portgroup: Management Network, services: [management]}\n"
+               "      vmk1: {portgroup: Management Network, netstack: vmotion}\n"
+               "    vswitches: {vSwitch0: {uplinks: [vmnic0],"
+               " portgroups: {Management Network: {}}}}\n")
+    assert "vmotion" in dc.hosts["esx01"].netstacks
+    assert check(dc) == []
+    assert loads(dumps(dc)) == dc
+    custom = dc.model_dump(by_alias=True)
+    custom["hosts"]["esx01"]["vmknics"]["vmk1"].update(netstack="backup", services=[])
+    assert [e.code for e in check(Datacenter.model_validate(custom))] == ["NotFound"]

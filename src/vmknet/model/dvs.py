@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from .base import VmknetModel
 from .teaming import TeamingPolicy
@@ -21,6 +21,13 @@ class DistributedSwitch(VmknetModel):
     # host name -> {uplink name -> vmnic}
     hosts: dict[str, dict[str, str]] = {}
     portgroups: dict[str, DvPortGroup] = {}
+
+    @model_validator(mode="after")
+    def _uplinks_active_by_default(self) -> DistributedSwitch:
+        # Every uplink is active unless a teaming policy says otherwise (as vSphere creates it).
+        if "teaming" not in self.model_fields_set:
+            self.teaming = TeamingPolicy(active=list(self.uplinks))
+        return self
 
     def effective_teaming(self, portgroup: str) -> TeamingPolicy:
         override = self.portgroups[portgroup].teaming

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from ipaddress import IPv4Interface
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from .base import VmknetModel
 from .netstack import Netstack
 from .pnic import PhysicalNic, default_nics
-from .services import DEFAULT_STACK, Service
+from .services import BUILTIN_STACKS, DEFAULT_STACK, Service
 from .storage import Storage
 from .teaming import TeamingPolicy
 from .vmknic import IPv4Config, Vmknic
@@ -24,6 +24,15 @@ class Host(VmknetModel):
     netstacks: dict[str, Netstack] = Field(default_factory=lambda: {DEFAULT_STACK: Netstack()})
     vmknics: dict[str, Vmknic] = {}
     storage: Storage = Storage()
+
+    @model_validator(mode="after")
+    def _builtin_stacks_on_demand(self) -> Host:
+        # NS-7: `vmotion` and `vSphereProvisioning` exist as soon as an adapter uses them,
+        # so a file need not declare them; custom stacks must be declared (NotFound).
+        for vmk in self.vmknics.values():
+            if vmk.netstack in BUILTIN_STACKS and vmk.netstack not in self.netstacks:
+                self.netstacks[vmk.netstack] = Netstack()
+        return self
 
     def vmknics_on(self, netstack: str) -> list[str]:
         return [name for name, vmk in self.vmknics.items() if vmk.netstack == netstack]

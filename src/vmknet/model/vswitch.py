@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from .base import VmknetModel
 from .teaming import TeamingPolicy
@@ -20,6 +20,13 @@ class StandardSwitch(VmknetModel):
     uplinks: list[str] = []
     teaming: TeamingPolicy = TeamingPolicy()
     portgroups: dict[str, PortGroup] = {}
+
+    @model_validator(mode="after")
+    def _uplinks_active_by_default(self) -> StandardSwitch:
+        # ESXi puts every uplink of a switch in its active list unless told otherwise.
+        if "teaming" not in self.model_fields_set and self.uplinks:
+            self.teaming = TeamingPolicy(active=list(self.uplinks))
+        return self
 
     def effective_teaming(self, portgroup: str) -> TeamingPolicy:
         override = self.portgroups[portgroup].teaming

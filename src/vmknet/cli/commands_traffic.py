@@ -16,7 +16,7 @@ import click
 
 from ..lab import Lab, require_lab
 from ..model import Datacenter
-from ..traffic import checks, ping, stats
+from ..traffic import checks, ping
 from ..traffic.icmp import Reply
 from .context import AppContext, pass_app, reported
 from .output import emit_json, say, table
@@ -120,6 +120,8 @@ def stats_command(app: AppContext, host: str | None, as_json: bool) -> None:
     with reported():
         if host is not None:
             dc.host(host)
+        from ..traffic import stats  # netlink: only for this command
+
         rows = stats.host_stats(dc, lab, [host] if host is not None else None)
     if as_json:
         emit_json([{"host": r.host, "kind": r.kind, "name": r.name, "where": r.where,

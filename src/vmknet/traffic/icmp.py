@@ -21,8 +21,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from ..dataplane.linux import netns
-
 ICMP_ECHO, ICMP_ECHOREPLY = 8, 0
 ICMP6_ECHO, ICMP6_ECHOREPLY = 128, 129
 IP_MTU_DISCOVER, IP_PMTUDISC_DONT, IP_PMTUDISC_DO = 10, 0, 2
@@ -92,6 +90,9 @@ def open_echo_socket(ns: str, family: int, source: str | None = None,
     Without DF the kernel fragments an echo larger than the MTU, as vmkping
     does without -d; with DF a too large echo fails at sendto() (EMSGSIZE).
     """
+    # imported here: netlink (pyroute2) costs ~150 ms that every other CLI command would pay
+    from ..dataplane.linux import netns
+
     sock = netns.in_netns(ns, lambda: _create_here(family))
     try:
         if family == socket.AF_INET:

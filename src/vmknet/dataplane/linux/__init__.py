@@ -42,7 +42,25 @@ Needs root, iproute2 (``ip``, ``tc``); the kernel tests also use ``ping``
 (Debian ``iputils-ping``).
 """
 
-from .backend import LinuxBackend
-from .caps import Capabilities
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .backend import LinuxBackend
+    from .caps import Capabilities
+
+
+def __getattr__(name: str) -> Any:
+    # Loaded on first use: pyroute2 costs ~150 ms, which commands that only need
+    # `netns.in_netns` or the pure dataplane (every vmknet CLI start) should not pay.
+    if name == "LinuxBackend":
+        from .backend import LinuxBackend
+
+        return LinuxBackend
+    if name == "Capabilities":
+        from .caps import Capabilities
+
+        return Capabilities
+    raise AttributeError(name)
+
 
 __all__ = ["Capabilities", "LinuxBackend"]

@@ -16,9 +16,10 @@ import os
 import socket
 import threading
 from collections.abc import Callable
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
-from . import nl
+if TYPE_CHECKING:
+    from . import nl
 
 T = TypeVar("T")
 CLONE_NEWNET = 0x40000000
@@ -37,6 +38,8 @@ def exists(ns: str) -> bool:
 
 def listed(prefix: str) -> list[str]:
     """Namespaces whose name starts with `prefix`, sorted."""
+    from . import nl  # pyroute2, loaded on first use
+
     return sorted(n for n in nl.list_netns() if n.startswith(prefix))
 
 
@@ -92,6 +95,8 @@ def netlink_fd(ns: str | int) -> int:
 
 
 def open_netlink(ns: str) -> nl.Netlink:
+    from . import nl  # pyroute2, loaded on first use
+
     return nl.Netlink(netlink_fd(ns))
 
 
@@ -103,6 +108,8 @@ def create(ns: str) -> None:
     (which moves only that thread), bind-mounts it on /run/netns/<ns>, opens
     the rtnetlink socket that brings `lo` up, and switches back home.
     """
+    from . import nl  # pyroute2, loaded on first use
+
     if exists(ns):
         raise FileExistsError(errno.EEXIST, f"namespace {ns} exists")
 
@@ -136,6 +143,8 @@ def create(ns: str) -> None:
 
 
 def remove(ns: str) -> None:
+    from . import nl  # pyroute2, loaded on first use
+
     if not exists(ns):
         raise FileNotFoundError(errno.ENOENT, f"no namespace {ns}")
     nl.remove_netns(ns)

@@ -16,7 +16,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from . import nsid
-from .nl import IFF_UP
+
+IFF_UP = 0x1  # <linux/if.h>; not from .nl, which loads pyroute2
 
 NLMSG_ERROR, NLMSG_DONE = 2, 3
 NLM_F_REQUEST, NLM_F_DUMP = 0x1, 0x300

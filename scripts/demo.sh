@@ -38,7 +38,11 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 step lab up "$file" --name "$lab"
 step lab status
+step lab check
 step resolve vmotion esx01 esx03
+printf '\n# A jumbo frame with DF set, over the routed vMotion network (own gateway):\n'
+step vmkping -H esx01 -I vmk1 -S vmotion -d -s 8972 -c 2 198.18.5.13
+step stats -H esx01
 printf '\n# A change that cuts the controller off from esx01 is rolled back (REQ-5):\n'
 step esxcli -H esx01 network vswitch standard portgroup set -p "Management Network" -v 99 \
     && { echo "demo: REQ-5 did not refuse the change" >&2; exit 1; }

@@ -163,6 +163,9 @@ def down(inv: Inventory, name: str | None = None, *, every: bool = False) -> lis
 
 
 def _down_one(inv: Inventory, lab: Lab) -> Downed:
+    from ..vm.reaper import kill_lab_vms  # the lab's VM processes hold sockets in its namespaces
+
+    kill_lab_vms(lab.name)
     removed = LinuxBackend().cleanup(lab.prefix)  # the prefix alone: no store needed
     unbound = []
     stores = [inv.store.path]

@@ -1,0 +1,78 @@
+"""VMs of a lab: create, list, show, destroy (`vmknet vm ...`)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import time
+from dataclasses import asdict
+from typing import Any
+
+from ..errors import AlreadyExists, InvalidArgument, NotFound
+from ..model import Datacenter
+from . import control, registry
+from .launch import spawn
+from .registry import VmRecord, alive
+
+STOP_TIMEOUT = 5.0
+
+
+def create(dc: Datacenter, lab: str, name: str, host: str, memory: int, dirty_rate: int,
+           seed: int = 1) -> VmRecord:
+    """Boot a VM on `host` of the lab; returns its record once it runs."""
+    if host not in dc.hosts:
+        raise NotFound(f"Host {host} is not in the inventory", host=host)
+    if memory <= 0 or dirty_rate < 0:
+        raise InvalidArgument("Memory must be positive and the dirty rate not negative")
+    with contextlib.suppress(NotFound):
+        old = registry.load(lab, name)
+        if alive(old.pid):
+            raise AlreadyExists(f"VM {name} already runs on {old.host} (pid {old.pid})",
+                                vm=name)
+    spawn("run", lab, name, host, [f"--memory={memory}", f"--dirty-rate={dirty_rate}",
+                                    f"--seed={seed}"])
+    return registry.load(lab, name)
+
+
+def records(lab: str) -> list[VmRecord]:
+    """The lab's VMs whose process still runs (a crashed VM's record is dropped)."""
+    out = []
+    for rec in registry.records(lab):
+        if alive(rec.pid):
+            out.append(rec)
+        else:
+            registry.remove(lab, rec.name, pid=rec.pid)
+    return out
+
+
+def get(lab: str, name: str) -> VmRecord:
+    rec = registry.load(lab, name)
+    if not alive(rec.pid):
+        registry.remove(lab, name, pid=rec.pid)
+        raise NotFound(f"VM {name} is not running (its process {rec.pid} is gone)", vm=name)
+    return rec
+
+
+def status(lab: str, name: str) -> dict[str, Any]:
+    rec = get(lab, name)
+    return asdict(rec) | control.request(rec.control, {"cmd": "status"})
+
+
+def digest(lab: str, name: str) -> str:
+    """The digest of the VM's memory (the guest is paused for the time of the hash)."""
+    return str(control.request(get(lab, name).control, {"cmd": "digest"})["digest"])
+
+
+def destroy(lab: str, name: str) -> VmRecord:
+    rec = get(lab, name)
+    with contextlib.suppress(NotFound, OSError):
+        control.request(rec.control, {"cmd": "stop"})
+    deadline = time.monotonic() + STOP_TIMEOUT
+    while alive(rec.pid) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    if alive(rec.pid):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(rec.pid, signal.SIGKILL)
+    registry.remove(lab, name, pid=rec.pid)
+    return rec

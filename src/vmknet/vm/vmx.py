@@ -1,0 +1,224 @@
+"""The VM process: `python -m vmknet.vm.vmx run|incoming --lab=LAB --name=VM --host=HOST ...`.
+
+It detaches itself (fork, new session: the command that started it may exit),
+tells its starter its pid through --ready-fd, then holds the guest and answers
+on its control socket until stopped, killed, or migrated away. `--lab=` on the
+command line is the marker `lab down` finds VM processes by (registry.vm_pids).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import signal
+import socket
+import sys
+import threading
+import time
+import traceback
+from pathlib import Path
+
+from . import registry
+from .control import LineReader, Message, send_line
+from .guest import Guest
+from .memory import GuestMemory, Workload
+
+
+class Vmx:
+    def __init__(self, lab: str, name: str, host: str) -> None:
+        self.lab, self.name, self.host = lab, name, host
+        self.guest: Guest | None = None
+        self.state = "booting"
+        self.stop = threading.Event()
+        self.migrating = threading.Lock()
+        self.control = str(registry.vms_dir(lab) / f"{name}.{os.getpid()}.sock")
+
+    # ------------------------------------------------------------- registry
+
+    def publish(self, guest: Guest) -> None:
+        """This process runs the VM now: write its record (boot, or resume after migration)."""
+        self.guest, self.host, self.state = guest, guest.host, "running"
+        registry.save(registry.VmRecord(self.name, self.lab, guest.host, os.getpid(),
+                                        guest.memory.size, guest.workload.rate, self.control,
+                                        time.time()))
+
+    # --------------------------------------------------------------- control
+
+    def serve(self) -> None:
+        path = Path(self.control)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+        server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        server.bind(self.control)
+        os.chmod(self.control, 0o600)
+        server.listen(16)
+        server.settimeout(0.2)
+
+        def loop() -> None:
+            while not self.stop.is_set():
+                try:
+                    conn, _ = server.accept()
+                except TimeoutError:
+                    continue
+                threading.Thread(target=self.handle, args=(conn,), daemon=True).start()
+            server.close()
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+
+        threading.Thread(target=loop, name="vmx-control", daemon=True).start()
+
+    def handle(self, conn: socket.socket) -> None:
+        with conn:
+            conn.settimeout(None)
+            reader = LineReader(conn)
+            request = reader.read()
+            if request is None:
+                return
+            try:
+                self.dispatch(conn, request, reader.fds)
+            except Exception as err:  # one bad request must not take the VM down
+                traceback.print_exc()
+                with contextlib.suppress(OSError):
+                    send_line(conn, {"ok": False, "error": f"{type(err).__name__}: {err}"})
+
+    def dispatch(self, conn: socket.socket, request: Message, fds: list[int]) -> None:
+        cmd = request.get("cmd")
+        if cmd == "status":
+            send_line(conn, self.status())
+        elif cmd == "digest":
+            send_line(conn, {"ok": True, "digest": self.paused_digest()})
+        elif cmd == "stop":
+            send_line(conn, {"ok": True})
+            self.stop.set()
+        elif cmd == "migrate":
+            self.migrate(conn, request, fds)
+        else:
+            send_line(conn, {"ok": False, "error": f"unknown command {cmd!r}"})
+
+    def status(self) -> Message:
+        g = self.guest
+        return {"ok": True, "name": self.name, "lab": self.lab, "host": self.host,
+                "pid": os.getpid(), "state": self.state,
+                "memory": g.memory.size if g else None,
+                "dirty_rate": g.workload.rate if g else None,
+                "writes": g.workload.writes if g else 0,
+                "throttle": g.workload.throttle if g else 1.0,
+                "running": bool(g and g.workload.running)}
+
+    def paused_digest(self) -> str:
+        if self.guest is None:
+            raise RuntimeError("no guest yet")
+        with self.migrating:  # not during a migration: the digest would stun the guest
+            self.guest.workload.pause()
+            try:
+                return self.guest.memory.digest()
+            finally:
+                self.guest.workload.resume()
+
+    def migrate(self, conn: socket.socket, request: Message, fds: list[int]) -> None:
+        from ..vmotion.source import migrate_out  # only a migrating VM loads the engine
+
+        socks = [socket.socket(fileno=fd) for fd in fds]
+        if self.guest is None or not self.migrating.acquire(blocking=False):
+            for s in socks:
+                s.close()
+            send_line(conn, {"event": "error", "error": f"VM {self.name} is busy"})
+            return
+        try:
+            self.state = "migrating"
+
+            def emit(event: Message) -> None:
+                with contextlib.suppress(OSError):
+                    send_line(conn, event)
+
+            report = migrate_out(self.guest, request["params"], socks[0], socks[1:], emit)
+            if report.completed:
+                self.state = "migrated"
+                self.guest.workload.stop()
+            else:
+                self.state = "running"
+            emit({"event": "report", "report": report.to_dict()})
+            if report.completed:
+                self.stop.set()  # the target runs it now: release the memory, exit
+        finally:
+            self.migrating.release()
+
+
+# ------------------------------------------------------------------ main
+
+
+def _args(argv: list[str]) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="vmknet.vm.vmx")
+    p.add_argument("mode", choices=("run", "incoming"))
+    p.add_argument("--lab", required=True)
+    p.add_argument("--name", required=True)
+    p.add_argument("--host", required=True)
+    p.add_argument("--memory", type=int, default=0)
+    p.add_argument("--dirty-rate", type=int, default=0)
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--ready-fd", type=int, required=True)
+    p.add_argument("--mgmt-fds", default="")
+    p.add_argument("--vm-fds", default="")
+    return p.parse_args(argv)
+
+
+def _fds(text: str) -> list[socket.socket]:
+    return [socket.socket(fileno=int(fd)) for fd in text.split(",") if fd]
+
+
+def main(argv: list[str]) -> int:
+    args = _args(argv)
+    if os.fork():  # detach: the starter reaps this parent at once, init adopts the VM
+        os._exit(0)
+    os.setsid()
+    vmx = Vmx(args.lab, args.name, args.host)
+    signal.signal(signal.SIGTERM, lambda *_: vmx.stop.set())
+    vmx.serve()
+    try:
+        return _run(args, vmx)
+    finally:
+        vmx.stop.set()
+        time.sleep(0.3)  # the control loop closes and unlinks its socket
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(vmx.control)
+
+
+def _run(args: argparse.Namespace, vmx: Vmx) -> int:
+    if args.mode == "run":
+        memory = GuestMemory(args.memory)
+        load = Workload(memory, args.dirty_rate, args.seed)
+        load.populate()
+        guest = Guest(args.name, args.lab, args.host, args.seed, memory, load)
+        load.start()
+        vmx.publish(guest)
+        _ready(args.ready_fd)
+    else:
+        from ..vmotion.target import migrate_in
+
+        vmx.state = "incoming"
+        _ready(args.ready_fd)
+        try:
+            got = migrate_in(args.name, args.lab, args.host, _fds(args.mgmt_fds),
+                             _fds(args.vm_fds), vmx.publish)
+        except (OSError, ValueError, KeyError):
+            traceback.print_exc()
+            got = None
+        if got is None:
+            return 1  # aborted: the source keeps the VM
+    while not vmx.stop.wait(1.0):
+        pass
+    if vmx.guest is not None and vmx.state == "running":
+        vmx.guest.workload.stop()
+        registry.remove(args.lab, args.name, pid=os.getpid())
+    return 0
+
+
+def _ready(fd: int) -> None:
+    os.write(fd, f"{os.getpid()}\n".encode())
+    os.close(fd)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

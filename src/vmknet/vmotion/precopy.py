@@ -1,0 +1,73 @@
+"""Pre-copy decisions (pure): how dirty pages are cut into chunks, and when to stop iterating.
+
+QEMU's rule: stop when the remaining dirty memory can be sent within the maximum
+downtime at the bandwidth the last round measured. When that does not happen
+within `max_rounds` (the guest dirties faster than the network sends), throttle
+the guest, as vSphere's stun-during-page-send (SDPS) slows the vCPUs, halving its
+rate each further round, and stun anyway after `throttle_rounds` more.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from ..vm.units import PAGE_SIZE
+
+CHUNK_PAGES = 256  # 1 MiB: one sendall per chunk, a work unit the streams share
+MAX_ROUNDS = 10
+THROTTLE_ROUNDS = 6
+THROTTLE_STEP = 0.5
+
+Chunk = tuple[int, int]  # first page, page count
+
+
+def chunks(idx: npt.NDArray[np.int64], max_pages: int = CHUNK_PAGES) -> list[Chunk]:
+    """Sorted page indexes -> runs of contiguous pages, each at most `max_pages` long."""
+    if len(idx) == 0:
+        return []
+    breaks = np.flatnonzero(np.diff(idx) != 1) + 1
+    starts = np.concatenate(([0], breaks))
+    ends = np.concatenate((breaks, [len(idx)]))
+    out: list[Chunk] = []
+    for s, e in zip(starts.tolist(), ends.tolist(), strict=True):
+        first = int(idx[s])
+        for off in range(0, e - s, max_pages):
+            out.append((first + off, min(max_pages, e - s - off)))
+    return out
+
+
+def segments(nonzero: npt.NDArray[np.bool_], start: int) -> list[tuple[int, int, bool]]:
+    """A chunk's pages -> (first, count, is_zero) runs, so zero runs go without data."""
+    if nonzero.all():
+        return [(start, len(nonzero), False)]
+    edges = np.flatnonzero(np.diff(nonzero.astype(np.int8))) + 1
+    bounds = [0, *edges.tolist(), len(nonzero)]
+    return [(start + a, b - a, not bool(nonzero[a])) for a, b in itertools.pairwise(bounds)]
+
+
+def fits(dirty_pages: int, rate: float, max_downtime: float) -> bool:
+    """Can the remaining dirty pages be sent within `max_downtime` s at `rate` bytes/s?"""
+    if dirty_pages == 0:
+        return True
+    return rate > 0 and dirty_pages * PAGE_SIZE / rate <= max_downtime
+
+
+@dataclass
+class Plan:
+    max_downtime: float = 0.1  # s
+    max_rounds: int = MAX_ROUNDS
+    throttle_rounds: int = THROTTLE_ROUNDS
+
+    def next_step(self, rnd: int, dirty_pages: int, rate: float) -> str:
+        """After round `rnd`: 'stun', 'continue', or 'throttle' (continue, guest slowed)."""
+        if fits(dirty_pages, rate, self.max_downtime):
+            return "stun"
+        if rnd < self.max_rounds:
+            return "continue"
+        if rnd < self.max_rounds + self.throttle_rounds:
+            return "throttle"
+        return "stun"  # forced: the report says the downtime goal was missed

@@ -15,7 +15,14 @@ from pathlib import Path
 
 import click
 
-from . import commands_lab, commands_objects, commands_resolve, commands_state, commands_traffic
+from . import (
+    commands_lab,
+    commands_objects,
+    commands_resolve,
+    commands_state,
+    commands_traffic,
+    commands_vm,
+)
 from .context import AppContext
 from .esxcli import esxcli
 
@@ -40,6 +47,8 @@ main.add_command(commands_lab.lab)
 for _command in commands_traffic.COMMANDS:
     main.add_command(_command)
 commands_lab.lab.add_command(commands_traffic.check_command)
+for _command in commands_vm.COMMANDS:
+    main.add_command(_command)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1,0 +1,203 @@
+"""`vmknet vm create|list|show|destroy|host-caps` and `vmknet vmotion`: VMs of the bound lab.
+
+    vmknet vm create web01 -H esx01 --memory 1GiB --dirty-rate 50MB/s
+    vmknet vm list
+    vmknet vmotion web01 --to esx02 [--max-downtime 100] [--encryption required] [--json]
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from ..lab import Lab, require_lab
+from ..model import Datacenter
+from ..vm import manage, registry
+from ..vm.units import human_bytes, parse_rate, parse_size
+from .context import AppContext, pass_app, reported
+from .output import emit_json, is_terminal, say, table
+
+if TYPE_CHECKING:  # the engine loads numpy and cryptography: only `vmotion` imports it
+    from ..vmotion.report import MigrationReport
+
+EXIT_ABORTED = 1
+ENCRYPTION_MODES = ("disabled", "opportunistic", "required")  # = vmotion.crypto.MODES (tested)
+
+
+def _bound(app: AppContext) -> tuple[Datacenter, Lab]:
+    with reported():
+        lab = require_lab(app.inventory)
+        return app.inventory.read(), lab
+
+
+@click.group("vm")
+def vm() -> None:
+    """Simulated VMs on lab hosts: real memory, written at a dirty rate, migratable."""
+
+
+@vm.command("create")
+@click.argument("name")
+@click.option("-H", "--host", "host", required=True, metavar="HOST", help="Host to run it on.")
+@click.option("--memory", default="256MiB", show_default=True, help="Guest memory size.")
+@click.option("--dirty-rate", "dirty_rate", default="50MB/s", show_default=True,
+              help="Bytes per second the workload writes (hot set, zero and repeated pages).")
+@click.option("--seed", type=int, default=1, show_default=True, help="Workload random seed.")
+@pass_app
+def create_command(app: AppContext, name: str, host: str, memory: str, dirty_rate: str,
+                   seed: int) -> None:
+    """Boot VM NAME on HOST of the bound lab."""
+    dc, lab = _bound(app)
+    with reported():
+        rec = manage.create(dc, lab.name, name, host, parse_size(memory), parse_rate(dirty_rate),
+                            seed)
+    say(f"VM {rec.name} runs on {rec.host} (pid {rec.pid}, {human_bytes(rec.memory)}, "
+        f"dirty rate {rec.dirty_rate / 1e6:.0f} MB/s)", style="green")
+
+
+@vm.command("list")
+@click.option("--json", "as_json", is_flag=True)
+@pass_app
+def list_command(app: AppContext, as_json: bool) -> None:
+    """VMs of the bound lab and the host each runs on."""
+    _, lab = _bound(app)
+    rows = manage.records(lab.name)
+    if as_json:
+        emit_json([r.__dict__ for r in rows])
+        return
+    table(("Name", "Host", "PID", "Memory", "Dirty Rate"),
+          [[r.name, r.host, r.pid, human_bytes(r.memory), f"{r.dirty_rate / 1e6:.0f} MB/s"]
+           for r in rows])
+
+
+@vm.command("show")
+@click.argument("name")
+@pass_app
+def show_command(app: AppContext, name: str) -> None:
+    """Status of VM NAME (from its process): host, state, pages written so far."""
+    _, lab = _bound(app)
+    with reported():
+        emit_json(manage.status(lab.name, name))
+
+
+@vm.command("destroy")
+@click.argument("name")
+@pass_app
+def destroy_command(app: AppContext, name: str) -> None:
+    """Stop VM NAME and release its memory."""
+    _, lab = _bound(app)
+    with reported():
+        rec = manage.destroy(lab.name, name)
+    say(f"VM {rec.name} destroyed on {rec.host}")
+
+
+@vm.command("host-caps")
+@click.option("-H", "--host", "host", required=True, metavar="HOST")
+@click.option("--encryption/--no-encryption", default=True,
+              help="Whether the host's migration agent can do encrypted vMotion (SEC-1).")
+@pass_app
+def host_caps_command(app: AppContext, host: str, encryption: bool) -> None:
+    """Declare what a host's migration agent supports (an older host: --no-encryption)."""
+    dc, lab = _bound(app)
+    with reported():
+        dc.host(host)
+    registry.set_host_encryption(lab.name, host, encryption)
+    say(f"{host}: encrypted vMotion {'supported' if encryption else 'not supported'}")
+
+
+@click.command("vmotion")
+@click.argument("name")
+@click.option("--to", "target", required=True, metavar="HOST", help="Target host.")
+@click.option("--max-downtime", "max_downtime", type=click.FloatRange(1, 60000), default=100,
+              show_default=True, help="Milliseconds the VM may be stunned at switchover.")
+@click.option("--encryption", type=click.Choice(ENCRYPTION_MODES), default="opportunistic",
+              show_default=True, help="Encrypted vMotion (SEC-1).")
+@click.option("--timeout", type=click.FloatRange(1, 600), default=15, show_default=True,
+              help="Seconds a stream may stall before its adapter pair is dropped.")
+@click.option("--rate-limit", "rate_limit", default=None, metavar="RATE",
+              help="Per-stream bandwidth cap, e.g. 100MB/s (emulates a slower network).")
+@click.option("--json", "as_json", is_flag=True, help="The report as JSON.")
+@pass_app
+def vmotion_command(app: AppContext, name: str, target: str, max_downtime: float,
+                    encryption: str, timeout: float, rate_limit: str | None,
+                    as_json: bool) -> None:
+    """Live-migrate VM NAME to another host over the vMotion adapters (pre-copy, multi-NIC)."""
+    from ..vmotion import migrate
+
+    dc, lab = _bound(app)
+    show = _Progress(enabled=not as_json)
+    with reported(), show:
+        report = migrate(dc, lab, name, target, max_downtime=max_downtime / 1000,
+                         encryption=encryption, timeout=timeout,
+                         rate_limit=parse_rate(rate_limit) if rate_limit else None,
+                         progress=show.update)
+    if as_json:
+        emit_json(report.to_dict())
+    else:
+        print_report(report)
+    if not report.completed:
+        sys.exit(EXIT_ABORTED)
+
+
+class _Progress:
+    """A rich progress line on a terminal; one line per round otherwise."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self.live: Any = None
+
+    def __enter__(self) -> _Progress:
+        if self.enabled and is_terminal():
+            from rich.progress import Progress, SpinnerColumn, TextColumn
+
+            self.live = Progress(SpinnerColumn(), TextColumn("{task.description}"),
+                                 transient=True)
+            self.live.start()
+            self.task = self.live.add_task("connecting")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.live is not None:
+            self.live.stop()
+
+    def update(self, event: dict[str, Any]) -> None:
+        if not self.enabled:
+            return
+        pairs = "  ".join(f"{p['source_vmk']}->{p['target_vmk']} {p['gbps']:.2f} Gbit/s"
+                          for p in event.get("pairs", []))
+        kind = event.get("event")
+        phase = "stunned" if event.get("stunned") or kind == "phase" else "pre-copy"
+        line = (f"{phase} round {event.get('round')}  dirty pages left "
+                f"{event.get('dirty_left', '-')}  {pairs}")
+        if self.live is not None:
+            self.live.update(self.task, description=line)
+        elif kind in ("round", "phase"):
+            click.echo(line)
+
+
+def print_report(r: MigrationReport) -> None:
+    ok = r.completed
+    say(f"vMotion {r.vm} {r.source} -> {r.target}: {r.result} ({r.reason})",
+        style="green" if ok else "bold red")
+    downtime = f"{r.downtime_ms:.1f} ms" if r.downtime_ms is not None else "-"
+    click.echo(f"total {r.total_seconds:.2f} s, downtime {downtime} (max {r.max_downtime_ms:.0f}"
+               f" ms; digest {r.digest_ms:.1f} ms), {len(r.rounds)} rounds, "
+               f"{human_bytes(r.bytes)} at {r.gbps:.2f} Gbit/s, zero pages skipped "
+               f"{r.zero_pages_skipped}")
+    enc = f"{r.cipher}, {r.crypto_seconds * 1000:.0f} ms sealing" if r.encrypted else "plain"
+    click.echo(f"encryption {r.encryption_mode}: {enc} ({r.encryption_note or '-'})")
+    if r.throttled:
+        click.echo(f"throttled: {r.throttle_reason}")
+    table(("Round", "Pages", "Zero", "Bytes", "Seconds", "Dirty Left", "Stunned"),
+          [[s.round, s.pages, s.zero_pages, s.bytes, f"{s.seconds:.3f}", s.dirty_left,
+            "yes" if s.stunned else "no"] for s in r.rounds])
+    table(("Source", "Target", "Netstack", "Next Hop", "Bytes", "Seconds", "Gbit/s", "Failed"),
+          [[f"{p.source_vmk} {p.source_address}", f"{p.target_vmk} {p.target_address}",
+            p.netstack, p.next_hop, p.bytes, f"{p.seconds:.3f}", f"{p.gbps:.2f}", p.failed]
+           for p in r.pairs])
+    if r.digest:
+        click.echo(f"memory digest at switchover {r.digest[:16]} (source = target)")
+
+
+COMMANDS = (vm, vmotion_command)

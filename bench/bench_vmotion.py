@@ -308,6 +308,23 @@ def running_lab(spec: LabSpec, name: str, folder: Path) -> Iterator[RunningLab]:
         lifecycle.down(inv, name)
 
 
+def vm_processes(name: str) -> list[int]:
+    """VM processes of this run's lab still alive (found by their `--lab=` marker)."""
+    from vmknet.vm import registry
+
+    return [p for p in registry.vm_pids(name) if registry.alive(p)]
+
+
+def cleanup(name: str) -> list[int]:
+    """After a crash between up and down: the lab's VMs (by their lab marker) and namespaces."""
+    from vmknet.dataplane.linux import LinuxBackend
+    from vmknet.vm.reaper import kill_lab_vms
+
+    killed = kill_lab_vms(name)
+    LinuxBackend().cleanup(f"vmkl-{name}.")
+    return killed
+
+
 def leftovers(name: str) -> list[str]:
     from vmknet.dataplane.linux.netns import ETC_NETNS, listed
 
@@ -344,38 +361,176 @@ class Options:
     mtu: int = 9000
     iperf_seconds: float = 5.0
     dirty_rates: list[float] = field(default_factory=lambda: [0.0, 10.0, 50.0, 100.0])
+    max_downtime: float = 0.1  # s: the engine's switchover target (its default)
     only: set[str] = field(default_factory=set)
 
     def wants(self, part: str) -> bool:
-        return not self.only or part in self.only
+        return not self.only or part in self.only or self.iperf_only
+
+    @property
+    def iperf_only(self) -> bool:
+        """`--only iperf`: iperf3 in every lab, no VM (usable without the engine)."""
+        return self.only == {"iperf"}
 
 
 def iperf_rows(part: str, lab: RunningLab, results: Sequence[IperfResult]) -> list[Row]:
     rows = []
     limit = lab.spec.speed_mbit
+    k = f"{lab.spec.pairs} pairs: " if part == "aggregate" else ""
     for p, r in zip(lab.pairs, results, strict=True):
-        rows.append(Row(part, f"iperf3 {p.label}", r.mbit, "Mbit/s", float(limit), "",
+        rows.append(Row(part, f"{k}iperf3 {p.label}", r.mbit, "Mbit/s", float(limit), "",
                         f"NIC {limit} Mbit/s, MTU {lab.spec.mtu}, "
                         f"{r.retransmits if r.retransmits is not None else '?'} retransmits"))
     return rows
 
 
-def part_iperf_only(opts: Options, children: Children, folder: Path, name: str) -> list[Row]:
-    """iperf3 alone over 1 pair at `single_mbit` and every pair count at `rate_mbit`."""
+def iperf_reference(lab: RunningLab, children: Children, seconds: float) -> list[IperfResult]:
+    """iperf3 over every pair of the lab at once: the measured capacity of each pair."""
+    return iperf3(children, lab.name, lab.pairs, seconds, vmotion_ns)
+
+
+def migrate_once(lab: RunningLab, vm: str, memory_mib: int, dirty_mb: float = 0.0, *,
+                 encryption: str = "disabled", max_downtime: float = 0.1) -> Any:
+    """Boot `vm` on the first host, live-migrate it to the second, destroy it: the report."""
+    from vmknet.vm import manage
+    from vmknet.vmotion import migrate
+
+    source, target = lab.pairs[0].source_host, lab.pairs[0].target_host
+    manage.create(lab.dc, lab.name, vm, source, memory=memory_mib * MIB,
+                  dirty_rate=int(dirty_mb * 1e6))
+    try:
+        report = migrate(lab.dc, lab.name, vm, target, max_downtime=max_downtime,
+                         encryption=encryption)
+    finally:
+        with contextlib.suppress(Exception):
+            manage.destroy(lab.name, vm)
+    if not report.completed:
+        raise RuntimeError(f"migration of {vm} aborted: {report.code}: {report.reason}")
+    return report
+
+
+def pair_mbit(stat: Any) -> float:
+    """Throughput of one adapter pair of a migration report, Mbit/s (its bytes / its time)."""
+    return float(stat.bytes) * 8 / float(stat.seconds) / 1e6 if stat.seconds else 0.0
+
+
+def busy_mbit(report: Any) -> float:
+    """Throughput of a whole migration over its rounds (all pairs), Mbit/s."""
+    busy = sum(r.seconds for r in report.rounds)
+    return float(report.bytes) * 8 / busy / 1e6 if busy else 0.0
+
+
+def report_note(report: Any) -> str:
+    down = report.downtime_ms if report.downtime_ms is not None else float("nan")
+    return (f"{len(report.rounds)} rounds, {report.bytes / MIB:.0f} MiB sent, total "
+            f"{report.total_seconds:.2f} s, downtime {down:.0f} ms")
+
+
+def part_single(lab: RunningLab, ref: Sequence[IperfResult], opts: Options) -> tuple[list[Row],
+                                                                                       Any]:
+    report = migrate_once(lab, "vmb-single", opts.memory_mib, max_downtime=opts.max_downtime)
+    stat, p = report.pairs[0], lab.pairs[0]
+    row = Row("single", f"migration {p.label}", pair_mbit(stat), "Mbit/s", ref[0].mbit,
+              f">= {AIM_THROUGHPUT:.2f}", f"vs iperf3 same pair; {report_note(report)}")
+    return [row], report
+
+
+def part_aggregate(lab: RunningLab, ref: Sequence[IperfResult], opts: Options) -> list[Row]:
+    k = lab.spec.pairs
+    limit = float(k * lab.spec.speed_mbit)
+    report = migrate_once(lab, f"vmb-agg{k}", opts.memory_mib, max_downtime=opts.max_downtime)
+    rows = []
+    for p, stat, r in zip(lab.pairs, report.pairs, ref, strict=True):
+        rows.append(Row("aggregate", f"{k} pairs: {p.label}", pair_mbit(stat), "Mbit/s", r.mbit,
+                        "", f"vs iperf3 of this pair; {stat.bytes / MIB:.0f} MiB"))
+    rows.append(Row("aggregate", f"{k} pairs: iperf3 sum", sum(r.mbit for r in ref), "Mbit/s",
+                    limit, "", f"{k} x {lab.spec.speed_mbit} Mbit/s, all pairs at once"))
+    rows.append(Row("aggregate", f"{k} pairs: migration", busy_mbit(report), "Mbit/s", limit,
+                    f">= {AIM_THROUGHPUT:.2f}", f"vs sum of NIC limits; {report_note(report)}"))
+    return rows
+
+
+def part_dirty(lab: RunningLab, ref: Sequence[IperfResult], opts: Options) -> list[Row]:
+    link = ref[0].received_bps / 8  # bytes/s the pair carries (iperf3, same run)
+    rows = []
+    for rate in opts.dirty_rates:
+        report = migrate_once(lab, f"vmb-dirty{int(rate)}", opts.memory_mib, rate,
+                              max_downtime=opts.max_downtime)
+        first = report.rounds[0].bytes  # the populated memory, sent once
+        once = first / link
+        label = f"{opts.memory_mib} MiB at {rate:g} MB/s"
+        throttled = "; SDPS throttled" if report.throttled else ""
+        rows.append(Row("dirty", f"total time, {label}", report.total_seconds, "s", once,
+                        f">= {AIM_THROUGHPUT:.2f}" if rate == 0 else "",
+                        f"limit = non-zero memory ({first / MIB:.0f} MiB) once at iperf3 rate; "
+                        f"{len(report.rounds)} rounds, {report.bytes / first:.2f}x memory sent"
+                        f"{throttled}", inverse=True))
+        down = (report.downtime_ms or 0.0) / 1000
+        rows.append(Row("dirty", f"downtime, {label}", down, "s", report.max_downtime_ms / 1000,
+                        "<= 1.00", f"incl. {report.digest_ms:.0f} ms memory digest at "
+                        f"switchover; last round {report.rounds[-1].bytes / MIB:.1f} MiB"))
+    return rows
+
+
+def part_crypto(lab: RunningLab, opts: Options, plain: Any | None) -> list[Row]:
+    if plain is None:
+        plain = migrate_once(lab, "vmb-plain", opts.memory_mib, max_downtime=opts.max_downtime)
+    sealed = migrate_once(lab, "vmb-aes", opts.memory_mib, encryption="required",
+                          max_downtime=opts.max_downtime)
+    if not sealed.encrypted:
+        raise RuntimeError(f"encryption required but not used: {sealed.encryption_note}")
+    rate = aes_gcm_rate(0.5 if opts.smoke else 2.0)
+    p = lab.pairs[0]
+    share = sealed.crypto_seconds / max(sealed.pairs[0].seconds, 1e-9)
+    return [
+        Row("crypto", f"encrypted migration {p.label}", pair_mbit(sealed.pairs[0]), "Mbit/s",
+            pair_mbit(plain.pairs[0]), f">= {AIM_THROUGHPUT:.2f}",
+            f"required vs disabled, same pair; {sealed.cipher}, sealing "
+            f"{share:.0%} of stream time"),
+        Row("crypto", "AES-256-GCM, 1 MiB chunks, 1 core", rate * 8, "Mbit/s",
+            pair_mbit(plain.pairs[0]), "", f"{rate:.0f} MB/s; limit = the plain migration"),
+    ]
+
+
+def lab_jobs(opts: Options) -> dict[LabSpec, list[str]]:
+    """Which parts run in which lab (a lab is brought up once for all of its parts)."""
+    jobs: dict[LabSpec, list[str]] = {}
+    single = LabSpec(pairs=1, speed_mbit=opts.single_mbit, mtu=opts.mtu)
+    for part in ("single", "crypto"):
+        if opts.wants(part):
+            jobs.setdefault(single, []).append(part)
+    if opts.wants("aggregate"):
+        for k in opts.pair_counts:
+            jobs.setdefault(LabSpec(pairs=k, speed_mbit=opts.rate_mbit, mtu=opts.mtu),
+                            []).append("aggregate")
+    if opts.wants("dirty"):
+        jobs.setdefault(LabSpec(pairs=1, speed_mbit=opts.rate_mbit, mtu=opts.mtu),
+                        []).append("dirty")
+    return jobs
+
+
+def run_lab(spec: LabSpec, parts: list[str], opts: Options, children: Children, folder: Path,
+            name: str) -> list[Row]:
     rows: list[Row] = []
-    spec = LabSpec(pairs=1, speed_mbit=opts.single_mbit, mtu=opts.mtu)
     with running_lab(spec, name, folder) as lab:
-        rows += iperf_rows("single", lab, iperf3(children, name, lab.pairs, opts.iperf_seconds,
-                                                 vmotion_ns))
-    for k in opts.pair_counts:
-        spec = LabSpec(pairs=k, speed_mbit=opts.rate_mbit, mtu=opts.mtu)
-        with running_lab(spec, name, folder) as lab:
-            results = iperf3(children, name, lab.pairs, opts.iperf_seconds, vmotion_ns)
-            rows += iperf_rows("aggregate", lab, results)
-            if k > 1:
-                rows.append(Row("aggregate", f"iperf3 sum of {k} pairs",
-                                sum(r.mbit for r in results), "Mbit/s",
-                                float(k * opts.rate_mbit), "", f"{k} x {opts.rate_mbit} Mbit/s"))
+        print(f"lab {spec.pairs} pair(s) x {spec.speed_mbit} Mbit/s, MTU {spec.mtu}: up in "
+              f"{lab.up_seconds:.1f} s, pairs answer after {lab.reach_seconds:.1f} s; "
+              f"{', '.join(parts)}", file=sys.stderr, flush=True)
+        ref = iperf_reference(lab, children, opts.iperf_seconds)
+        part = "single" if "single" in parts else parts[0]
+        rows += iperf_rows(part, lab, ref)
+        if opts.iperf_only:
+            return rows
+        plain = None
+        if "single" in parts:
+            got, plain = part_single(lab, ref, opts)
+            rows += got
+        if "aggregate" in parts:
+            rows += part_aggregate(lab, ref, opts)
+        if "dirty" in parts:
+            rows += part_dirty(lab, ref, opts)
+        if "crypto" in parts:
+            rows += part_crypto(lab, opts, plain)
     return rows
 
 
@@ -411,6 +566,8 @@ def parse_args(argv: list[str] | None) -> tuple[Options, bool]:
     parser.add_argument("--mtu", type=int, default=9000)
     parser.add_argument("--iperf-seconds", type=float, default=5.0)
     parser.add_argument("--dirty", default="0,10,50,100", help="dirty rates, MB/s")
+    parser.add_argument("--max-downtime", type=float, default=0.1,
+                        help="switchover target, s (the engine's default 0.1)")
     parser.add_argument("--only", default="",
                         help="comma-separated parts: iperf,single,aggregate,dirty,crypto")
     parser.add_argument("--json", action="store_true", help="print the rows as JSON")
@@ -418,13 +575,14 @@ def parse_args(argv: list[str] | None) -> tuple[Options, bool]:
     opts = Options(
         memory_mib=args.memory, pair_counts=[int(x) for x in args.pairs.split(",") if x.strip()],
         rate_mbit=args.rate_mbit, single_mbit=args.single_mbit, mtu=args.mtu,
-        iperf_seconds=args.iperf_seconds,
+        iperf_seconds=args.iperf_seconds, max_downtime=args.max_downtime,
         dirty_rates=[float(x) for x in args.dirty.split(",") if x.strip()],
         only={x.strip() for x in args.only.split(",") if x.strip()},
     )
     if args.smoke:
         opts.smoke, opts.memory_mib, opts.pair_counts = True, 64, [1]
         opts.iperf_seconds, opts.dirty_rates = 2.0, [10.0]
+        opts.single_mbit = opts.rate_mbit  # one lab for every part
     return opts, args.json
 
 
@@ -444,19 +602,13 @@ def main(argv: list[str] | None = None) -> int:
     start = time.perf_counter()
     try:
         with interruptible(), tempfile.TemporaryDirectory(prefix="vmknet-vmb-") as tmp:
-            rows += part_iperf_only(opts, children, Path(tmp), name)
-            if opts.wants("crypto"):
-                rate = aes_gcm_rate(0.5 if opts.smoke else 2.0)
-                rows.append(Row("crypto", "AES-256-GCM, 1 MiB chunks, 1 core", rate * 8, "Mbit/s",
-                                note=f"{rate:.0f} MB/s"))
+            for spec, parts in lab_jobs(opts).items():
+                rows += run_lab(spec, parts, opts, children, Path(tmp), name)
     finally:
         ended = children.stop()
-        with contextlib.suppress(Exception):
-            from vmknet.dataplane.linux import LinuxBackend
-
-            LinuxBackend().cleanup(f"vmkl-{name}.")  # a crash between up and down
+        ended += cleanup(name)
         left = leftovers(name)
-        alive = children.alive()
+        alive = children.alive() + vm_processes(name)
     took = time.perf_counter() - start
     if as_json:
         print(json.dumps({"machine": machine(), "seconds": took,

@@ -4,7 +4,8 @@ esx01 and esx02 have two vMotion adapters on the vmotion stack (198.18.4.0/24,
 VLAN 40): vmk1 on vMotion-A (active vmnic2, standby vmnic4: teaming failover),
 vmk2 on vMotion-B (vmnic3 only: taking it down kills that pair). esx03 has one
 in 198.18.5.0/24 (VLAN 41): esx01 -> esx03 is routed through rtr01 by the
-vmotion stack's gateway. esx04 has no vMotion adapter at all (EX-5).
+vmotion stack's gateway. esx04 has no vMotion adapter at all (EX-5); esx05's
+is in 198.18.6.0/24 (VLAN 42) without a gateway: no path (NoPath).
 """
 
 from __future__ import annotations
@@ -51,8 +52,9 @@ VMK = """      vmk{i}:
 
 def _host(name: str, n: int, net: int, vmks: list[tuple[str, str]]) -> str:
     body = "".join(VMK.format(i=i, pg=pg, address=a) for i, (pg, a) in enumerate(vmks, 1))
-    return HOST.format(name=name, n=n, vlan=40 if net == 4 else 41, gw=f"198.18.{net}.1",
-                       vmotion=body)
+    gw = f"198.18.{net}.1" if net in (4, 5) else "null"  # 198.18.6.0/24: no route anywhere
+    return HOST.format(name=name, n=n, vlan=36 + net, gw=gw, vmotion=body).replace(
+        "vmotion: {gateway: null}", "vmotion: {}")
 
 
 VMOTION_LAB = (
@@ -66,6 +68,7 @@ VMOTION_LAB = (
     + _host("esx02", 12, 4, [("A", "198.18.4.12"), ("B", "198.18.4.22")])
     + _host("esx03", 13, 5, [("A", "198.18.5.13")])
     + _host("esx04", 14, 4, [])
+    + _host("esx05", 15, 6, [("A", "198.18.6.15")])
 )
 
 

@@ -97,6 +97,8 @@ def migrate(dc: Datacenter, lab: LabRef, vm: str, target: str, *,
                                  "during the migration", code="SourceDied",
                                  encryption_mode=encryption,
                                  pairs=[pair_stat(f) for f in flows])
+    if report.completed:
+        _wait_exit(rec.pid)  # the source releases its memory and exits once the target runs
     if report.result == ABORTED:
         _kill(target_pid)  # the source keeps the VM: the half-received copy goes
         if report.code == "SEC-1":
@@ -123,6 +125,12 @@ def _run(path: str, params: dict[str, Any], fds: list[int], sent: Callable[[], N
             if progress is not None:
                 progress(event)
     return None
+
+
+def _wait_exit(pid: int) -> None:
+    deadline = time.monotonic() + KILL_TIMEOUT
+    while registry.alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.02)
 
 
 def _kill(pid: int) -> None:

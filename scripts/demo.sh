@@ -43,10 +43,15 @@ step resolve vmotion esx01 esx03
 printf '\n# A jumbo frame with DF set, over the routed vMotion network (own gateway):\n'
 step vmkping -H esx01 -I vmk1 -S vmotion -d -s 8972 -c 2 198.18.5.13
 step stats -H esx01
+printf '\n# Live migration over the vMotion adapters resolve() picks (multi-NIC, encrypted):\n'
+step vm create web01 -H esx01 --memory 256MiB --dirty-rate 20MB/s
+step vmotion web01 --to esx02
+step vm list
 printf '\n# A change that cuts the controller off from esx01 is rolled back (REQ-5):\n'
 step esxcli -H esx01 network vswitch standard portgroup set -p "Management Network" -v 99 \
     && { echo "demo: REQ-5 did not refuse the change" >&2; exit 1; }
 step events
+step vm destroy web01
 step lab status
 step lab down
 printf '\ndemo: done (lab %s down, store %s removed)\n' "$lab" "$VMKNET_STORE"

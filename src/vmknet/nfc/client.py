@@ -24,7 +24,8 @@ class NfcClient:
         self.sock = sock
         self.timeout = timeout
         sock.settimeout(timeout)
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if sock.family in (socket.AF_INET, socket.AF_INET6):  # small requests go at once
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.wire = 0
         self._rid = 0
 

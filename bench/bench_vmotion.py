@@ -406,8 +406,21 @@ def migrate_once(lab: RunningLab, vm: str, memory_mib: int, dirty_mb: float = 0.
         with contextlib.suppress(Exception):
             manage.destroy(lab.name, vm)
     if not report.completed:
-        raise RuntimeError(f"migration of {vm} aborted: {report.code}: {report.reason}")
+        raise RuntimeError(f"migration of {vm} aborted: {report.code}: {report.reason}"
+                           f"{vm_log_tail(lab.name, vm)}")
     return report
+
+
+def vm_log_tail(lab: str, vm: str, lines: int = 3) -> str:
+    """The last lines of a VM process's log (where a crashed VM said why), or ''."""
+    from vmknet.vm import registry
+
+    path = registry.vms_dir(lab) / f"{vm}.log"
+    try:
+        tail = path.read_text(errors="replace").strip().splitlines()[-lines:]
+    except OSError:
+        return ""
+    return f" (VM log: {' | '.join(tail)})" if tail else ""
 
 
 def pair_mbit(stat: Any) -> float:
@@ -536,7 +549,8 @@ def lab_jobs(opts: Options) -> dict[LabSpec, list[str]]:
 
 
 def run_lab(spec: LabSpec, parts: list[str], opts: Options, children: Children, folder: Path,
-            name: str) -> list[Row]:
+            name: str, failures: list[str]) -> list[Row]:
+    """Every part of one lab; a part that fails is recorded in `failures`, the rest go on."""
     rows: list[Row] = []
     with running_lab(spec, name, folder) as lab:
         print(f"lab {spec.pairs} pair(s) x {spec.speed_mbit} Mbit/s, MTU {spec.mtu}: up in "
@@ -548,15 +562,21 @@ def run_lab(spec: LabSpec, parts: list[str], opts: Options, children: Children, 
         if opts.iperf_only:
             return rows
         plain = None
-        if "single" in parts:
-            got, plain = part_single(lab, ref, opts)
-            rows += got
-        if "aggregate" in parts:
-            rows += part_aggregate(lab, ref, opts, plain)
-        if "dirty" in parts:
-            rows += part_dirty(lab, ref, opts)
-        if "crypto" in parts:
-            rows += part_crypto(lab, opts, plain)
+        for part in parts:
+            try:
+                if part == "single":
+                    got, plain = part_single(lab, ref, opts)
+                    rows += got
+                elif part == "aggregate":
+                    rows += part_aggregate(lab, ref, opts, plain)
+                elif part == "dirty":
+                    rows += part_dirty(lab, ref, opts)
+                elif part == "crypto":
+                    rows += part_crypto(lab, opts, plain)
+            except Exception as err:  # one part's failure must not lose the others' rows
+                failures.append(f"{part} ({spec.pairs} pair(s) x {spec.speed_mbit} Mbit/s): "
+                                f"{type(err).__name__}: {err}")
+                print(f"FAILED {failures[-1]}", file=sys.stderr, flush=True)
     return rows
 
 
@@ -628,6 +648,7 @@ def main(argv: list[str] | None = None) -> int:
     name = lab_name()
     children = Children()
     rows: list[Row] = []
+    failures: list[str] = []
     start = time.perf_counter()
     try:
         with interruptible(), tempfile.TemporaryDirectory(prefix="vmknet-vmb-") as tmp:
@@ -636,7 +657,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"warm-up: touched {2 * opts.memory_mib + 256} MiB in {took:.1f} s",
                       file=sys.stderr, flush=True)
             for spec, parts in lab_jobs(opts).items():
-                rows += run_lab(spec, parts, opts, children, Path(tmp), name)
+                rows += run_lab(spec, parts, opts, children, Path(tmp), name, failures)
     finally:
         ended = children.stop()
         ended += cleanup(name)
@@ -644,7 +665,7 @@ def main(argv: list[str] | None = None) -> int:
         alive = children.alive() + vm_processes(name)
     took = time.perf_counter() - start
     if as_json:
-        print(json.dumps({"machine": machine(), "seconds": took,
+        print(json.dumps({"machine": machine(), "seconds": took, "failures": failures,
                           "rows": [r.as_dict() for r in rows]}, indent=2))
     else:
         m = machine()
@@ -657,6 +678,10 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     if not as_json:
         print(f"clean: no vmkl-{name}.* namespace, no child process left")
+    for failure in failures:
+        print(f"FAILED {failure}", file=sys.stderr)
+    if failures:
+        return 1
     missed = [f"{r.part} {r.measure}" for r in rows if r.meets_aim is False]
     if missed:
         print(f"below the aim: {', '.join(missed)}", file=sys.stderr)

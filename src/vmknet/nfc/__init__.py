@@ -7,11 +7,26 @@
 Cold migration, cloning, snapshots and replication build on copy_file/copy_tree.
 """
 
+from typing import TYPE_CHECKING, Any
+
 from .copy import copy_file, copy_tree
 from .files import Datastores
-from .protocol import Code, NfcError, Op
+from .protocol import PORT, Code, NfcError, Op
 from .report import CopyReport, FlowUsed
-from .server import PORT, NfcServer
+
+if TYPE_CHECKING:
+    from .server import NfcServer
+
+
+def __getattr__(name: str) -> Any:
+    # Imported on first use: `python -m vmknet.nfc.server` must not find its module
+    # already loaded by this package (runpy warns, and the module would run twice).
+    if name == "NfcServer":
+        from .server import NfcServer
+
+        return NfcServer
+    raise AttributeError(name)
+
 
 __all__ = ["PORT", "Code", "CopyReport", "Datastores", "FlowUsed", "NfcError", "NfcServer",
            "Op", "copy_file", "copy_tree"]

@@ -26,9 +26,8 @@ from ..traffic.sockets import connect
 from .client import NfcClient
 from .files import BLOCK, Datastores, block_digests, confine, data_ranges
 from .plan import BlockJob, TokenBucket, differing, jobs
-from .protocol import Code, NfcError
+from .protocol import PORT, Code, NfcError
 from .report import CopyReport, FlowUsed
-from .server import PORT
 
 Progress = Callable[[int, int], None]  # (bytes of data done, bytes of data in all)
 MAX_ATTEMPTS = 5

@@ -22,6 +22,7 @@ from enum import IntEnum, IntFlag
 from typing import Any
 
 VERSION = 1
+PORT = 902  # SPEC section 10: NFC / provisioning
 CAPABILITIES = ("sparse", "sendfile", "checksum-blake2b-256", "resume", "punch-hole")
 MAX_PAYLOAD = 16 << 20  # a frame never carries more than this; anything larger is a bug
 HEADER = struct.Struct("!IBBHI")  # length, op, flags, status, request id

@@ -33,9 +33,9 @@ from ..traffic.place import LabRef, adapter_addresses, lab_name, stack_ns
 from ..traffic.sockets import Listener, close_all, listen
 from . import registry
 from .files import Datastores
+from .protocol import PORT
 from .session import Session
 
-PORT = 902  # SPEC section 10: NFC / provisioning
 POLL = 0.25  # s: how fast stop() and a vanished lab are noticed
 
 

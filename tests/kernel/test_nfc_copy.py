@@ -318,3 +318,18 @@ def test_concurrent_copies_share_one_server(nfc: NfcLab) -> None:
     for i in range(3):
         assert digest(nfc.root("esx02") / f"m{i}.vmdk") == digest(nfc.root("esx01") /
                                                                     f"m{i}.vmdk")
+
+
+def test_a_dense_file_sends_its_size_and_reports_throughput(nfc: NfcLab) -> None:
+    src = nfc.root("esx01") / "dense.vmdk"
+    before = make_sparse(src, 64 * MiB, 64 * MiB)
+    with NfcServer(nfc.dc, nfc.lab, "esx02", nfc.stores):
+        report = copy_file(nfc.dc, nfc.lab, "esx01", "ds1", "dense.vmdk", "esx02", "ds1",
+                           "dense.vmdk", stores=nfc.stores)
+        limited = copy_file(nfc.dc, nfc.lab, "esx01", "ds1", "dense.vmdk", "esx02", "ds1",
+                            "dense2.vmdk", stores=nfc.stores, bandwidth_limit=32e6)
+    print("\n" + report.summary() + "\n" + limited.summary())
+    assert digest(nfc.root("esx02") / "dense.vmdk") == before
+    assert 64 * MiB <= report.bytes_on_wire < 64.5 * MiB
+    # The token bucket holds the limit (within its 1/20 s burst).
+    assert 0.85 * 32e6 <= limited.wire_throughput <= 1.1 * 32e6

@@ -87,7 +87,12 @@ class NfcClient:
         return p.from_json(self.call(op, payload))
 
     def checksum(self, handle: int, block: int) -> list[bytes]:
-        answer = self.call(Op.CHECKSUM, p.HANDLE_SIZE.pack(handle, block))
+        # The server reads every data block of the file first: minutes for a big disk.
+        self.sock.settimeout(None if self.timeout is None else self.timeout + 600)
+        try:
+            answer = self.call(Op.CHECKSUM, p.HANDLE_SIZE.pack(handle, block))
+        finally:
+            self.sock.settimeout(self.timeout)
         body = answer[p.HANDLE_SIZE.size:]
         return [body[i:i + 32] for i in range(0, len(body), 32)]
 

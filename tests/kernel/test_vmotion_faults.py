@@ -1,4 +1,6 @@
-"""vMotion under faults: a pair's uplinks fail, all fail, the target dies, teaming fails over.
+"""vMotion under faults: a pair's uplinks fail, all fail, the target dies, teaming fails over,
+the target's memory is corrupt (verify after resume rolls back), the guest outruns the network
+(SDPS throttling).
 
 Each migration is slowed to ~8 MB/s per stream (`rate_limit`) so it lasts a few
 seconds and the fault lands mid-pre-copy. Uplinks go down the administrator's
@@ -27,6 +29,7 @@ from vmknet.traffic.place import stack_ns
 from vmknet.vm import manage, registry
 from vmknet.vm.reaper import kill_lab_vms
 from vmknet.vmotion import MigrationReport, migrate
+from vmknet.vmotion.verify import FLIP_ENV
 
 MEMORY = 32 << 20
 RATE = 1_000_000
@@ -125,3 +128,33 @@ def test_teaming_failover_is_survived(fl: tuple[Inventory, str]) -> None:
     report = out[0]
     assert report.completed, report.reason
     assert all(p.failed is None for p in report.pairs), report.to_dict()
+
+
+def test_digest_mismatch_rolls_back_to_the_source(fl: tuple[Inventory, str],
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """A receive path that corrupts one byte: the target resumed, but the source's digest of
+    its frozen memory differs, so the target is stopped and the source runs on."""
+    inv, lab = fl
+    rec = manage.create(inv.read(), lab, "f5", "esx01", MEMORY, RATE)
+    monkeypatch.setenv(FLIP_ENV, "5")  # the incoming VM process inherits the hook
+    report = migrate(inv.read(), lab, "f5", "esx02")
+    assert not report.completed and report.code == "DigestMismatch", report.to_dict()
+    assert report.downtime_ms is not None and not report.verified
+    assert report.digest != report.target_digest
+    assert manage.get(lab, "f5") == rec and [r.host for r in manage.records(lab)] == ["esx01"]
+    wait_writes(lab, "f5", int(manage.status(lab, "f5")["writes"]))  # runs on, at the source
+    assert vm_processes(lab) == [rec.pid], "the unverified target must be gone"
+
+
+def test_sdps_throttles_a_guest_that_outruns_the_network(fl: tuple[Inventory, str]) -> None:
+    """20 MB/s of dirtying (80% on a 1.6 MiB hot set) against 2 x 4 MB/s: pre-copy cannot
+    converge in max_rounds, so the guest is slowed (SDPS) until it does, and completes."""
+    inv, lab = fl
+    manage.create(inv.read(), lab, "f6", "esx01", 16 << 20, 20_000_000)
+    wait_writes(lab, "f6", 0)
+    report = migrate(inv.read(), lab, "f6", "esx02", rate_limit=4_000_000, max_rounds=3)
+    assert report.completed, report.reason
+    assert report.throttled and "SDPS" in report.throttle_reason, report.to_dict()
+    assert "did not converge in 3 rounds" in report.throttle_reason
+    assert len(report.rounds) > 3 + 1 and report.verified
+    assert manage.get(lab, "f6").host == "esx02"

@@ -11,9 +11,13 @@ from cryptography.exceptions import InvalidTag
 
 from vmknet.cli.commands_vm import ENCRYPTION_MODES
 from vmknet.errors import InvalidArgument
+from vmknet.vm.memory import DIGEST_PAGES, GuestMemory
+from vmknet.vm.units import PAGE_SIZE
 from vmknet.vmotion import crypto, protocol
-from vmknet.vmotion.precopy import Plan, chunks, fits, segments
+from vmknet.vmotion.precopy import Plan, chunks, fits, predict, segments
 from vmknet.vmotion.report import MigrationReport, PairStat, RoundStat
+from vmknet.vmotion.target import Incoming
+from vmknet.vmotion.verify import FLIP_ENV
 
 
 def test_frame_roundtrip_and_garbage() -> None:
@@ -57,6 +61,56 @@ def test_stop_rule_and_throttle() -> None:
     assert plan.next_step(1, 10**6, 1e6) == "continue"
     assert [plan.next_step(r, 10**6, 1e6) for r in (2, 3, 4)] == ["throttle", "throttle",
                                                                   "stun"]
+
+
+def test_stop_rule_counts_the_fixed_switchover_costs() -> None:
+    rate = 100 * PAGE_SIZE / 0.1  # 100 pages in 100 ms
+    assert predict(0, 0.0, 0.004) == 0.004 and predict(10, 0.0) == float("inf")
+    assert predict(50, rate, 0.02) == pytest.approx(0.07)
+    assert fits(100, rate, 0.1) and not fits(100, rate, 0.1, fixed=0.005)
+    assert fits(90, rate, 0.1, fixed=0.005)
+    plan = Plan(max_downtime=0.1, max_rounds=2, throttle_rounds=1)
+    assert plan.next_step(1, 90, rate) == "stun" and plan.next_step(1, 90, rate, 0.02) == "continue"
+    assert plan.next_step(1, 0, rate, 0.2) == "continue", "fixed costs alone can miss the goal"
+    assert plan.predict(50, rate, 0.02) == pytest.approx(0.07)
+
+
+def _receive(memory: GuestMemory, frames: list[tuple[int, int, int, bytes | None]]) -> Incoming:
+    incoming = Incoming(memory, None)
+    for rnd, start, count, data in frames:
+        kind = protocol.ZERO if data is None else protocol.PAGES
+        incoming._apply(protocol.Frame(kind, rnd, start, count, len(data or b"")),
+                        None if data is None else memoryview(data))
+    return incoming
+
+
+def test_target_block_digests_follow_the_receive_path() -> None:
+    """Frames across block edges, zero runs, stale (older round) data: the digest kept as
+    pages land equals a full hash of the target's memory, and of the source's."""
+    n = 3 * DIGEST_PAGES + 5  # a short last block
+    source = GuestMemory(n * PAGE_SIZE)
+    rng = np.random.default_rng(7)
+    source.pages[:] = rng.integers(0, 256, source.pages.shape, dtype=np.uint8)
+    source.pages[20:40] = 0
+    old = bytes(source.view(10, 30))
+    frames: list[tuple[int, int, int, bytes | None]] = [
+        (1, 0, 10, bytes(source.view(0, 10))), (1, 10, 30, old), (2, 20, 20, None),
+        (1, 20, 20, old[10 * PAGE_SIZE:]),  # late data of a dead stream: dropped
+        (1, 40, n - 40, bytes(source.view(40, n - 40)))]
+    target = GuestMemory(source.size)
+    incoming = _receive(target, frames)
+    assert np.array_equal(target.pages, source.pages)
+    assert incoming.digest() == target.digest() == source.digest()
+    empty = GuestMemory(source.size)  # nothing received: zeros, known without hashing
+    assert Incoming(empty, None).digest() == empty.digest()
+
+
+def test_flip_hook_corrupts_the_target(monkeypatch: pytest.MonkeyPatch) -> None:
+    source = GuestMemory(2 * DIGEST_PAGES * PAGE_SIZE)
+    monkeypatch.setenv(FLIP_ENV, "3")
+    target = GuestMemory(source.size)
+    incoming = _receive(target, [(1, 0, source.n_pages, None)])
+    assert target.pages[3].any() and incoming.digest() == target.digest() != source.digest()
 
 
 def test_crypto_modes_and_seal_open() -> None:

@@ -28,7 +28,8 @@ HOT_FRACTION = 0.10
 HOT_SHARE = 0.80  # of all writes
 REPEATED_FRACTION = 0.20  # of populated pages: one shared content
 TICK = 0.01  # s: the workload writes in small bursts, like a guest between timer ticks
-DIGEST_SEGMENTS = 4  # sha256 per segment in parallel threads (hashlib releases the GIL)
+DIGEST_PAGES = 16  # 64 KiB digest blocks: memory digest = sha256 of the blocks' sha256s
+DIGEST_THREADS = 2  # blocks hashed in parallel threads (hashlib releases the GIL)
 
 Pages = npt.NDArray[np.uint8]
 Mask = npt.NDArray[np.bool_]
@@ -64,18 +65,43 @@ class GuestMemory:
     def dirty_count(self) -> int:
         return int(np.count_nonzero(self.dirty))
 
+    @property
+    def n_blocks(self) -> int:
+        return -(-self.n_pages // DIGEST_PAGES)
+
+    def block_digest(self, block: int) -> bytes:
+        """sha256 of digest block `block` (DIGEST_PAGES pages; the last one may be shorter)."""
+        first = block * DIGEST_PAGES
+        return hashlib.sha256(self.view(first, min(DIGEST_PAGES, self.n_pages - first))).digest()
+
+    def block_digests(self) -> list[bytes]:
+        """Every block's digest, blocks split over DIGEST_THREADS threads."""
+        n = self.n_blocks
+        step = -(-n // DIGEST_THREADS)
+        with ThreadPoolExecutor(DIGEST_THREADS) as pool:
+            parts = pool.map(lambda a: [self.block_digest(b) for b in range(a, min(a + step, n))],
+                             range(0, n, step))
+            return [d for part in parts for d in part]
+
     def digest(self) -> str:
-        """sha256 of each segment in parallel, then sha256 of those: one tree digest."""
-        step = -(-self.n_pages // DIGEST_SEGMENTS) * PAGE_SIZE
-        mem = memoryview(self.buf)
-        parts = [mem[i:i + step] for i in range(0, self.size, step)]
-        with ThreadPoolExecutor(len(parts)) as pool:
-            digests = list(pool.map(lambda p: hashlib.sha256(p).digest(), parts))
-        return hashlib.sha256(b"".join(digests)).hexdigest()
+        """The memory digest: sha256 over the blocks' sha256s in block order (a hash tree
+        the target of a migration keeps up to date as pages arrive, vmotion.verify)."""
+        return combine(self.block_digests())
 
     def close(self) -> None:
         del self.pages
         self.buf.close()
+
+
+def combine(block_digests: list[bytes]) -> str:
+    return hashlib.sha256(b"".join(block_digests)).hexdigest()
+
+
+def zero_digest(pages: int, memo: dict[int, bytes] = {}) -> bytes:  # noqa: B006 - a memo
+    """The digest of a block of `pages` zero pages (computed once per length)."""
+    if pages not in memo:
+        memo[pages] = hashlib.sha256(bytes(pages * PAGE_SIZE)).digest()
+    return memo[pages]
 
 
 class Workload:
@@ -95,7 +121,6 @@ class Workload:
         self._pool: Pages = self._rng.integers(0, 256, (256, PAGE_SIZE), dtype=np.uint8)
         self._running = threading.Event()
         self._stop = threading.Event()
-        self._idle = threading.Event()
         self._thread = threading.Thread(target=self._run, name="vmx-workload", daemon=True)
 
     def populate(self) -> None:
@@ -114,9 +139,14 @@ class Workload:
         self._thread.start()
 
     def pause(self) -> None:
-        """Stun: returns once no write is in progress (the vCPUs are stopped)."""
+        """Stun: returns once no write is in progress (the vCPUs are stopped).
+
+        A write checks `running` under the memory lock, so taking the lock once after
+        clearing it is enough: microseconds, not a workload tick.
+        """
         self._running.clear()
-        self._idle.wait(1.0)
+        with self.memory.lock:
+            pass
 
     def resume(self) -> None:
         self._running.set()
@@ -136,9 +166,7 @@ class Workload:
         last = time.monotonic()
         while not self._stop.is_set():
             if not self._running.is_set():
-                self._idle.set()
                 self._running.wait()
-                self._idle.clear()
                 last = time.monotonic()
                 continue
             time.sleep(TICK)
@@ -157,7 +185,9 @@ class Workload:
         stamp = np.full(len(idx), self.writes, dtype=">u8").view(np.uint8).reshape(-1, 8)
         mem = self.memory
         with mem.lock:
+            if not self._running.is_set():
+                return  # paused meanwhile: a stunned guest writes nothing
             mem.pages[idx] = self._pool[idx % len(self._pool)]
             mem.pages[idx, 8:16] = stamp  # each write changes the page: resending is needed
             mem.dirty[idx] = True
-        self.writes += count
+            self.writes += count

@@ -37,7 +37,7 @@ class Vmx:
     # ------------------------------------------------------------- registry
 
     def publish(self, guest: Guest) -> None:
-        """This process runs the VM now: write its record (boot, or resume after migration)."""
+        """This process runs the VM now: write its record (boot, or a verified migration)."""
         self.guest, self.host, self.state = guest, guest.host, "running"
         registry.save(registry.VmRecord(self.name, self.lab, guest.host, os.getpid(),
                                         guest.memory.size, guest.workload.rate, self.control,

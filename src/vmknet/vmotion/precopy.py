@@ -1,7 +1,10 @@
 """Pre-copy decisions (pure): how dirty pages are cut into chunks, and when to stop iterating.
 
-QEMU's rule: stop when the remaining dirty memory can be sent within the maximum
-downtime at the bandwidth the last round measured. When that does not happen
+QEMU's rule, with the switchover's fixed costs: stop when the predicted downtime,
+remaining dirty bytes / the bandwidth the last round measured + the fixed costs
+(a round barrier on every stream, the device state's round trip on management,
+measured after each round by the source's probe), is within the maximum
+downtime. When that does not happen
 within `max_rounds` (the guest dirties faster than the network sends), throttle
 the guest, as vSphere's stun-during-page-send (SDPS) slows the vCPUs, halving its
 rate each further round, and stun anyway after `throttle_rounds` more.
@@ -49,11 +52,16 @@ def segments(nonzero: npt.NDArray[np.bool_], start: int) -> list[tuple[int, int,
     return [(start + a, b - a, not bool(nonzero[a])) for a, b in itertools.pairwise(bounds)]
 
 
-def fits(dirty_pages: int, rate: float, max_downtime: float) -> bool:
-    """Can the remaining dirty pages be sent within `max_downtime` s at `rate` bytes/s?"""
+def predict(dirty_pages: int, rate: float, fixed: float = 0.0) -> float:
+    """Predicted downtime in s: the dirty pages at `rate` bytes/s, plus `fixed` s."""
     if dirty_pages == 0:
-        return True
-    return rate > 0 and dirty_pages * PAGE_SIZE / rate <= max_downtime
+        return fixed
+    return dirty_pages * PAGE_SIZE / rate + fixed if rate > 0 else float("inf")
+
+
+def fits(dirty_pages: int, rate: float, max_downtime: float, fixed: float = 0.0) -> bool:
+    """Would a stun now stay within `max_downtime` s (see `predict`)?"""
+    return predict(dirty_pages, rate, fixed) <= max_downtime
 
 
 @dataclass
@@ -62,9 +70,12 @@ class Plan:
     max_rounds: int = MAX_ROUNDS
     throttle_rounds: int = THROTTLE_ROUNDS
 
-    def next_step(self, rnd: int, dirty_pages: int, rate: float) -> str:
+    def predict(self, dirty_pages: int, rate: float, fixed: float = 0.0) -> float:
+        return predict(dirty_pages, rate, fixed)
+
+    def next_step(self, rnd: int, dirty_pages: int, rate: float, fixed: float = 0.0) -> str:
         """After round `rnd`: 'stun', 'continue', or 'throttle' (continue, guest slowed)."""
-        if fits(dirty_pages, rate, self.max_downtime):
+        if fits(dirty_pages, rate, self.max_downtime, fixed):
             return "stun"
         if rnd < self.max_rounds:
             return "continue"

@@ -54,7 +54,16 @@ class MigrationReport:
     total_seconds: float = 0.0
     downtime_ms: float | None = None  # stun on the source to resume on the target
     max_downtime_ms: float = 100.0
-    digest_ms: float = 0.0  # part of the downtime: both ends hash memory at switchover
+    # The stop rule's last prediction: dirty bytes / rate + fixed costs (barrier, device RTT)
+    predicted_downtime_ms: float | None = None
+    fixed_cost_ms: float | None = None  # the switchover's fixed costs, measured by the probe
+    # Not part of the downtime: the source hashes its frozen memory after the target resumed
+    digest_ms: float = 0.0
+    # Verify after resume: target resume -> digests compared and committed (the target ran
+    # this long before its memory was verified; no post-copy: the source kept every page)
+    verify_ms: float | None = None
+    verified: bool = False
+    verify_note: str = ""
     rounds: list[RoundStat] = field(default_factory=list)
     zero_pages_skipped: int = 0
     throttled: bool = False
@@ -64,7 +73,8 @@ class MigrationReport:
     encryption_note: str = ""
     cipher: str | None = None
     crypto_seconds: float = 0.0  # CPU time sealing pages, summed over streams
-    digest: str | None = None
+    digest: str | None = None  # the source's memory digest at switchover
+    target_digest: str | None = None  # the target's, kept as pages arrived (equal if verified)
     pairs: list[PairStat] = field(default_factory=list)
     target_pid: int | None = None
 

@@ -1,11 +1,14 @@
 """The source side of a live migration, run inside the VM's own process (it holds the memory).
 
-    hello (mode, key) -> pre-copy rounds while the guest runs -> stun -> last round
-    -> device state + digest -> target verifies, resumes, says so -> source exits
+    hello (mode, key) -> pre-copy rounds while the guest runs (after each, a probe
+    measures the switchover's fixed costs for the stop rule) -> stun -> last round
+    -> device state -> target resumes, says when, with its memory digest (downtime
+    ends) -> source hashes its frozen memory, sends its digest (verdict) -> equal:
+    the target commits (registry), the source exits; different: DigestMismatch
 
-Any failure before the target confirms resume aborts: the target is told (or is
-gone), the guest's throttle is lifted and it runs on here as if nothing happened
-(its memory was only read).
+Any failure before the target commits aborts: the target is told (or is gone)
+and stops, the guest's throttle is lifted and it runs on here as if nothing
+happened (its memory was only read).
 """
 
 from __future__ import annotations
@@ -18,15 +21,17 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from ..errors import NotFound
+from ..vm import registry
 from ..vm.control import LineReader, Message, send_line
 from ..vm.guest import Guest
-from . import crypto
+from . import crypto, protocol
 from .precopy import THROTTLE_STEP, Plan, chunks
 from .report import COMPLETED, MigrationReport, PairStat, RoundStat
 from .streams import AllStreamsFailed, Stream, run_round
 
 PROGRESS_EVERY = 0.5  # s between progress events inside a long round
-SWITCHOVER_SLACK = 10.0  # s for the target to hash its memory and resume
+SWITCHOVER_SLACK = 10.0  # s for the target to resume, and to commit after the verdict
 
 
 class Refused(Exception):
@@ -66,9 +71,14 @@ def migrate_out(guest: Guest, params: dict[str, Any], mgmt: socket.socket,
             report.rounds.append(stat)
             if stat.bytes >= 4 << 20 or rate == 0:
                 rate = stat.bytes / stat.seconds if stat.seconds > 0 else 0.0
-            step = plan.next_step(rnd, stat.dirty_left, rate)
+            fixed = _probe(streams, mgmt, reader, rnd, len(guest.device_state()))
+            dirty = mem.dirty_count()
+            step = plan.next_step(rnd, dirty, rate, fixed)
+            report.fixed_cost_ms = fixed * 1000
+            report.predicted_downtime_ms = plan.predict(dirty, rate, fixed) * 1000
             emit({"event": "round", "round": rnd, "dirty_left": stat.dirty_left,
                   "bytes": stat.bytes, "seconds": stat.seconds, "next": step,
+                  "predicted_downtime_ms": report.predicted_downtime_ms,
                   "pairs": [p.to_dict() for p in report.pairs]})
             if step == "stun":
                 break
@@ -84,8 +94,10 @@ def migrate_out(guest: Guest, params: dict[str, Any], mgmt: socket.socket,
         stunned = True
         emit({"event": "phase", "phase": "stunned", "round": rnd + 1})
         report.rounds.append(_round(streams, guest, rnd + 1, emit, stunned=True))
-        _switchover(guest, mgmt, reader, report, t_stun, timeout)
-        report.result, report.reason = COMPLETED, "resumed on the target"
+        t_resume = _switchover(guest, mgmt, reader, report, t_stun, timeout)
+        emit({"event": "phase", "phase": "verifying", "round": rnd + 1})
+        _verify(guest, mgmt, reader, report, t_resume, params.get("target_pid"))
+        report.result, report.reason = COMPLETED, "resumed on the target; " + report.verify_note
     except (OSError, AllStreamsFailed, Refused, ValueError) as err:
         report.reason = str(err) or type(err).__name__
         report.code = err.code if isinstance(err, Refused) else type(err).__name__
@@ -151,17 +163,87 @@ def _round(streams: list[Stream], guest: Guest, rnd: int, emit: Callable[[Messag
                      mem.dirty_count(), stunned)
 
 
-def _switchover(guest: Guest, mgmt: socket.socket, reader: LineReader, report: MigrationReport,
-                t_stun: float, timeout: float) -> None:
+def _probe(streams: list[Stream], mgmt: socket.socket, reader: LineReader, rnd: int,
+           device_bytes: int) -> float:
+    """The switchover's fixed costs now, in s: an empty round barrier on every live stream
+    (sent on all, then every ACK read) plus a management round trip carrying as much as
+    the device state. The stop rule adds them to the time the last dirty pages take."""
     t = time.perf_counter()
-    report.digest = guest.memory.digest()
-    report.digest_ms = (time.perf_counter() - t) * 1000
+    sent = [s for s in streams if s.alive and _try(s, rnd, lambda s: s.sock.sendall(
+        protocol.pack(protocol.ROUND_END, rnd)))]
+    for s in sent:
+        _try(s, rnd, lambda s: _ack(s, rnd))
+    send_line(mgmt, {"type": "probe", "pad": "x" * (device_bytes * 4 // 3 + 4)})
+    reply = reader.read()
+    if reply is None or reply.get("type") != "probe":
+        raise ConnectionError("target agent closed the management connection")
+    return time.perf_counter() - t
+
+
+def _ack(stream: Stream, rnd: int) -> None:
+    frame = protocol.read_frame(stream.sock)
+    if frame.kind != protocol.ACK or frame.round != rnd:
+        raise protocol.ProtocolError(f"expected ACK of round {rnd}, got {frame}")
+
+
+def _try(stream: Stream, rnd: int, step: Callable[[Stream], None]) -> bool:
+    """One probe step on a stream; a stream that fails it is dropped (its round was acked:
+    nothing of it is lost)."""
+    try:
+        step(stream)
+    except (OSError, protocol.ProtocolError) as err:
+        stream.stat.failed = f"probe after round {rnd}: {err}"
+        with contextlib.suppress(OSError):
+            stream.sock.shutdown(socket.SHUT_RDWR)
+        return False
+    return True
+
+
+def _switchover(guest: Guest, mgmt: socket.socket, reader: LineReader, report: MigrationReport,
+                t_stun: float, timeout: float) -> float:
+    """Device state to the target; it resumes at once. Its resume time (downtime ends)."""
     device = guest.device_state()
-    send_line(mgmt, {"type": "switchover", "digest": report.digest,
-                     "device": base64.b64encode(device).decode(), "t_stun": t_stun})
+    send_line(mgmt, {"type": "switchover", "device": base64.b64encode(device).decode(),
+                     "t_stun": t_stun})
     mgmt.settimeout(timeout + SWITCHOVER_SLACK)
     reply = reader.read()
     if reply is None or not reply.get("ok"):
         why = reply.get("reason") if reply else "target closed the management connection"
         raise Refused("SwitchoverFailed", f"target did not resume: {why}")
-    report.downtime_ms = (float(reply["t_resume"]) - t_stun) * 1000
+    t_resume = float(reply["t_resume"])
+    report.downtime_ms = (t_resume - t_stun) * 1000
+    report.target_digest = str(reply["digest"])
+    return t_resume
+
+
+def _verify(guest: Guest, mgmt: socket.socket, reader: LineReader, report: MigrationReport,
+            t_resume: float, target_pid: int | None) -> None:
+    """The source, paused for good, hashes its frozen memory; equal digests commit."""
+    t = time.perf_counter()
+    report.digest = guest.memory.digest()
+    report.digest_ms = (time.perf_counter() - t) * 1000
+    send_line(mgmt, {"type": "verdict", "digest": report.digest})
+    if report.digest != report.target_digest:
+        raise Refused("DigestMismatch", f"memory digest mismatch after resume: source "
+                      f"{report.digest[:16]}, target {str(report.target_digest)[:16]}: "
+                      "the target was stopped, the VM runs on at the source")
+    try:
+        reply = reader.read()
+    except OSError:
+        reply = None
+    committed = reply is not None and bool(reply.get("committed"))
+    if not committed and not _committed(guest, target_pid):  # the registry: who runs the VM
+        why = reply.get("reason") if reply else "target closed the management connection"
+        raise Refused("CommitFailed", f"target did not commit: {why}")
+    report.verify_ms = (time.monotonic() - t_resume) * 1000
+    report.verified = True
+    report.verify_note = (f"memory verified after resume: the target ran {report.verify_ms:.0f}"
+                          f" ms unverified while the source hashed its frozen memory "
+                          f"({report.digest_ms:.0f} ms); digests equal")
+
+
+def _committed(guest: Guest, target_pid: int | None) -> bool:
+    try:
+        return target_pid is not None and registry.load(guest.lab, guest.name).pid == target_pid
+    except NotFound:
+        return False

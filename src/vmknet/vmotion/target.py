@@ -5,8 +5,12 @@ inherited), so it receives on exactly the adapters that may carry vMotion on
 this host. One receiver thread per stream writes pages into guest memory; each
 page remembers the round of its last write, and older data is dropped: a stream
 that died with data in flight may still deliver it after another stream redid
-that work (streams.py). At switchover both ends hash memory; only an equal
-digest resumes the guest here.
+that work (streams.py). Each write also rehashes the digest blocks it touched
+(verify.py), so at switchover the target knows the digest of its memory at once:
+it resumes the guest as soon as the last pages and the device state are in,
+answers with its resume time and digest, and commits (writes the VM's registry
+record) only when the source's digest of its frozen memory is the same. On any
+other answer it stops the guest again and exits: the source resumes.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from ..vm.guest import Guest
 from ..vm.memory import GuestMemory, Workload
 from ..vm.units import PAGE_SIZE
 from . import crypto, protocol
+from .verify import BlockDigests
 
 ACCEPT_TIMEOUT = 30.0
 
@@ -37,6 +42,7 @@ class Incoming:
         self.memory = memory
         self.page_round: npt.NDArray[np.uint32] = np.zeros(memory.n_pages, dtype=np.uint32)
         self.opener = crypto.Opener(key) if key else None
+        self.digests = BlockDigests(memory)
         self.lock = threading.Lock()
         self.threads: list[threading.Thread] = []
 
@@ -78,9 +84,15 @@ class Incoming:
             if fresh.all():
                 dst[:] = 0 if src is None else src
                 self.page_round[a:b] = frame.round
-                return
-            dst[fresh] = 0 if src is None else src[fresh]
-            self.page_round[a:b][fresh] = frame.round
+                self.digests.update(a, frame.pages, src is None)
+            elif fresh.any():
+                dst[fresh] = 0 if src is None else src[fresh]
+                self.page_round[a:b][fresh] = frame.round
+                self.digests.update(a, frame.pages, src is None, fresh)
+
+    def digest(self) -> str:
+        with self.lock:
+            return self.digests.digest()
 
 
 def accept_one(listeners: list[socket.socket], timeout: float) -> socket.socket:
@@ -94,8 +106,8 @@ def accept_one(listeners: list[socket.socket], timeout: float) -> socket.socket:
 
 def migrate_in(name: str, lab: str, host: str, mgmt_listeners: list[socket.socket],
                vm_listeners: list[socket.socket],
-               on_resume: Callable[[Guest], None]) -> Guest | None:
-    """Receive a VM; the resumed Guest, or None when the migration was aborted."""
+               on_commit: Callable[[Guest], None]) -> Guest | None:
+    """Receive a VM; the running Guest once verified and committed, None when aborted."""
     mgmt = accept_one(mgmt_listeners, ACCEPT_TIMEOUT)
     mgmt.settimeout(ACCEPT_TIMEOUT)
     reader = LineReader(mgmt)
@@ -110,29 +122,43 @@ def migrate_in(name: str, lab: str, host: str, mgmt_listeners: list[socket.socke
         return None
     memory = GuestMemory(int(hello["memory"]))
     incoming = Incoming(memory, bytes.fromhex(hello["key"]) if use else None)
+    seed = int(hello["seed"])  # the guest is built now: only its start is left for the stun
+    guest = Guest(str(hello["vm"]), lab, host, seed, memory,
+                  Workload(memory, int(hello["dirty_rate"]), seed))
     send_line(mgmt, {"ok": True, "encryption": can})
     for _ in range(int(hello["streams"])):
         incoming.serve(accept_one(vm_listeners, ACCEPT_TIMEOUT))
     for listener in (*mgmt_listeners, *vm_listeners):
         listener.close()
     mgmt.settimeout(None)  # the source's own timeouts decide how long pre-copy may take
-    message: Message | None = reader.read()
-    if message is None or message.get("type") != "switchover":
-        return None
-    with incoming.lock:
-        digest = memory.digest()
-    if digest != message["digest"]:
-        send_line(mgmt, {"ok": False, "reason": f"memory digest mismatch: source "
-                                                f"{message['digest'][:16]}, target {digest[:16]}"})
-        return None
-    seed = int(hello["seed"])
-    guest = Guest(str(hello["vm"]), lab, host, seed, memory,
-                  Workload(memory, int(hello["dirty_rate"]), seed))
+    with mgmt:
+        while (message := reader.read()) is not None:
+            kind = message.get("type")
+            if kind == "probe":  # the source measures the switchover's round trip
+                send_line(mgmt, {"type": "probe"})
+            elif kind == "switchover":
+                return _switchover(guest, incoming, mgmt, reader, message, on_commit)
+            else:
+                return None  # abort
+    return None
+
+
+def _switchover(guest: Guest, incoming: Incoming, mgmt: socket.socket, reader: LineReader,
+                message: Message, on_commit: Callable[[Guest], None]) -> Guest | None:
+    """Resume at once, then commit only when the source's digest equals ours."""
+    digest = incoming.digest()  # the receive path is done: every stream passed the barrier
     guest.restore_device(base64.b64decode(message["device"]))
     guest.workload.start()
     t_resume = time.monotonic()
-    on_resume(guest)
     send_line(mgmt, {"ok": True, "t_resume": t_resume, "digest": digest})
-    with contextlib.suppress(OSError):
-        mgmt.close()
+    verdict = reader.read()
+    source = verdict.get("digest") if verdict and verdict.get("type") == "verdict" else None
+    if source != digest:
+        guest.workload.stop()  # not verified: the source resumes, this copy goes
+        with contextlib.suppress(OSError):
+            send_line(mgmt, {"ok": False, "reason": f"memory digest mismatch: source "
+                                                    f"{str(source)[:16]}, target {digest[:16]}"})
+        return None
+    on_commit(guest)
+    send_line(mgmt, {"ok": True, "committed": True})
     return guest

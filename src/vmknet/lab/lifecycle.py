@@ -163,8 +163,11 @@ def down(inv: Inventory, name: str | None = None, *, every: bool = False) -> lis
 
 
 def _down_one(inv: Inventory, lab: Lab) -> Downed:
-    from ..vm.reaper import kill_lab_vms  # the lab's VM processes hold sockets in its namespaces
+    # The lab's processes (VMs, NFC servers) hold sockets in its namespaces: stop them first.
+    from ..nfc.registry import stop_servers
+    from ..vm.reaper import kill_lab_vms
 
+    stop_servers(lab.name)
     kill_lab_vms(lab.name)
     removed = LinuxBackend().cleanup(lab.prefix)  # the prefix alone: no store needed
     unbound = []

@@ -484,9 +484,18 @@ def part_dirty(lab: RunningLab, ref: Sequence[IperfResult], opts: Options) -> li
                         f"{throttled}", inverse=True))
         down = (report.downtime_ms or 0.0) / 1000
         rows.append(Row("dirty", f"downtime, {label}", down, "s", report.max_downtime_ms / 1000,
-                        "<= 1.00", f"incl. {report.digest_ms:.0f} ms memory digest at "
-                        f"switchover; last round {report.rounds[-1].bytes / MIB:.1f} MiB"))
+                        "<= 1.00", downtime_note(report)))
     return rows
+
+
+def downtime_note(report: Any) -> str:
+    """Predicted downtime, last round and the verify after resume (not part of the downtime)."""
+    predicted = getattr(report, "predicted_downtime_ms", None)
+    verify = getattr(report, "verify_ms", None)
+    return (f"predicted {predicted:.0f} ms; " if predicted is not None else "") + (
+        f"last round {report.rounds[-1].bytes / MIB:.1f} MiB; memory digest "
+        f"{report.digest_ms:.0f} ms" + (f", verified {verify:.0f} ms after resume"
+                                        if verify is not None else ""))
 
 
 def part_crypto(lab: RunningLab, opts: Options, plain: Any | None) -> list[Row]:

@@ -44,10 +44,20 @@ def vm() -> None:
 @click.option("--dirty-rate", "dirty_rate", default="50MB/s", show_default=True,
               help="Bytes per second the workload writes (hot set, zero and repeated pages).")
 @click.option("--seed", type=int, default=1, show_default=True, help="Workload random seed.")
+@click.option("--disk", default=None, metavar="SIZE",
+              help="Give the VM files on a datastore: a sparse disk of SIZE (e.g. 8GiB).")
+@click.option("--disk-data", "disk_data", default="4MiB", show_default=True,
+              help="Guest data written into the new disk (the rest is a hole).")
+@click.option("--datastore", default="ds1", show_default=True, help="Datastore of --disk.")
 @pass_app
 def create_command(app: AppContext, name: str, host: str, memory: str, dirty_rate: str,
-                   seed: int) -> None:
-    """Boot VM NAME on HOST of the bound lab."""
+                   seed: int, disk: str | None, disk_data: str, datastore: str) -> None:
+    """Boot VM NAME on HOST of the bound lab (with --disk: from files on a datastore)."""
+    if disk is not None:
+        from .commands_provision import create_with_disk
+
+        create_with_disk(app, name, host, memory, dirty_rate, seed, disk, disk_data, datastore)
+        return
     dc, lab = _bound(app)
     with reported():
         rec = manage.create(dc, lab.name, name, host, parse_size(memory), parse_rate(dirty_rate),
@@ -117,14 +127,24 @@ def host_caps_command(app: AppContext, host: str, encryption: bool) -> None:
               help="Seconds a stream may stall before its adapter pair is dropped.")
 @click.option("--rate-limit", "rate_limit", default=None, metavar="RATE",
               help="Per-stream bandwidth cap, e.g. 100MB/s (emulates a slower network).")
+@click.option("--datastore", default=None, metavar="DS",
+              help="Also move the VM's files to DS on the target (disks over NFC first).")
 @click.option("--json", "as_json", is_flag=True, help="The report as JSON.")
 @pass_app
 def vmotion_command(app: AppContext, name: str, target: str, max_downtime: float,
                     encryption: str, timeout: float, rate_limit: str | None,
-                    as_json: bool) -> None:
+                    datastore: str | None, as_json: bool) -> None:
     """Live-migrate VM NAME to another host over the vMotion adapters (pre-copy, multi-NIC)."""
     from ..vmotion import migrate
 
+    if datastore is not None:
+        from .commands_provision import vmotion_with_datastore
+
+        vmotion_with_datastore(app, name, target, datastore, as_json,
+                               max_downtime=max_downtime / 1000, encryption=encryption,
+                               timeout=timeout,
+                               rate_limit=parse_rate(rate_limit) if rate_limit else None)
+        return
     dc, lab = _bound(app)
     show = _Progress(enabled=not as_json)
     with reported(), show:

@@ -18,6 +18,7 @@ import click
 from . import (
     commands_lab,
     commands_objects,
+    commands_provision,  # noqa: F401 - adds its commands to the `vm` group
     commands_resolve,
     commands_state,
     commands_traffic,

@@ -18,7 +18,8 @@ import time
 from typing import Any
 
 from ..errors import InvalidArgument
-from ..model import Datacenter
+from ..model import Datacenter, Service
+from ..resolve import resolve
 from ..traffic.place import LabRef, lab_name
 from . import placement
 from .files import read_vmx, running, vm_dir
@@ -40,6 +41,7 @@ def vmotion(dc: Datacenter, lab: LabRef, vm: str, target: str, *, datastore: str
         raise InvalidArgument(f"VM {vm} is powered off: use 'vmknet vm migrate'", vm=vm)
     if src.host == target:
         raise InvalidArgument(f"VM {vm} already runs on {target}", vm=vm)
+    resolve(dc, Service.VMOTION, src.host, target)  # EX-5 / NoPath before the disks move
     start = time.monotonic()
     reports, staging, final = copy_vm(dc, src, read_vmx(src), target, datastore,
                                       progress=progress, bandwidth_limit=bandwidth_limit,

@@ -73,6 +73,8 @@ def test_stop_rule_counts_the_fixed_switchover_costs() -> None:
     assert plan.next_step(1, 90, rate) == "stun" and plan.next_step(1, 90, rate, 0.02) == "continue"
     assert plan.next_step(1, 0, rate, 0.2) == "continue", "fixed costs alone can miss the goal"
     assert plan.predict(50, rate, 0.02) == pytest.approx(0.07)
+    assert predict(50, rate, 0.02, per_page=0.0002) == pytest.approx(0.08)  # target hashing
+    assert plan.next_step(1, 90, rate, 0.0, per_page=0.0002) == "continue"
 
 
 def _receive(memory: GuestMemory, frames: list[tuple[int, int, int, bytes | None]]) -> Incoming:
@@ -87,7 +89,7 @@ def _receive(memory: GuestMemory, frames: list[tuple[int, int, int, bytes | None
 def test_target_block_digests_follow_the_receive_path() -> None:
     """Frames across block edges, zero runs, stale (older round) data: the digest kept as
     pages land equals a full hash of the target's memory, and of the source's."""
-    n = 3 * DIGEST_PAGES + 5  # a short last block
+    n = 3 * max(DIGEST_PAGES, 16) + 5  # with a short last block when blocks are larger
     source = GuestMemory(n * PAGE_SIZE)
     rng = np.random.default_rng(7)
     source.pages[:] = rng.integers(0, 256, source.pages.shape, dtype=np.uint8)
@@ -106,7 +108,7 @@ def test_target_block_digests_follow_the_receive_path() -> None:
 
 
 def test_flip_hook_corrupts_the_target(monkeypatch: pytest.MonkeyPatch) -> None:
-    source = GuestMemory(2 * DIGEST_PAGES * PAGE_SIZE)
+    source = GuestMemory(32 * PAGE_SIZE)
     monkeypatch.setenv(FLIP_ENV, "3")
     target = GuestMemory(source.size)
     incoming = _receive(target, [(1, 0, source.n_pages, None)])

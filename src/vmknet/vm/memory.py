@@ -28,7 +28,8 @@ HOT_FRACTION = 0.10
 HOT_SHARE = 0.80  # of all writes
 REPEATED_FRACTION = 0.20  # of populated pages: one shared content
 TICK = 0.01  # s: the workload writes in small bursts, like a guest between timer ticks
-DIGEST_PAGES = 16  # 64 KiB digest blocks: memory digest = sha256 of the blocks' sha256s
+DIGEST_PAGES = 1  # digest blocks of one page (the workload's scattered writes cost one
+# page of rehash each on a migration's target): memory digest = sha256 of their sha256s
 DIGEST_THREADS = 2  # blocks hashed in parallel threads (hashlib releases the GIL)
 
 Pages = npt.NDArray[np.uint8]

@@ -52,16 +52,20 @@ def segments(nonzero: npt.NDArray[np.bool_], start: int) -> list[tuple[int, int,
     return [(start + a, b - a, not bool(nonzero[a])) for a, b in itertools.pairwise(bounds)]
 
 
-def predict(dirty_pages: int, rate: float, fixed: float = 0.0) -> float:
-    """Predicted downtime in s: the dirty pages at `rate` bytes/s, plus `fixed` s."""
+def predict(dirty_pages: int, rate: float, fixed: float = 0.0, per_page: float = 0.0) -> float:
+    """Predicted downtime in s: the dirty pages at `rate` bytes/s, each also costing
+    `per_page` s (the target hashes it before resuming), plus `fixed` s."""
     if dirty_pages == 0:
         return fixed
-    return dirty_pages * PAGE_SIZE / rate + fixed if rate > 0 else float("inf")
+    if rate <= 0:
+        return float("inf")
+    return dirty_pages * (PAGE_SIZE / rate + per_page) + fixed
 
 
-def fits(dirty_pages: int, rate: float, max_downtime: float, fixed: float = 0.0) -> bool:
+def fits(dirty_pages: int, rate: float, max_downtime: float, fixed: float = 0.0,
+         per_page: float = 0.0) -> bool:
     """Would a stun now stay within `max_downtime` s (see `predict`)?"""
-    return predict(dirty_pages, rate, fixed) <= max_downtime
+    return predict(dirty_pages, rate, fixed, per_page) <= max_downtime
 
 
 @dataclass
@@ -70,12 +74,14 @@ class Plan:
     max_rounds: int = MAX_ROUNDS
     throttle_rounds: int = THROTTLE_ROUNDS
 
-    def predict(self, dirty_pages: int, rate: float, fixed: float = 0.0) -> float:
-        return predict(dirty_pages, rate, fixed)
+    def predict(self, dirty_pages: int, rate: float, fixed: float = 0.0,
+                per_page: float = 0.0) -> float:
+        return predict(dirty_pages, rate, fixed, per_page)
 
-    def next_step(self, rnd: int, dirty_pages: int, rate: float, fixed: float = 0.0) -> str:
+    def next_step(self, rnd: int, dirty_pages: int, rate: float, fixed: float = 0.0,
+                  per_page: float = 0.0) -> str:
         """After round `rnd`: 'stun', 'continue', or 'throttle' (continue, guest slowed)."""
-        if fits(dirty_pages, rate, self.max_downtime, fixed):
+        if fits(dirty_pages, rate, self.max_downtime, fixed, per_page):
             return "stun"
         if rnd < self.max_rounds:
             return "continue"

@@ -31,6 +31,7 @@ from .report import COMPLETED, MigrationReport, PairStat, RoundStat
 from .streams import AllStreamsFailed, Stream, run_round
 
 PROGRESS_EVERY = 0.5  # s between progress events inside a long round
+MIN_BLOCKS = 256  # a digest backlog that measures the target's hash cost per page
 SWITCHOVER_SLACK = 10.0  # s for the target to resume, and to commit after the verdict
 
 
@@ -63,7 +64,7 @@ def migrate_out(guest: Guest, params: dict[str, Any], mgmt: socket.socket,
         streams = [Stream(i, s, report.pairs[i], timeout,
                           crypto.Sealer(key, i) if key else None, rate_limit)
                    for i, s in enumerate(data)]
-        rnd, rate = 0, 0.0
+        rnd, rate, per_page = 0, 0.0, 0.0
         mem.mark_all_dirty()
         while True:
             rnd += 1
@@ -71,11 +72,13 @@ def migrate_out(guest: Guest, params: dict[str, Any], mgmt: socket.socket,
             report.rounds.append(stat)
             if stat.bytes >= 4 << 20 or rate == 0:
                 rate = stat.bytes / stat.seconds if stat.seconds > 0 else 0.0
-            fixed = _probe(streams, mgmt, reader, rnd, len(guest.device_state()))
+            fixed, settle, blocks = _probe(streams, mgmt, reader, rnd, len(guest.device_state()))
+            if blocks >= MIN_BLOCKS:
+                per_page = settle / blocks  # DIGEST_PAGES = 1: a dirty page, a block to hash
             dirty = mem.dirty_count()
-            step = plan.next_step(rnd, dirty, rate, fixed)
+            step = plan.next_step(rnd, dirty, rate, fixed, per_page)
             report.fixed_cost_ms = fixed * 1000
-            report.predicted_downtime_ms = plan.predict(dirty, rate, fixed) * 1000
+            report.predicted_downtime_ms = plan.predict(dirty, rate, fixed, per_page) * 1000
             emit({"event": "round", "round": rnd, "dirty_left": stat.dirty_left,
                   "bytes": stat.bytes, "seconds": stat.seconds, "next": step,
                   "predicted_downtime_ms": report.predicted_downtime_ms,
@@ -164,10 +167,12 @@ def _round(streams: list[Stream], guest: Guest, rnd: int, emit: Callable[[Messag
 
 
 def _probe(streams: list[Stream], mgmt: socket.socket, reader: LineReader, rnd: int,
-           device_bytes: int) -> float:
-    """The switchover's fixed costs now, in s: an empty round barrier on every live stream
-    (sent on all, then every ACK read) plus a management round trip carrying as much as
-    the device state. The stop rule adds them to the time the last dirty pages take."""
+           device_bytes: int) -> tuple[float, float, int]:
+    """The switchover's costs now: (fixed s, s the target took to hash its digest backlog,
+    blocks in it). Fixed: an empty round barrier on every live stream (sent on all, then
+    every ACK read) plus a management round trip carrying as much as the device state;
+    the target first hashes its backlog (not a fixed cost: the stop rule counts the last
+    round's blocks at the measured per-block cost)."""
     t = time.perf_counter()
     sent = [s for s in streams if s.alive and _try(s, rnd, lambda s: s.sock.sendall(
         protocol.pack(protocol.ROUND_END, rnd)))]
@@ -177,7 +182,8 @@ def _probe(streams: list[Stream], mgmt: socket.socket, reader: LineReader, rnd: 
     reply = reader.read()
     if reply is None or reply.get("type") != "probe":
         raise ConnectionError("target agent closed the management connection")
-    return time.perf_counter() - t
+    settle = float(reply.get("settle_s", 0.0))
+    return time.perf_counter() - t - settle, settle, int(reply.get("blocks", 0))
 
 
 def _ack(stream: Stream, rnd: int) -> None:

@@ -42,8 +42,8 @@ class Incoming:
         self.memory = memory
         self.page_round: npt.NDArray[np.uint32] = np.zeros(memory.n_pages, dtype=np.uint32)
         self.opener = crypto.Opener(key) if key else None
-        self.digests = BlockDigests(memory)
         self.lock = threading.Lock()
+        self.digests = BlockDigests(memory, self.lock)
         self.threads: list[threading.Thread] = []
 
     def serve(self, conn: socket.socket) -> None:
@@ -91,8 +91,7 @@ class Incoming:
                 self.digests.update(a, frame.pages, src is None, fresh)
 
     def digest(self) -> str:
-        with self.lock:
-            return self.digests.digest()
+        return self.digests.digest()
 
 
 def accept_one(listeners: list[socket.socket], timeout: float) -> socket.socket:
@@ -134,8 +133,11 @@ def migrate_in(name: str, lab: str, host: str, mgmt_listeners: list[socket.socke
     with mgmt:
         while (message := reader.read()) is not None:
             kind = message.get("type")
-            if kind == "probe":  # the source measures the switchover's round trip
-                send_line(mgmt, {"type": "probe"})
+            if kind == "probe":  # the source measures the switchover's costs
+                t = time.perf_counter()  # first, the digest backlog: it is not a fixed cost
+                blocks = incoming.digests.settle()
+                send_line(mgmt, {"type": "probe", "settle_s": time.perf_counter() - t,
+                                 "blocks": blocks})
             elif kind == "switchover":
                 return _switchover(guest, incoming, mgmt, reader, message, on_commit)
             else:

@@ -12,6 +12,7 @@ the bit *after* the content, pre-copy clears bits *before* reading (both under
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import mmap
 import threading
@@ -43,6 +44,8 @@ class GuestMemory:
         self.n_pages = memory_pages(size)
         self.size = self.n_pages * PAGE_SIZE
         self.buf = mmap.mmap(-1, self.size)  # anonymous: zero-filled, faulted in on write
+        with contextlib.suppress(AttributeError, OSError):  # transparent huge pages: one
+            self.buf.madvise(mmap.MADV_HUGEPAGE)  # fault per 2 MiB, not per 4 KiB page
         self.pages: Pages = np.frombuffer(self.buf, dtype=np.uint8).reshape(self.n_pages,
                                                                           PAGE_SIZE)
         self.dirty: Mask = np.zeros(self.n_pages, dtype=np.bool_)

@@ -66,7 +66,11 @@ class Opener:
 
     def open(self, header: bytes, payload: memoryview) -> bytes:
         """The plain pages; cryptography's InvalidTag when anything was changed on the way."""
-        return self._aead.decrypt(bytes(payload[:NONCE]), bytes(payload[NONCE:]), header)
+        return self._aead.decrypt(payload[:NONCE], payload[NONCE:], header)
+
+    def open_into(self, header: bytes, payload: memoryview, out: memoryview) -> None:
+        """Decrypt straight into `out` (guest memory; len(payload) - OVERHEAD bytes)."""
+        self._aead.decrypt_into(payload[:NONCE], payload[NONCE:], header, out)
 
 
 def random_device_state(size: int = 4096) -> bytes:

@@ -4,9 +4,9 @@ The memory digest is sha256 over the sha256s of its blocks (DIGEST_PAGES pages,
 one), in block order (`GuestMemory.digest`). Before the guest resumes on the
 target, only the receive path writes the target's memory, so the target keeps
 each block's digest up to date as pages land (`BlockDigests`: marked by the
-receive path, hashed by a thread of its own) and has the digest of its memory at
-switchover for the cost of the last round's pages and one hash over the block
-digests. Zero runs take the precomputed digest of zeros.
+receive path, one numpy slice per frame, hashed by a thread of its own) and has
+the digest of its memory at switchover for the cost of the last round's pages
+and one hash over the block digests. Zero runs take the precomputed digest of zeros.
 
 The source hashes its frozen memory after the target resumed (it is paused and
 never runs again unless the migration rolls back); the two digests are compared
@@ -21,17 +21,19 @@ test can show that a corrupt receive path aborts the migration.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import threading
 
 import numpy as np
 import numpy.typing as npt
 
-from ..vm.memory import DIGEST_PAGES, GuestMemory, combine, zero_digest
+from ..vm.memory import DIGEST_PAGES, GuestMemory, zero_digest
+from ..vm.units import PAGE_SIZE
 
 FLIP_ENV = "VMKNET_VMOTION_FLIP_PAGE"
 FLIP_OFFSET = 100  # byte of the page that the test hook flips
-BATCH = 1024  # blocks hashed between two takes of the receive lock
+BATCH = 4096  # blocks hashed between two takes of the bookkeeping lock
 
 
 def flip_page() -> int | None:
@@ -42,18 +44,23 @@ def flip_page() -> int | None:
 class BlockDigests:
     """The target's per-block digests, exact for the memory the receive path wrote.
 
-    The receive path only marks the blocks a frame touched (`update`, under its lock);
-    a hasher thread rehashes marked blocks meanwhile, off the receive path. A block
-    written while it was being hashed keeps its mark (its write count moved on) and is
-    hashed again. `digest()` hashes what is still marked and combines.
+    The receive path only marks the blocks a frame touched (`mark`, under its lock:
+    a few numpy slice operations per frame, no per-page Python work); a hasher thread
+    rehashes marked blocks meanwhile, off the receive path, in batches (hashlib releases
+    the GIL while it hashes a page, so the receive threads run meanwhile). A block written
+    while it was being hashed keeps its mark (its write count moved on) and is hashed
+    again. `digest()` hashes what is still marked and combines. Digests live in one numpy
+    array (blocks x 32 bytes): zero runs set theirs with one slice assignment.
     """
 
     def __init__(self, memory: GuestMemory, lock: threading.Lock) -> None:
         self.memory = memory
-        self.lock = lock  # the receive path's: held by it around every write
+        self.lock = lock  # the receive path's bookkeeping lock
         n = memory.n_blocks
-        tail = memory.n_pages - (n - 1) * DIGEST_PAGES
-        self.digests = [zero_digest(DIGEST_PAGES)] * (n - 1) + [zero_digest(tail)]
+        self.tail = memory.n_pages - (n - 1) * DIGEST_PAGES
+        self.zero = np.frombuffer(zero_digest(DIGEST_PAGES), np.uint8)
+        self.digests: npt.NDArray[np.uint8] = np.tile(self.zero, (n, 1))
+        self.digests[-1] = np.frombuffer(zero_digest(self.tail), np.uint8)
         self.stale: npt.NDArray[np.bool_] = np.zeros(n, dtype=np.bool_)
         self.writes: npt.NDArray[np.uint64] = np.zeros(n, dtype=np.uint64)
         self.flip = flip_page()
@@ -62,32 +69,27 @@ class BlockDigests:
         self.thread = threading.Thread(target=self._hasher, name="vmotion-digest", daemon=True)
         self.thread.start()
 
-    def update(self, start: int, count: int, zero: bool,
-               fresh: npt.NDArray[np.bool_] | None = None) -> None:
-        """Pages [start, start+count) were just written (`fresh`: which of them, all when
-        None), the caller holding the lock: mark the blocks they touch. `zero`: they were
-        zero-filled, so a block wholly inside the run, every page of it written, is known
-        at once (the digest of zeros)."""
-        end = start + count
-        if self.flip is not None and start <= self.flip < end and (
-                fresh is None or fresh[self.flip - start]):
+    def mark(self, start: int, end: int, zero: bool, whole: bool = True) -> None:
+        """Pages [start, end) were just written (`whole`: all of them, else some), the caller
+        holding the lock: mark the blocks they touch. `zero` and `whole`: they were zero
+        (or already are: fresh memory), so a block wholly inside the run is known at once."""
+        if self.flip is not None and start <= self.flip < end:
             self.memory.pages[self.flip, FLIP_OFFSET] ^= 0xFF
-        n_pages = self.memory.n_pages
+        n = self.memory.n_blocks
         first, last = start // DIGEST_PAGES, -(-end // DIGEST_PAGES)
         self.writes[first:last] += 1
-        for block in range(first, last):
-            a = block * DIGEST_PAGES
-            b = min(a + DIGEST_PAGES, n_pages)
-            if zero and fresh is None and start <= a and b <= end and block != self.flip_block:
-                self.digests[block] = zero_digest(b - a)
-                self.stale[block] = False
-            else:
-                self.stale[block] = True
+        self.stale[first:last] = True
+        if zero and whole:
+            a = -(-start // DIGEST_PAGES)
+            b = n if end == self.memory.n_pages else end // DIGEST_PAGES
+            if a < b:
+                self.digests[a:b] = self.zero
+                if b == n:
+                    self.digests[n - 1] = np.frombuffer(zero_digest(self.tail), np.uint8)
+                self.stale[a:b] = False
+                if self.flip is not None and a <= self.flip // DIGEST_PAGES < b:
+                    self.stale[self.flip // DIGEST_PAGES] = True
         self.work.set()
-
-    @property
-    def flip_block(self) -> int:
-        return -1 if self.flip is None else self.flip // DIGEST_PAGES
 
     def rehash(self) -> int:
         """Hash the marked blocks, a batch at a time outside the lock; a block written while
@@ -96,17 +98,21 @@ class BlockDigests:
             todo = np.flatnonzero(self.stale)
             seen = self.writes[todo].copy()
             self.stale[todo] = False
+        if not len(todo):
+            return 0
+        view = memoryview(self.memory.buf)
+        step = DIGEST_PAGES * PAGE_SIZE
+        sha = hashlib.sha256
         for at in range(0, len(todo), BATCH):
             part = todo[at:at + BATCH]
-            digests = [self.memory.block_digest(b) for b in part.tolist()]
+            joined = b"".join([sha(view[b * step:(b + 1) * step]).digest()
+                               for b in part.tolist()])
+            digests = np.frombuffer(joined, np.uint8).reshape(-1, 32)
             with self.lock:
                 moved = self.writes[part] != seen[at:at + BATCH]
-                for block, digest, again in zip(part.tolist(), digests, moved.tolist(),
-                                                strict=True):
-                    if again:
-                        self.stale[block] = True  # written meanwhile: hashed next pass
-                    else:
-                        self.digests[block] = digest
+                self.stale[part[moved]] = True  # written meanwhile: hashed next pass
+                keep = ~moved
+                self.digests[part[keep]] = digests[keep]
         return len(todo)
 
     def settle(self) -> int:
@@ -129,4 +135,4 @@ class BlockDigests:
         self.thread.join()
         self.settle()
         with self.lock:
-            return combine(self.digests)
+            return hashlib.sha256(self.digests.tobytes()).hexdigest()

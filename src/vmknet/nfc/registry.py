@@ -11,14 +11,12 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import signal
-import time
 from pathlib import Path
 
 from ..lab.registry import run_dir
+from ..processes import lab_pids, terminate
 
 MARKER = "vmknet.nfc.server"
-GRACE = 2.0
 
 
 def record_path(lab: str, host: str) -> Path:
@@ -44,40 +42,9 @@ def forget(lab: str, host: str, pid: int | None = None) -> None:
 
 def server_pids(lab: str) -> list[int]:
     """Every NFC server process of `lab`, found by its command line."""
-    token = f"--lab={lab}".encode()
-    out = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/cmdline", "rb") as f:
-                argv = f.read().split(b"\0")
-        except OSError:
-            continue
-        if any(MARKER.encode() in a for a in argv) and token in argv:
-            out.append(int(entry))
-    return out
-
-
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
-    except (OSError, IndexError):
-        return False
+    return lab_pids(MARKER, lab)
 
 
 def stop_servers(lab: str) -> list[int]:
-    """SIGTERM every NFC server of `lab`, SIGKILL what is left after GRACE seconds."""
-    pids = server_pids(lab)
-    for pid in pids:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + GRACE
-    while any(_alive(p) for p in pids) and time.monotonic() < deadline:
-        time.sleep(0.02)
-    for pid in pids:
-        if _alive(pid):
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-    return pids
+    """SIGTERM every NFC server of `lab`, SIGKILL what is left after a grace period."""
+    return terminate(server_pids(lab))

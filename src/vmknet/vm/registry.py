@@ -18,6 +18,8 @@ from pathlib import Path
 
 from ..errors import NotFound
 from ..lab.registry import run_dir
+from ..processes import alive as alive  # re-exported: callers ask the registry
+from ..processes import lab_pids
 
 MARKER = "vmknet.vm.vmx"  # in every VM process's command line: `lab down` finds them by it
 
@@ -80,15 +82,6 @@ def remove(lab: str, name: str, pid: int | None = None) -> None:
         path.unlink()
 
 
-def alive(pid: int) -> bool:
-    """A running process (a zombie has exited: its memory is gone)."""
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
-    except (OSError, IndexError):
-        return False
-
-
 def set_host_encryption(lab: str, host: str, supported: bool) -> None:
     """Declare whether `host`'s migration agent can do encrypted vMotion (SEC-1)."""
     _atomic_write(lab_dir(lab) / "hosts" / f"{host}.json", {"encryption": supported})
@@ -104,16 +97,4 @@ def host_encryption(lab: str, host: str) -> bool:
 
 def vm_pids(lab: str) -> list[int]:
     """Every VM process of `lab` (running or incoming), found by its command line."""
-    token = f"--lab={lab}".encode()
-    out = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/cmdline", "rb") as f:
-                argv = f.read().split(b"\0")
-        except OSError:
-            continue
-        if MARKER.encode() in argv and token in argv:
-            out.append(int(entry))
-    return out
+    return lab_pids(MARKER, lab)

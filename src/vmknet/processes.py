@@ -1,0 +1,56 @@
+"""Processes a lab starts (VMs, NFC servers, ...): found by command line, stopped for good.
+
+`lab down` must leave nothing behind even after a crash lost every record, so
+each kind of lab process carries a marker and `--lab=<name>` in its command
+line, and these helpers find and end them from /proc alone.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import time
+
+GRACE = 2.0  # s between SIGTERM and SIGKILL
+
+
+def alive(pid: int) -> bool:
+    """A running process (a zombie has exited: its memory and sockets are gone)."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+    except (OSError, IndexError):
+        return False
+
+
+def lab_pids(marker: str, lab: str) -> list[int]:
+    """Every process whose command line holds `marker` and `--lab=<lab>`."""
+    token, mark = f"--lab={lab}".encode(), marker.encode()
+    out = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                argv = f.read().split(b"\0")
+        except OSError:
+            continue
+        if any(mark in a for a in argv) and token in argv:
+            out.append(int(entry))
+    return out
+
+
+def terminate(pids: list[int], grace: float = GRACE) -> list[int]:
+    """SIGTERM `pids`, SIGKILL whatever still runs after `grace` seconds; return `pids`."""
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    while any(alive(p) for p in pids) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    for pid in pids:
+        if alive(pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+    return pids

@@ -24,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import os
 import threading
+import time
 
 import numpy as np
 import numpy.typing as npt
@@ -33,7 +34,8 @@ from ..vm.units import PAGE_SIZE
 
 FLIP_ENV = "VMKNET_VMOTION_FLIP_PAGE"
 FLIP_OFFSET = 100  # byte of the page that the test hook flips
-BATCH = 4096  # blocks hashed between two takes of the bookkeeping lock
+BATCH = 1024  # blocks hashed between two takes of the bookkeeping lock
+QUIET = 0.05  # s without a page landing before the hasher thread hashes
 
 
 def flip_page() -> int | None:
@@ -64,6 +66,7 @@ class BlockDigests:
         self.stale: npt.NDArray[np.bool_] = np.zeros(n, dtype=np.bool_)
         self.writes: npt.NDArray[np.uint64] = np.zeros(n, dtype=np.uint64)
         self.flip = flip_page()
+        self.last_mark = 0.0  # monotonic time of the receive path's last write
         self.work = threading.Event()
         self.done = threading.Event()
         self.thread = threading.Thread(target=self._hasher, name="vmotion-digest", daemon=True)
@@ -75,6 +78,7 @@ class BlockDigests:
         (or already are: fresh memory), so a block wholly inside the run is known at once."""
         if self.flip is not None and start <= self.flip < end:
             self.memory.pages[self.flip, FLIP_OFFSET] ^= 0xFF
+        self.last_mark = time.monotonic()
         n = self.memory.n_blocks
         first, last = start // DIGEST_PAGES, -(-end // DIGEST_PAGES)
         self.writes[first:last] += 1
@@ -91,9 +95,14 @@ class BlockDigests:
                     self.stale[self.flip // DIGEST_PAGES] = True
         self.work.set()
 
-    def rehash(self) -> int:
+    def quiet(self) -> bool:
+        """No page landed for QUIET s: the receive path is between rounds."""
+        return time.monotonic() - self.last_mark >= QUIET
+
+    def rehash(self, polite: bool = False) -> int:
         """Hash the marked blocks, a batch at a time outside the lock; a block written while
-        it was hashed stays marked. The number of blocks hashed."""
+        it was hashed stays marked. `polite`: stop (leaving the rest marked) as soon as
+        pages land again. The number of blocks hashed."""
         with self.lock:
             todo = np.flatnonzero(self.stale)
             seen = self.writes[todo].copy()
@@ -104,6 +113,10 @@ class BlockDigests:
         step = DIGEST_PAGES * PAGE_SIZE
         sha = hashlib.sha256
         for at in range(0, len(todo), BATCH):
+            if polite and not self.quiet():
+                with self.lock:
+                    self.stale[todo[at:]] = True
+                return at
             part = todo[at:at + BATCH]
             joined = b"".join([sha(view[b * step:(b + 1) * step]).digest()
                                for b in part.tolist()])
@@ -123,10 +136,18 @@ class BlockDigests:
         return total
 
     def _hasher(self) -> None:
+        """Hash while the receive path is quiet (between rounds, waiting for the source):
+        on this 2-core host a hasher racing the receive threads for the GIL and the cores
+        slowed a migration by a third; what is left is hashed by the probe's `settle`."""
         while not self.done.is_set():
-            if self.work.wait(0.5):
-                self.work.clear()
-                self.rehash()
+            if not self.work.wait(0.5):
+                continue
+            if not self.quiet():
+                self.done.wait(QUIET)
+                continue
+            self.work.clear()
+            if self.rehash(polite=True) and self.stale.any():
+                self.work.set()
 
     def digest(self) -> str:
         """The digest of the target's memory now (the receive path is done)."""

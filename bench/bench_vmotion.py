@@ -493,9 +493,9 @@ def downtime_note(report: Any) -> str:
     predicted = getattr(report, "predicted_downtime_ms", None)
     verify = getattr(report, "verify_ms", None)
     return (f"predicted {predicted:.0f} ms; " if predicted is not None else "") + (
-        f"last round {report.rounds[-1].bytes / MIB:.1f} MiB; memory digest "
-        f"{report.digest_ms:.0f} ms" + (f", verified {verify:.0f} ms after resume"
-                                        if verify is not None else ""))
+        f"last round {report.rounds[-1].bytes / MIB:.1f} MiB; after resume (not downtime): "
+        f"source verify hash {report.digest_ms:.0f} ms" + (
+            f", verified {verify:.0f} ms after resume" if verify is not None else ""))
 
 
 def part_crypto(lab: RunningLab, opts: Options, plain: Any | None) -> list[Row]:

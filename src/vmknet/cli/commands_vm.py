@@ -202,9 +202,11 @@ def print_report(r: MigrationReport) -> None:
         style="green" if ok else "bold red")
     downtime = f"{r.downtime_ms:.1f} ms" if r.downtime_ms is not None else "-"
     click.echo(f"total {r.total_seconds:.2f} s, downtime {downtime} (max {r.max_downtime_ms:.0f}"
-               f" ms; digest {r.digest_ms:.1f} ms), {len(r.rounds)} rounds, "
-               f"{human_bytes(r.bytes)} at {r.gbps:.2f} Gbit/s, zero pages skipped "
-               f"{r.zero_pages_skipped}")
+               f" ms), {len(r.rounds)} rounds, {human_bytes(r.bytes)} at {r.gbps:.2f} Gbit/s, "
+               f"zero pages skipped {r.zero_pages_skipped}")
+    if r.verify_ms is not None:  # after resume: not part of the downtime
+        click.echo(f"verify after resume: source hashed its frozen memory in {r.digest_ms:.1f}"
+                   f" ms, committed {r.verify_ms:.1f} ms after the target resumed")
     enc = f"{r.cipher}, {r.crypto_seconds * 1000:.0f} ms sealing" if r.encrypted else "plain"
     click.echo(f"encryption {r.encryption_mode}: {enc} ({r.encryption_note or '-'})")
     if r.throttled:

@@ -51,10 +51,12 @@ def unpack(data: bytes | bytearray | memoryview) -> Frame:
 
 
 def recv_exact(sock: socket.socket, into: memoryview) -> None:
-    """Fill `into` from `sock`; EOF before that is a ConnectionError."""
+    """Fill `into` from `sock`; EOF before that is a ConnectionError. MSG_WAITALL: one
+    system call (one wake-up, one take of the GIL) per frame on a blocking socket, not
+    one per segment that arrived."""
     got = 0
     while got < len(into):
-        n = sock.recv_into(into[got:])
+        n = sock.recv_into(into[got:], 0, socket.MSG_WAITALL)
         if n == 0:
             raise ConnectionError("stream closed by the peer")
         got += n

@@ -155,5 +155,9 @@ class BlockDigests:
         self.work.set()
         self.thread.join()
         self.settle()
+        return self.combined()
+
+    def combined(self) -> str:
+        """sha256 over the block digests as they are now."""
         with self.lock:
             return hashlib.sha256(self.digests.tobytes()).hexdigest()

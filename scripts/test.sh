@@ -10,4 +10,5 @@ echo "== ruff check"
 echo "== mypy --strict"
 .venv/bin/mypy --strict src bench
 echo "== pytest"
-.venv/bin/pytest -n auto -p no:cacheprovider "$@"
+# loadfile: a file's tests share one worker, in order, with one module-scoped lab each
+.venv/bin/pytest -n auto --dist loadfile -p no:cacheprovider "$@"

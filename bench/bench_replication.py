@@ -18,6 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from replication_lab import lab_yaml
 from vmknet.inventory import Inventory
 from vmknet.lab import lifecycle
 from vmknet.nfc import Datastores
@@ -31,36 +32,9 @@ from vmknet.replication import (
 )
 
 MiB = 1 << 20
-HOST = """
-  {name}:
-    nics: {{vmnic0: {{}}}}
-    vswitches:
-      vSwitch0:
-        uplinks: [vmnic0]
-        teaming: {{active: [vmnic0]}}
-        portgroups: {{Management Network: {{vlan: 10}}, Repl: {{vlan: 80}}}}
-    netstacks:
-      defaultTcpipStack: {{gateway: 198.18.0.1}}
-    vmknics:
-      vmk0:
-        portgroup: Management Network
-        ipv4: {{type: static, address: 198.18.0.{n}/24}}
-        services: [management]
-{extra}"""
-EXTRA = """      vmk1:
-        portgroup: Repl
-        ipv4: {{type: static, address: 198.18.8.{n}/24, gateway: 198.18.8.1}}
-        services: [{service}]
-"""
-LAB = (
-    "physical:\n  controller: {vlan: 10, address: 198.18.0.250/24, gateway: 198.18.0.1}\n"
-    "  routers:\n    rtr01:\n      interfaces:\n"
-    "        - {vlan: 10, addresses: [198.18.0.1/24]}\n"
-    "        - {vlan: 80, addresses: [198.18.8.1/24]}\n"
-    "hosts:"
-    + HOST.format(name="esx01", n=11, extra=EXTRA.format(n=11, service="vSphereReplication"))
-    + HOST.format(name="esx04", n=14, extra=EXTRA.format(n=14, service="vSphereReplicationNFC"))
-    + HOST.format(name="vr01", n=20, extra=""))
+LAB = lab_yaml(
+    [("esx01", 11, "vSphereReplication"), ("esx04", 14, "vSphereReplicationNFC"),
+     ("vr01", 20, None)])
 
 
 def run(folder: Path, lab: str, rate: int, rpos: list[float], seconds: float) -> list[str]:

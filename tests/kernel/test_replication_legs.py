@@ -9,6 +9,7 @@ vr01 is the replication server appliance (management only, PATH-4).
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
@@ -37,38 +38,13 @@ from vmknet.replication.cbt import BLOCK, disk_digest
 from vmknet.traffic.stats import adapter_counters
 from vmknet.vm import manage
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
+from replication_lab import lab_yaml
+
 MiB = 1 << 20
-HOST = """
-  {name}:
-    nics: {{vmnic0: {{}}, vmnic1: {{}}}}
-    vswitches:
-      vSwitch0:
-        uplinks: [vmnic0]
-        teaming: {{active: [vmnic0]}}
-        portgroups: {{Management Network: {{vlan: 10}}, Repl: {{vlan: 80}}}}
-    netstacks:
-      defaultTcpipStack: {{gateway: 198.18.0.1}}
-    vmknics:
-      vmk0:
-        portgroup: Management Network
-        ipv4: {{type: static, address: 198.18.0.{n}/24}}
-        services: [management]
-{extra}"""
-EXTRA = """      vmk1:
-        portgroup: Repl
-        ipv4: {{type: static, address: 198.18.8.{n}/24, gateway: 198.18.8.1}}
-        services: [{service}]
-"""
-LAB = (
-    "physical:\n  controller: {vlan: 10, address: 198.18.0.250/24, gateway: 198.18.0.1}\n"
-    "  routers:\n    rtr01:\n      interfaces:\n"
-    "        - {vlan: 10, addresses: [198.18.0.1/24]}\n"
-    "        - {vlan: 80, addresses: [198.18.8.1/24]}\n"
-    "hosts:"
-    + HOST.format(name="esx01", n=11, extra=EXTRA.format(n=11, service="vSphereReplication"))
-    + HOST.format(name="esx02", n=12, extra="") + HOST.format(name="esx03", n=13, extra="")
-    + HOST.format(name="esx04", n=14, extra=EXTRA.format(n=14, service="vSphereReplicationNFC"))
-    + HOST.format(name="vr01", n=20, extra=""))
+LAB = lab_yaml(
+    [("esx01", 11, "vSphereReplication"), ("esx02", 12, None), ("esx03", 13, None),
+     ("esx04", 14, "vSphereReplicationNFC"), ("vr01", 20, None)])
 
 
 @dataclass

@@ -19,6 +19,7 @@ from . import (
     commands_lab,
     commands_objects,
     commands_provision,  # noqa: F401 - adds its commands to the `vm` group
+    commands_replication,
     commands_resolve,
     commands_state,
     commands_traffic,
@@ -48,7 +49,7 @@ main.add_command(commands_lab.lab)
 for _command in commands_traffic.COMMANDS:
     main.add_command(_command)
 commands_lab.lab.add_command(commands_traffic.check_command)
-for _command in commands_vm.COMMANDS:
+for _command in (*commands_vm.COMMANDS, *commands_replication.COMMANDS):
     main.add_command(_command)
 
 

@@ -165,8 +165,10 @@ def down(inv: Inventory, name: str | None = None, *, every: bool = False) -> lis
 def _down_one(inv: Inventory, lab: Lab) -> Downed:
     # The lab's processes (VMs, NFC servers) hold sockets in its namespaces: stop them first.
     from ..nfc.registry import stop_servers
+    from ..replication.procs import stop_all as stop_replication
     from ..vm.reaper import kill_lab_vms
 
+    stop_replication(lab.name)
     stop_servers(lab.name)
     kill_lab_vms(lab.name)
     removed = LinuxBackend().cleanup(lab.prefix)  # the prefix alone: no store needed

@@ -111,10 +111,15 @@ def test_svc4_refused_before_anything_starts(env: Env) -> None:
     assert "web02" not in _status(env) and lab_pids(MARKER, env.lab) == []
 
 
-def test_lab_down_stops_replication(env: Env) -> None:
+def test_stop_then_lab_down_stops_replication(env: Env) -> None:
     env.vm("web03")
-    out = env.cli("replication", "configure", "web03", "--server", "vr01", "--target", "esx04",
-                  "--rpo", "5m")
+    args = ("replication", "configure", "web03", "--server", "vr01", "--target", "esx04",
+            "--rpo", "5m")
+    assert env.cli(*args).exit_code == 0
+    out = env.cli("replication", "stop", "web03")
+    assert out.exit_code == 0 and "stopped" in out.output, out.output
+    assert lab_pids(MARKER, env.lab) == [] and _status(env)["web03"]["state"] != "running"
+    out = env.cli(*args)
     assert out.exit_code == 0, out.output
     assert len(lab_pids(MARKER, env.lab)) == 1
     lifecycle.down(env.inv, env.lab)

@@ -9,6 +9,7 @@ the host's file system.
 
 from __future__ import annotations
 
+import bisect
 import ctypes
 import ctypes.util
 import errno
@@ -98,12 +99,19 @@ def data_ranges(fd: int, size: int) -> list[tuple[int, int]]:
 
 
 def clip(ranges: list[tuple[int, int]], start: int, end: int) -> list[tuple[int, int]]:
-    """The parts of `ranges` inside [start, end)."""
+    """The parts of `ranges` (sorted, not overlapping, as data_ranges gives) inside [start, end).
+
+    Binary search, not a scan: it runs once per block, and an 8 GiB disk with
+    1,024 scattered extents would otherwise cost 8 million steps a digest pass.
+    """
     out = []
-    for off, length in ranges:
+    i = bisect.bisect_right(ranges, start, key=lambda r: r[0] + r[1])
+    while i < len(ranges) and ranges[i][0] < end:
+        off, length = ranges[i]
         lo, hi = max(off, start), min(off + length, end)
         if hi > lo:
             out.append((lo, hi - lo))
+        i += 1
     return out
 
 

@@ -47,6 +47,11 @@ printf '\n# Live migration over the vMotion adapters resolve() picks (multi-NIC,
 step vm create web01 -H esx01 --memory 256MiB --dirty-rate 20MB/s
 step vmotion web01 --to esx02
 step vm list
+printf '\n# Cold migration of a powered-off VM: its files cross over NFC on the provisioning stack:\n'
+step vm create db01 -H esx01 --memory 64MiB --dirty-rate 1MB/s --disk 8GiB --disk-data 64MiB
+step vm power-off db01
+step vm migrate db01 --to esx03
+step vm files
 printf '\n# A change that cuts the controller off from esx01 is rolled back (REQ-5):\n'
 step esxcli -H esx01 network vswitch standard portgroup set -p "Management Network" -v 99 \
     && { echo "demo: REQ-5 did not refuse the change" >&2; exit 1; }

@@ -87,7 +87,7 @@ class NfcClient:
         return p.from_json(self.call(op, payload))
 
     def checksum(self, handle: int, block: int) -> list[bytes]:
-        # The server reads every data block of the file first: minutes for a big disk.
+        # The server may read back blocks it did not hash on arrival: minutes for a big disk.
         self.sock.settimeout(None if self.timeout is None else self.timeout + 600)
         try:
             answer = self.call(Op.CHECKSUM, p.HANDLE_SIZE.pack(handle, block))

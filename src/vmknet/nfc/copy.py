@@ -37,10 +37,42 @@ _BROKEN = (ConnectionError, TimeoutError, DataplaneError, BrokenPipeError)
 
 @dataclass
 class _Source:
+    """The source file; its block digests are computed by a thread alongside the sending.
+
+    blake2b and pread release the GIL, so the digests cost no time on the critical
+    path: the first byte goes out at once, and `digests` (needed only to compare
+    with the destination's CHECKSUM) waits for the thread.
+    """
+
     fd: int
     size: int
     ranges: list[tuple[int, int]]
-    digests: list[bytes]
+    block: int
+    _digests: list[bytes] = field(default_factory=list)
+    _error: list[BaseException] = field(default_factory=list)
+    _thread: threading.Thread | None = None
+
+    def start(self) -> _Source:
+        def run() -> None:
+            try:
+                self._digests = block_digests(self.fd, self.size, self.block, self.ranges)
+            except BaseException as err:  # raised where the digests are wanted
+                self._error.append(err)
+
+        self._thread = threading.Thread(target=run, daemon=True, name="nfc-source-digests")
+        self._thread.start()
+        return self
+
+    def join(self) -> None:
+        if self._thread is not None:
+            self._thread.join()
+
+    @property
+    def digests(self) -> list[bytes]:
+        self.join()
+        if self._error:
+            raise self._error[0]
+        return self._digests
 
     @property
     def data(self) -> int:
@@ -75,10 +107,11 @@ def copy_file(dc: Datacenter, lab: LabRef, src_host: str, src_datastore: str, sr
     root = stores.root(_name(lab), src_host, src_datastore)
     fd = os.open(confine(root, src_path), os.O_RDONLY | os.O_CLOEXEC)
     start = time.monotonic()
+    src: _Source | None = None
     try:
         size = os.fstat(fd).st_size
         ranges = data_ranges(fd, size)
-        src = _Source(fd, size, ranges, block_digests(fd, size, block, ranges))
+        src = _Source(fd, size, ranges, block).start()
         bucket = TokenBucket(bandwidth_limit) if bandwidth_limit else None
         state = _State()
         part = f"{dst_path}.part"
@@ -101,6 +134,7 @@ def copy_file(dc: Datacenter, lab: LabRef, src_host: str, src_datastore: str, sr
                 _discard(dc, lab, src_host, dst_host, dst_datastore, part, port, timeout)
                 raise
         seconds = time.monotonic() - start
+        src.join()
         return CopyReport(
             source=f"{src_host}:[{src_datastore}] {src_path}",
             target=f"{dst_host}:[{dst_datastore}] {dst_path}",
@@ -109,6 +143,8 @@ def copy_file(dc: Datacenter, lab: LabRef, src_host: str, src_datastore: str, sr
             seconds=seconds, resumed=resumed, attempts=attempt,
             blocks_sent=len(state.sent), blocks_resent=state.resent, verify_rounds=rounds)
     finally:
+        if src is not None:
+            src.join()  # the digest thread reads fd: it ends before the close
         os.close(fd)
 
 

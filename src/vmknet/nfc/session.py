@@ -17,8 +17,9 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from . import arrival
 from . import protocol as p
-from .files import Datastores, block_digests, confine, data_ranges, punch_hole
+from .files import Datastores, confine, data_ranges, punch_hole
 from .protocol import Code, Flag, Header, NfcError, Op
 
 CHUNK = 1 << 20
@@ -33,6 +34,8 @@ class Session:
         self.timeout = timeout
         self.handles: dict[int, int] = {}  # handle -> fd
         self.temporary: dict[str, int] = {}  # path -> handle: deleted unless renamed
+        self.tracked: dict[int, arrival.Tracked] = {}  # handle -> arrival digests of its file
+        self.read_back = 0  # blocks CHECKSUM had to read from disk (not hashed on arrival)
         self._next = 1
         self._buf = bytearray(CHUNK)
         self._ops: dict[Op, Callable[[Header, bytes], None]] = {
@@ -83,7 +86,10 @@ class Session:
         for path in list(self.temporary):
             with contextlib.suppress(OSError):
                 os.unlink(path)
-        for fd in self.handles.values():
+        for handle, fd in self.handles.items():
+            t = self.tracked.pop(handle, None)
+            if t is not None:
+                arrival.release(fd, t)
             with contextlib.suppress(OSError):
                 os.close(fd)
         self.handles.clear()
@@ -127,10 +133,24 @@ class Session:
             confine(self.stores.root(self.lab, self.host, str(data["datastore"])),
                     str(data["path"]))  # re-check: mkdir must not have followed a new link
         fd = os.open(path, _MODES[mode] | os.O_CLOEXEC | os.O_NOFOLLOW, 0o644)
-        if mode == "create":
-            os.ftruncate(fd, int(data.get("size", 0)))  # the hole every data block fills
+        try:
+            # A new (empty) file sized by ftruncate is one hole: every block known zero.
+            t = arrival.acquire(fd, fresh=mode == "create" and os.fstat(fd).st_size == 0)
+            if mode == "create":
+                with t.lock:
+                    os.ftruncate(fd, int(data.get("size", 0)))  # the hole data blocks fill
+                    size = os.fstat(fd).st_size
+                    if size != t.size:
+                        if t.fresh and t.size == 0 and not t.blocks:
+                            t.size = size  # grew from empty: still all hole
+                        else:
+                            t.forget_all(size)
+        except BaseException:
+            os.close(fd)
+            raise
         handle, self._next = self._next, self._next + 1
         self.handles[handle] = fd
+        self.tracked[handle] = t
         if head.flags & Flag.TEMPORARY:
             self.temporary[str(path)] = handle
         self._reply(head, p.to_json({"handle": handle, "size": os.fstat(fd).st_size}))
@@ -147,21 +167,33 @@ class Session:
             handle, offset, length = p.RANGE.unpack(p.recv_exact(self.sock, head.payload_len))
             target = self._fd(handle)
             if length:
-                punch_hole(target, offset, length)
+                zt = self.tracked[handle]
+                with zt.lock:
+                    try:
+                        punch_hole(target, offset, length)
+                    finally:
+                        zt.punched(offset, length)
         else:
             handle, offset = p.WRITE.unpack(p.recv_exact(self.sock, p.WRITE.size))
             left = head.payload_len - p.WRITE.size
             fd = self.handles.get(handle)
+            t = self.tracked.get(handle)
             failed: OSError | None = None
             view = memoryview(self._buf)
             while left:  # always drain the data, so the stream stays in frame on errors
                 n = min(left, len(view))
                 p.recv_into_exact(self.sock, view[:n])
-                if fd is not None:
-                    try:
-                        os.pwrite(fd, view[:n], offset)
-                    except OSError as err:  # e.g. ENOSPC: report it once the frame is read
-                        failed, fd = err, None
+                if fd is not None and t is not None:
+                    with t.lock:  # the disk change and its arrival digest go together
+                        try:
+                            done = 0
+                            while done < n:
+                                done += os.pwrite(fd, view[done:n], offset + done)
+                        except OSError as err:  # e.g. ENOSPC: report once the frame is read
+                            t.forget_all(os.fstat(fd).st_size)  # unknown what landed
+                            failed, fd = err, None
+                        else:
+                            t.wrote(offset, view[:n])
                 offset += n
                 left -= n
             if failed is not None:
@@ -199,12 +231,18 @@ class Session:
         if block <= 0 or block > p.MAX_PAYLOAD:
             raise NfcError(Code.BAD_REQUEST, f"bad block size {block}")
         fd = self._fd(handle)
-        digests = block_digests(fd, os.fstat(fd).st_size, block)
+        digests, read = self.tracked[handle].digests(fd, block)
+        self.read_back += read
         self._reply(head, p.HANDLE_SIZE.pack(handle, block) + b"".join(digests))
 
     def _setsize(self, head: Header, payload: bytes) -> None:
         handle, size = p.HANDLE_SIZE.unpack(payload)
-        os.ftruncate(self._fd(handle), size)
+        fd = self._fd(handle)
+        t = self.tracked[handle]
+        with t.lock:
+            os.ftruncate(fd, size)
+            if os.fstat(fd).st_size != t.size:
+                t.forget_all(os.fstat(fd).st_size)
         self._reply(head)
 
     def _rename(self, head: Header, payload: bytes) -> None:
@@ -224,6 +262,10 @@ class Session:
 
     def _close(self, head: Header, payload: bytes) -> None:
         handle = p.HANDLE.unpack(payload)[0]
-        os.close(self._fd(handle))
+        fd = self._fd(handle)
+        t = self.tracked.pop(handle, None)
+        if t is not None:
+            arrival.release(fd, t)
+        os.close(fd)
         del self.handles[handle]
         self._reply(head)

@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import os
 import socket
 import sys
@@ -53,11 +52,10 @@ from bench_vmotion import (
     IperfResult,
     Row,
     cleanup,
-    format_table,
+    finish,
     interruptible,
     iperf3,
     leftovers,
-    machine,
 )
 from vmknet.model import (
     PROVISIONING_STACK,
@@ -74,7 +72,7 @@ from vmknet.model import (
     Vmknic,
 )
 from vmknet.state import dumps
-from vmotion_lab import Pair
+from vmotion_lab import Pair, host_name
 
 MIB = 1 << 20
 MGMT_VLAN, PROV_VLAN = 10, 80
@@ -99,10 +97,6 @@ class NfcLabSpec:
             raise ValueError(f"speed must be 10..400000 Mbit/s, not {self.speed_mbit}")
         if not 1280 <= self.mtu <= 9000:
             raise ValueError(f"mtu must be 1280..9000, not {self.mtu}")
-
-
-def host_name(h: int) -> str:
-    return f"esx{h:02d}"
 
 
 def provisioning_address(h: int) -> IPv4Interface:
@@ -466,30 +460,9 @@ def main(argv: list[str] | None = None) -> int:
         if tmp_dir and os.path.exists(tmp_dir):
             left.append(tmp_dir)
         alive = children.alive() + nfc_registry.server_pids(name)
-    took = time.perf_counter() - start
-    if as_json:
-        print(json.dumps({"machine": machine(), "seconds": took, "failures": failures,
-                          "rows": [r.as_dict() for r in rows]}, indent=2))
-    else:
-        m = machine()
-        print(f"kernel {m['kernel']}, {m['cores']} cores, Python {m['python']}; {took:.1f} s")
-        print(format_table(rows))
-    if ended:
-        print(f"ended leftover child processes: {ended}", file=sys.stderr)
-    if left or alive:
-        print(f"LEFT BEHIND: {left}, processes {alive}", file=sys.stderr)
-        return 1
-    if not as_json:
-        print(f"clean: no vmkl-{name}.* namespace, no child process, no file left")
-    for failure in failures:
-        print(f"FAILED {failure}", file=sys.stderr)
-    if failures:
-        return 1
-    missed = [f"{r.part} {r.measure}" for r in rows if r.meets_aim is False]
-    if missed:
-        print(f"below the aim: {', '.join(missed)}", file=sys.stderr)
-    return 0
-
+    return finish(rows, failures, time.perf_counter() - start, as_json, ended=ended,
+                  left=left, alive=alive,
+                  clean=f"no vmkl-{name}.* namespace, no child process, no file left")
 
 if __name__ == "__main__":
     sys.exit(main())

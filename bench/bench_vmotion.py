@@ -672,7 +672,14 @@ def main(argv: list[str] | None = None) -> int:
         ended += cleanup(name)
         left = leftovers(name)
         alive = children.alive() + vm_processes(name)
-    took = time.perf_counter() - start
+    return finish(rows, failures, time.perf_counter() - start, as_json, ended=ended,
+                  left=left, alive=alive,
+                  clean=f"no vmkl-{name}.* namespace, no child process left")
+
+
+def finish(rows: list[Row], failures: list[str], took: float, as_json: bool, *,
+           ended: list[int], left: list[str], alive: list[int], clean: str) -> int:
+    """Print the table (or JSON) and what was left behind; the exit status of a bench run."""
     if as_json:
         print(json.dumps({"machine": machine(), "seconds": took, "failures": failures,
                           "rows": [r.as_dict() for r in rows]}, indent=2))
@@ -683,10 +690,10 @@ def main(argv: list[str] | None = None) -> int:
     if ended:
         print(f"ended leftover child processes: {ended}", file=sys.stderr)
     if left or alive:
-        print(f"LEFT BEHIND: namespaces {left}, processes {alive}", file=sys.stderr)
+        print(f"LEFT BEHIND: {left}, processes {alive}", file=sys.stderr)
         return 1
     if not as_json:
-        print(f"clean: no vmkl-{name}.* namespace, no child process left")
+        print(f"clean: {clean}")
     for failure in failures:
         print(f"FAILED {failure}", file=sys.stderr)
     if failures:

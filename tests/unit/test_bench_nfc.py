@@ -11,7 +11,8 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
 
 import bench_nfc
-from bench_nfc import NfcLabSpec, Row, data_bytes, format_table, make_dense, make_sparse
+from bench_nfc import NfcLabSpec, Row, data_bytes, make_dense, make_sparse
+from bench_vmotion import format_table
 from vmknet.inventory import Inventory
 from vmknet.model import PROVISIONING_STACK, Service
 from vmknet.resolve import resolve

@@ -44,17 +44,18 @@ def _key(listener: Listener) -> tuple[str, str, str]:
     return (e.vmknic, e.netstack, str(e.address))
 
 
-def _chosen(dc: Datacenter, host: str) -> set[tuple[str, str, str]]:
-    """The (adapter, stack, address) set listen() would bind for provisioning on `host`."""
+def _chosen(dc: Datacenter, host: str, service: Service) -> set[tuple[str, str, str]]:
+    """The (adapter, stack, address) set listen() would bind for `service` on `host`."""
     return {(vmk, dc.host(host).vmknics[vmk].netstack, str(a))
-            for vmk, _ in effective_adapters(dc, host, Service.PROVISIONING)
+            for vmk, _ in effective_adapters(dc, host, service)
             for a in adapter_addresses(dc, host, vmk)}
 
 
 class NfcServer:
     def __init__(self, dc: Datacenter, lab: LabRef, host: str, stores: Datastores | None = None,
-                 port: int = PORT) -> None:
-        self.dc, self.lab, self.host = dc, lab_name(lab), host
+                 port: int = PORT, service: Service = Service.PROVISIONING) -> None:
+        # `service`: PROVISIONING for NFC (PATH-2); REPLICATION_NFC for the replica end (PATH-4)
+        self.dc, self.lab, self.host, self.service = dc, lab_name(lab), host, service
         self.stores = stores or Datastores.default()
         self.port = port
         self.listeners: list[Listener] = []
@@ -79,11 +80,12 @@ class NfcServer:
         """
         with self._lock:
             self.dc = dc
-            if self.listeners and {_key(x) for x in self.listeners} == _chosen(dc, self.host):
+            if self.listeners and {_key(x) for x in self.listeners} == _chosen(dc, self.host,
+                                                                           self.service):
                 return
             # One listening socket per address and port: the old ones go before the new bind.
             close_all(self.listeners)
-            self.listeners = listen(dc, self.lab, self.host, Service.PROVISIONING, self.port)
+            self.listeners = listen(dc, self.lab, self.host, self.service, self.port)
             for lst in self.listeners:
                 thread = threading.Thread(target=self._accept, args=(lst,), daemon=True,
                                           name=f"nfc-accept-{self.host}-{lst.endpoint.vmknic}")

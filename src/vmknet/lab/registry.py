@@ -14,6 +14,8 @@ import os
 from datetime import UTC, datetime
 from pathlib import Path
 
+from ..errors import InvalidArgument
+
 RUN_DIR_ENV = "VMKNET_RUN_DIR"
 
 
@@ -50,3 +52,21 @@ def names() -> list[str]:
 def forget(name: str) -> None:
     with contextlib.suppress(FileNotFoundError):
         (run_dir() / f"{name}.json").unlink()
+
+
+def host_dir(lab: str, host: str) -> Path:
+    """A host's own state in a lab (its agent's credential, its ticket book)."""
+    base = run_dir() / lab / "hosts"
+    path = base / host
+    if path.resolve().parent != base.resolve():
+        # SEC-5: names are checked where they enter; this is the last line of defence
+        raise InvalidArgument(f"Host name {host!r} leaves {base}", code="SEC-5")
+    return path
+
+
+def tickets_dir(lab: str, host: str) -> Path:
+    return host_dir(lab, host) / "tickets"
+
+
+def security_log(lab: str) -> Path:
+    return run_dir() / lab / "security.jsonl"

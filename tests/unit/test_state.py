@@ -290,7 +290,8 @@ def test_missing_field_names_the_field_at_its_parent_line() -> None:
 
 
 def test_union_errors_are_one_message_and_count_the_rest() -> None:
-    text = "hosts:\n  e:\n    netstacks:\n      x: {dnsServers: [q]}\n    vmknics: {v: {mtu: 1}}\n"
+    text = ("hosts:\n  e:\n    netstacks:\n      x: {dnsServers: [q]}\n"
+            "    vmknics: {vmk1: {mtu: 1}}\n")
     err = error_of(text)
     assert err.details["path"] == "hosts/e/netstacks/x/dnsServers/0"
     assert "IPv4 address | Input is not a valid IPv6 address (got 'q')" in str(err)

@@ -6,14 +6,15 @@ from .base import VmknetModel
 from .cluster import Cluster
 from .dvs import DistributedSwitch
 from .host import Host
+from .names import ClusterName, DvsName, HostName
 from .physical import PhysicalNetwork
 
 
 class Datacenter(VmknetModel):
     name: str = "Datacenter"
-    clusters: dict[str, Cluster] = {}
-    distributed_switches: dict[str, DistributedSwitch] = {}
-    hosts: dict[str, Host] = {}
+    clusters: dict[ClusterName, Cluster] = {}
+    distributed_switches: dict[DvsName, DistributedSwitch] = {}
+    hosts: dict[HostName, Host] = {}
     physical: PhysicalNetwork = PhysicalNetwork()
 
     def host(self, name: str) -> Host:

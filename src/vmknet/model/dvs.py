@@ -5,6 +5,7 @@ from __future__ import annotations
 from pydantic import Field, model_validator
 
 from .base import VmknetModel
+from .names import DvPortgroupName, HostName, NicName, UplinkName
 from .teaming import TeamingPolicy
 from .vswitch import VLAN_TRUNK
 
@@ -16,11 +17,11 @@ class DvPortGroup(VmknetModel):
 
 class DistributedSwitch(VmknetModel):
     mtu: int = Field(1500, ge=1280, le=9000)
-    uplinks: list[str] = ["Uplink 1", "Uplink 2"]
+    uplinks: list[UplinkName] = ["Uplink 1", "Uplink 2"]
     teaming: TeamingPolicy = TeamingPolicy(active=["Uplink 1", "Uplink 2"])
     # host name -> {uplink name -> vmnic}
-    hosts: dict[str, dict[str, str]] = {}
-    portgroups: dict[str, DvPortGroup] = {}
+    hosts: dict[HostName, dict[UplinkName, NicName]] = {}
+    portgroups: dict[DvPortgroupName, DvPortGroup] = {}
 
     @model_validator(mode="after")
     def _uplinks_active_by_default(self) -> DistributedSwitch:

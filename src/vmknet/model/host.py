@@ -7,6 +7,7 @@ from ipaddress import IPv4Interface
 from pydantic import Field, model_validator
 
 from .base import VmknetModel
+from .names import NetstackName, NicName, VmknicName, VswitchName
 from .netstack import Netstack
 from .pnic import PhysicalNic, default_nics
 from .services import BUILTIN_STACKS, DEFAULT_STACK, Service
@@ -19,10 +20,11 @@ MANAGEMENT_PORTGROUP = "Management Network"
 
 
 class Host(VmknetModel):
-    nics: dict[str, PhysicalNic] = Field(default_factory=default_nics)
-    vswitches: dict[str, StandardSwitch] = {}
-    netstacks: dict[str, Netstack] = Field(default_factory=lambda: {DEFAULT_STACK: Netstack()})
-    vmknics: dict[str, Vmknic] = {}
+    nics: dict[NicName, PhysicalNic] = Field(default_factory=default_nics)
+    vswitches: dict[VswitchName, StandardSwitch] = {}
+    netstacks: dict[NetstackName, Netstack] = Field(
+        default_factory=lambda: {DEFAULT_STACK: Netstack()})
+    vmknics: dict[VmknicName, Vmknic] = {}
     storage: Storage = Storage()
 
     @model_validator(mode="after")

@@ -8,6 +8,7 @@ from typing import Annotated, Literal
 from pydantic import BeforeValidator
 
 from .base import VmknetModel
+from .names import DatastoreName
 
 
 class IscsiAdapter(VmknetModel):
@@ -36,5 +37,5 @@ class FcoeAdapter(VmknetModel):
 
 class Storage(VmknetModel):
     iscsi: IscsiAdapter | None = None
-    nfs: dict[str, NfsMount] = {}  # datastore name -> mount
+    nfs: dict[DatastoreName, NfsMount] = {}  # datastore name -> mount
     fcoe: list[FcoeAdapter] = []

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pydantic import Field, model_validator
 
 from .base import VmknetModel
+from .names import PortgroupName
 from .teaming import TeamingPolicy
 
 VLAN_TRUNK = 4095
@@ -19,7 +20,7 @@ class StandardSwitch(VmknetModel):
     mtu: int = Field(1500, ge=1280, le=9000)
     uplinks: list[str] = []
     teaming: TeamingPolicy = TeamingPolicy()
-    portgroups: dict[str, PortGroup] = {}
+    portgroups: dict[PortgroupName, PortGroup] = {}
 
     @model_validator(mode="after")
     def _uplinks_active_by_default(self) -> StandardSwitch:

@@ -6,15 +6,14 @@ from ipaddress import IPv4Interface
 
 from ..errors import AlreadyExists, InvalidArgument, NotFound
 from ..events import Event
-from ..model import Cluster, Datacenter, new_host
+from ..model import Cluster, Datacenter, names, new_host
 
 
 def host_add(dc: Datacenter, name: str, *, nics: int = 4,
              management_ip: IPv4Interface | None = None) -> list[Event]:
     if name in dc.hosts:
         raise AlreadyExists(f"Host {name} already exists")
-    if not name or len(name) > 63 or not all(c.isalnum() or c in "-._" for c in name):
-        raise InvalidArgument(f"Invalid host name '{name}': use letters, digits, '-', '.', '_'")
+    names.require(names.HOST, name)  # SEC-5: the one host name rule
     try:
         dc.hosts[name] = new_host(nics, management_ip)
     except ValueError as err:

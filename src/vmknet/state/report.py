@@ -79,6 +79,8 @@ def _got(error: ErrorDetails) -> str:
     value = error.get("input")
     if error["type"] in ("missing", "extra_forbidden"):
         return ""
+    if isinstance(value, str) and repr(value) in error["msg"]:
+        return ""  # a name rule's message quotes the name already
     if isinstance(value, str | int | float | bool) and len(repr(value)) <= 60:
         return f" (got {value!r})"
     return ""

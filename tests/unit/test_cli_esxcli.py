@@ -147,7 +147,7 @@ def test_tag_already_tagged_and_case_insensitive_names(store: Path) -> None:
     ok(store, "network", "ip", "interface", "tag", "add", "-i", "vmk1", "-t", "vmotion")
     err = refused(store, "network", "ip", "interface", "tag", "add", "-i", "vmk1",
                   "--tagname", "VMOTION")
-    assert err == "Vmknic vmk1 is already tagged with VMotion"
+    assert err == "Vmknic is already tagged with VMotion"  # ESXi's words (docs/cli.md)
     for name in ("faultToleranceLogging", "vsan", "VSANWitness"):
         ok(store, "network", "ip", "interface", "tag", "add", "-i", "vmk1", "-t", name)
     assert tags(store, "vmk1") == "   Tags: VMotion, faultToleranceLogging, VSAN, VSANWitness\n"
@@ -244,7 +244,7 @@ def test_ipv6_addresses_settings_and_get(store: Path) -> None:
 def test_netstack_add_list_get_set_remove(store: Path) -> None:
     ok(store, "network", "ip", "netstack", "add", "-N", "vmotion")
     assert refused(store, "network", "ip", "netstack", "add", "-N", "vmotion",
-                   exit_code=4) == "Netstack instance 'vmotion' is already found"
+                   exit_code=4) == "Netstack instance 'vmotion' is already found in kernel"
     assert ok(store, "network", "ip", "netstack", "list") == (
         "defaultTcpipStack\n   Key: defaultTcpipStack\n   Name: defaultTcpipStack\n"
         "   State: 4660\n\nvmotion\n   Key: vmotion\n   Name: vmotion\n   State: 4660\n")
@@ -328,7 +328,7 @@ def test_vswitch_standard_list_and_set(store: Path) -> None:
     rows = as_json(store, "network", "vswitch", "standard", "list", "-v", "vSwitch1")
     assert rows[0]["MTU"] == 1500 and rows[0]["Uplinks"] == ["vmnic1", "vmnic2"]
     assert refused(store, "network", "vswitch", "standard", "add", "-v", "vSwitch1") == (
-        "A vswitch with the name vSwitch1 already exists")
+        "A portset with this name already exists")
     ok(store, "network", "vswitch", "standard", "uplink", "remove", "-u", "vmnic2",
        "-v", "vSwitch1")
     ok(store, "network", "ip", "interface", "add", "-i", "vmk1", "-p", "Storage")

@@ -8,16 +8,20 @@
 
 Every command parses ESXi's options (long and short names), runs one
 operation of `vmknet.ops` all or nothing, and prints ESXi's columns; every
-list/get also takes `--json`.
+list/get also takes `esxcli --formatter=csv|keyvalue|xml|json` (before the
+namespace words, as on ESXi) and `--json` after them.
 """
 
 from __future__ import annotations
 
+import sys
+
 import click
 
+from ...errors import InvalidArgument, exit_code
 from .addresses import ipv4, ipv6
 from .common import HOST_KEY
-from .formatting import FORMATTER_KEY
+from .formatting import FORMATTER_KEY, FORMATTERS
 from .interface import interface
 from .kernel import connection, neighbor, nic_stats
 from .netstack import netstack
@@ -29,11 +33,22 @@ from .vswitch import vswitch
 __all__ = ["esxcli"]
 
 
+def _formatter(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """An unknown formatter is one line with a code, not click's usage block."""
+    if value is None or value in FORMATTERS:
+        return value
+    err = InvalidArgument(f"Unknown formatter '{value}': use {', '.join(FORMATTERS)}",
+                          formatter=value)
+    click.echo(f"Error [{err.code}]: {err.message}", err=True)
+    sys.exit(exit_code(err))
+
+
 @click.group()
 @click.option("-H", "--host", "host", required=True, metavar="HOST",
               help="The host to run the command against (as `esxcli` on that host).")
-@click.option("--formatter", type=click.Choice(["json"]),
-              help="Print every list/get as JSON (as `--json` on the command does).")
+@click.option("--formatter", metavar="|".join(FORMATTERS), callback=_formatter,
+              is_eager=True, help="Print every list/get as csv, keyvalue or xml as ESXi "
+              "does, or as JSON (as `--json` on the command does).")
 @click.pass_context
 def esxcli(ctx: click.Context, host: str, formatter: str | None) -> None:
     """esxcli, as on an ESXi host: network, iscsi and vsan namespaces."""

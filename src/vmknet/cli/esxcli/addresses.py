@@ -80,7 +80,8 @@ def ipv4_record(name: str, h: Host) -> Record:
 def ipv4_get(esx: Esx, interface: str | None, netstack: str | None, as_json: bool) -> None:
     """Show the IPv4 settings of one adapter (-i) or all."""
     h, names = _selected(esx, interface, netstack)
-    show_table(IPV4_COLUMNS, [ipv4_record(n, h) for n in names], as_json)
+    show_table(IPV4_COLUMNS, [ipv4_record(n, h) for n in names], as_json,
+               type_name="IPv4Interface")
 
 
 @click.group()
@@ -124,7 +125,7 @@ def address_list(esx: Esx, as_json: bool) -> None:
          "Type": "STATIC", "Status": "PREFERRED"}
         for name in sorted(h.vmknics, key=natural_key) for a in h.vmknics[name].ipv6.addresses
     ]
-    show_table(IPV6_ADDRESS_COLUMNS, rows, as_json)
+    show_table(IPV6_ADDRESS_COLUMNS, rows, as_json, type_name="IPv6Address")
 
 
 @ipv6.command("set")
@@ -162,4 +163,5 @@ def ipv6_record(name: str, h: Host) -> Record:
 def ipv6_get(esx: Esx, interface: str | None, netstack: str | None, as_json: bool) -> None:
     """Show the IPv6 settings of one adapter (-i) or all."""
     h, names = _selected(esx, interface, netstack)
-    show_table(IPV6_COLUMNS, [ipv6_record(n, h) for n in names], as_json)
+    show_table(IPV6_COLUMNS, [ipv6_record(n, h) for n in names], as_json,
+               type_name="IPv6Interface")

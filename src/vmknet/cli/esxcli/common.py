@@ -22,7 +22,8 @@ import click
 from ...events import Event
 from ...model import Datacenter, Host, Netstack, Service, Vmknic
 from ...ops import lookup
-from ..context import AppContext, pass_app, reported
+from ..context import AppContext, pass_app
+from .errors import esxcli_reported
 
 HOST_KEY = "vmknet.esxcli.host"
 P = ParamSpec("P")
@@ -39,25 +40,25 @@ class Esx:
 
     def run(self, operation: Callable[..., list[Event]], **kwargs: Any) -> None:
         """Execute `operation(dc, host=..., **kwargs)` all or nothing; print its events as notes."""
-        with reported(esxcli_style=True):
+        with esxcli_reported():
             events = self.app.inventory.run(functools.partial(operation, host=self.host, **kwargs))
         for event in events:
             click.echo(f"{event.rule}: {event.message}", err=True)
 
     def datacenter(self) -> Datacenter:
-        with reported(esxcli_style=True):
+        with esxcli_reported():
             return self.app.inventory.read()
 
     def read(self) -> Host:
         """The host's current state (refused with ESXi's message if it does not exist)."""
         dc = self.datacenter()
-        with reported(esxcli_style=True):
+        with esxcli_reported():
             return dc.host(self.host)
 
     def find(self, getter: Callable[[Host, str], T], name: str) -> T:
         """`getter(host, name)`, its NotFound reported as ESXi does."""
         h = self.read()
-        with reported(esxcli_style=True):
+        with esxcli_reported():
             return getter(h, name)
 
     def vmknic(self, name: str) -> Vmknic:

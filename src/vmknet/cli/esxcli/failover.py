@@ -85,7 +85,8 @@ def vswitch_set(esx: Esx, vswitch: str, active: list[str] | None, standby: list[
 def vswitch_get(esx: Esx, vswitch: str, as_json: bool) -> None:
     """Show the failover policy of a standard switch."""
     vs = esx.find(lookup.vswitch, vswitch)
-    show_blocks([policy_record(vs.teaming, vs.uplinks)], as_json, title=None)
+    show_blocks([policy_record(vs.teaming, vs.uplinks)], as_json, title=None,
+                type_name="FailoverPolicy", single=True)
 
 
 def _switch_of(h: Host, portgroup: str) -> StandardSwitch:
@@ -137,4 +138,5 @@ def portgroup_get(esx: Esx, portgroup: str, as_json: bool) -> None:
         "Override Vswitch Uplinks": own is not None
         and (own.active, own.standby) != (base.active, base.standby),
     })
-    show_blocks([record], as_json, title=None)
+    show_blocks([record], as_json, title=None, type_name="PortgroupFailoverPolicy",
+                single=True)

@@ -1,4 +1,4 @@
-"""How esxcli prints: "ESXi tables", "ESXi blocks", and `--json` for both.
+"""How esxcli prints: "ESXi tables", "ESXi blocks", `--json`, and `--formatter=csv|keyvalue|xml`.
 
     Name  Virtual Switch  Active Clients  VLAN ID        <- esxi_table: columns sized to
     ----  --------------  --------------  -------           content, dashes under each header,
@@ -6,6 +6,10 @@
 
     vmk0                                                 <- esxi_blocks: a title line, then
        Name: vmk0                                           "   Key: value" lines
+
+Every list/get goes through show_table/show_blocks/show_value with its ESXi
+structure type name (NetworkInterface, Nic, ...); `esxcli --formatter=F`
+(before the namespace words) picks the shape, rendered by formatters.py.
 """
 
 from __future__ import annotations
@@ -14,6 +18,8 @@ import json
 from collections.abc import Callable, Sequence
 
 import click
+
+from .formatters import MACHINE_FORMATTERS, render, render_value
 
 Cell = str | int | bool | None | list[str]
 Record = dict[str, Cell]
@@ -69,26 +75,52 @@ def emit_json(rows: Sequence[Record]) -> None:
 
 
 FORMATTER_KEY = "vmknet.esxcli.formatter"
+FORMATTERS = ("csv", "json", "keyvalue", "xml")
+
+
+def formatter(as_json: bool) -> str | None:
+    """`--json` on the command, else `esxcli --formatter=F` before the namespace words."""
+    if as_json:
+        return "json"
+    ctx = click.get_current_context(silent=True)
+    chosen = ctx.meta.get(FORMATTER_KEY) if ctx is not None else None
+    return chosen if isinstance(chosen, str) else None
 
 
 def wants_json(as_json: bool) -> bool:
-    """`--json` on the command, or `esxcli --formatter=json` before the namespace words."""
-    ctx = click.get_current_context(silent=True)
-    return as_json or (ctx is not None and ctx.meta.get(FORMATTER_KEY) == "json")
+    return formatter(as_json) == "json"
 
 
-def show_table(columns: Sequence[str], rows: Sequence[Record], as_json: bool) -> None:
-    if wants_json(as_json):
-        emit_json([{c: row.get(c) for c in columns} for row in rows])
-    else:
+def _machine(as_json: bool, type_name: str, rows: Sequence[Record], single: bool) -> bool:
+    """Print `rows` in a machine formatter if one was asked for; True when printed."""
+    chosen = formatter(as_json)
+    if chosen == "json":
+        emit_json(rows)
+        return True
+    if chosen in MACHINE_FORMATTERS:
+        text = render(chosen, type_name, rows, single)
+        if text:
+            click.echo(text, nl=False)
+        return True
+    return False
+
+
+def show_table(columns: Sequence[str], rows: Sequence[Record], as_json: bool, *,
+               type_name: str) -> None:
+    """A list printed as an ESXi table (or by the chosen formatter)."""
+    ordered = [{c: row.get(c) for c in columns} for row in rows]
+    if not _machine(as_json, type_name, ordered, single=False):
         click.echo(esxi_table(columns, rows))
 
 
-def show_blocks(rows: Sequence[Record], as_json: bool,
-                title: str | Callable[[Record], str | None] | None = "Name") -> None:
-    """Blocks titled by the field `title` (a name), by a function, or untitled (None)."""
-    if wants_json(as_json):
-        emit_json(rows)
+def show_blocks(rows: Sequence[Record], as_json: bool, *, type_name: str,
+                title: str | Callable[[Record], str | None] | None = "Name",
+                single: bool = False) -> None:
+    """Blocks titled by the field `title` (a name), by a function, or untitled (None).
+
+    `single` marks a get: one structure, not a list of them, in keyvalue and xml.
+    """
+    if _machine(as_json, type_name, rows, single):
         return
     if not rows:
         return
@@ -99,3 +131,14 @@ def show_blocks(rows: Sequence[Record], as_json: bool,
         click.echo(esxi_blocks(rows, lambda row: cell_text(row.get(key))))
     else:
         click.echo(esxi_blocks(rows, title))
+
+
+def show_value(value: bool, as_json: bool, *, json_field: str) -> None:
+    """A get whose result is one value (`iscsi software get` prints `true`)."""
+    chosen = formatter(as_json)
+    if chosen == "json":
+        emit_json([{json_field: value}])
+    elif chosen in MACHINE_FORMATTERS:
+        click.echo(render_value(chosen, value), nl=False)
+    else:
+        click.echo(cell_text(value))

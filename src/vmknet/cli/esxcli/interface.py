@@ -115,7 +115,7 @@ def list_(esx: Esx, netstack: str | None, as_json: bool) -> None:
     rows = [interface_record(esx.host, h, name, h.vmknics[name])
             for name in sorted(h.vmknics, key=natural_key)
             if netstack is None or h.vmknics[name].netstack == netstack]
-    show_blocks(rows, as_json)
+    show_blocks(rows, as_json, type_name="NetworkInterface")
 
 
 @interface.group()
@@ -151,4 +151,4 @@ def tag_remove(esx: Esx, interface: str, tagname: Service) -> None:
 def tag_get(esx: Esx, interface: str, as_json: bool) -> None:
     """Show the tags of an adapter."""
     tags = [s.tag for s in esx.vmknic(interface).services]
-    show_blocks([{"Tags": tags}], as_json, title=None)
+    show_blocks([{"Tags": tags}], as_json, title=None, type_name="InterfaceTags", single=True)

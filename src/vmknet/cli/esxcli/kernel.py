@@ -27,9 +27,9 @@ from ...model import DEFAULT_STACK, Host
 from ...ops import lookup
 from ...traffic import kernel_info, stats
 from ...traffic.place import host_ns, stack_ns
-from ..context import reported
 from .common import Esx, pass_esx
-from .formatting import Record, json_option, show_blocks, show_table
+from .errors import esxcli_reported
+from .formatting import Record, formatter, json_option, show_blocks, show_table
 
 CONNECTION_COLUMNS = ("Proto", "Recv Q", "Send Q", "Local Address", "Foreign Address", "State",
                       "World ID", "CC Algo", "World Name")
@@ -40,7 +40,7 @@ T = TypeVar("T")
 
 
 def _lab(esx: Esx) -> Lab:
-    with reported(esxcli_style=True):
+    with esxcli_reported():
         return require_lab(esx.app.inventory)
 
 
@@ -104,7 +104,7 @@ def connection_list(esx: Esx, netstack: str | None, as_json: bool) -> None:
     for stack in _stacks(esx, h, netstack):
         rows += connection_rows(h, stack, _read(lab, esx.host, stack, kernel_info.connections),
                                 owners)
-    show_table(CONNECTION_COLUMNS, rows, as_json)
+    show_table(CONNECTION_COLUMNS, rows, as_json, type_name="IpConnection")
 
 
 # ------------------------------------------------------------------ neighbours
@@ -151,7 +151,7 @@ def neighbor_list(esx: Esx, netstack: str | None, version: str, vmk: str | None,
         rows = [r for r in rows if (":" in str(r["Neighbor"])) == (version == "6")]
     if vmk is not None:
         rows = [r for r in rows if r["Vmknic"] == vmk]
-    show_table(NEIGHBOR_COLUMNS, rows, as_json)
+    show_table(NEIGHBOR_COLUMNS, rows, as_json, type_name="Neighbor")
 
 
 # ---------------------------------------------------------------------- routes
@@ -241,11 +241,9 @@ def nic_stats_get(esx: Esx, nic_name: str, as_json: bool) -> None:
         "Bytes received": counters.rx_bytes,
         "Bytes sent": counters.tx_bytes,
     }
-    if as_json:
-        show_blocks([record], True)
-    else:
+    if formatter(as_json) is None:  # ESXi's header line belongs to the plain text only
         click.echo(f"NIC statistics for {nic_name}")
-        show_blocks([record], False, title=None)
+    show_blocks([record], as_json, title=None, type_name="NicStats", single=True)
 
 
 

@@ -66,7 +66,8 @@ def _ordered(names: list[str]) -> list[str]:
 def list_(esx: Esx, as_json: bool) -> None:
     """List the netstack instances of the host."""
     h = esx.read()
-    show_blocks([_summary(n) for n in _ordered(list(h.netstacks))], as_json, title="Key")
+    show_blocks([_summary(n) for n in _ordered(list(h.netstacks))], as_json, title="Key",
+                type_name="NetstackInstance")
 
 
 @netstack.command("get")
@@ -75,7 +76,8 @@ def list_(esx: Esx, as_json: bool) -> None:
 @pass_esx
 def get(esx: Esx, netstack: str, as_json: bool) -> None:
     """Show the settings of one netstack instance."""
-    show_blocks([_details(netstack, esx.netstack(netstack))], as_json, title="Key")
+    show_blocks([_details(netstack, esx.netstack(netstack))], as_json, title="Key",
+                type_name="NetstackInstance", single=True)
 
 
 @netstack.command("set")

@@ -57,7 +57,7 @@ def list_(esx: Esx, as_json: bool) -> None:
     rows = [nic_record(esx.host, h, n) for n in sorted(h.nics, key=natural_key)]
     for row, link in kernel.nic_link_overrides(esx, rows):  # the kernel's, when a lab is up
         row["Link Status"] = "Up" if link else "Down"
-    show_table(NIC_COLUMNS, rows, as_json)
+    show_table(NIC_COLUMNS, rows, as_json, type_name="Nic")
 
 
 @nic.command("get")
@@ -83,7 +83,7 @@ def get(esx: Esx, nic_name: str, as_json: bool) -> None:
         "MTU": row["MTU"],
         "Virtual Address": row["MAC Address"],
     }
-    show_blocks([record], as_json, title=None)
+    show_blocks([record], as_json, title=None, type_name="NicInfo", single=True)
 
 
 @nic.command("up")

@@ -105,7 +105,8 @@ def _route_group(version: int) -> click.Group:
         esx.netstack(netstack)
         rows = kernel.routes_if_bound(esx, netstack, version)  # the kernel's, when a lab is up
         show_table(ROUTE_COLUMNS, rows if rows is not None
-                   else route_rows(esx.read(), netstack, version), as_json)
+                   else route_rows(esx.read(), netstack, version), as_json,
+                   type_name=f"IPv{version}Route")
 
     return group
 
@@ -151,7 +152,8 @@ def server_remove(esx: Esx, address: IPv4Address | IPv6Address, netstack: str) -
 def server_list(esx: Esx, netstack: str, as_json: bool) -> None:
     """List the DNS servers of a netstack."""
     servers = [str(s) for s in esx.netstack(netstack).dns_servers]
-    show_blocks([{"DNSServers": servers}], as_json, title=None)
+    show_blocks([{"DNSServers": servers}], as_json, title=None, type_name="DNSServerList",
+                single=True)
 
 
 @dns.group()
@@ -184,4 +186,5 @@ def search_remove(esx: Esx, domain: str, netstack: str) -> None:
 def search_list(esx: Esx, netstack: str, as_json: bool) -> None:
     """List the search domains of a netstack."""
     domains = list(esx.netstack(netstack).search_domains)
-    show_blocks([{"DNSSearch Domains": domains}], as_json, title=None)
+    show_blocks([{"DNSSearch Domains": domains}], as_json, title=None,
+                type_name="DNSSearchDomainList", single=True)

@@ -11,7 +11,7 @@ import click
 from ...model import Host, Service, derived_mac
 from ...ops import storage as ops
 from .common import BOOL, Esx, natural_key, pass_esx, vmk_option
-from .formatting import Record, json_option, show_blocks, show_table, wants_json
+from .formatting import Record, json_option, show_blocks, show_table, show_value
 
 ADAPTER_COLUMNS = ("Adapter", "Driver", "State", "UID", "Description")
 SENDTARGET_COLUMNS = ("Adapter", "Sendtarget")
@@ -43,10 +43,7 @@ def software_set(esx: Esx, enabled: bool) -> None:
 def software_get(esx: Esx, as_json: bool) -> None:
     """Show whether software iSCSI is enabled."""
     enabled = esx.read().storage.iscsi is not None
-    if wants_json(as_json):
-        show_table(("Enabled",), [{"Enabled": enabled}], True)
-    else:
-        click.echo("true" if enabled else "false")
+    show_value(enabled, as_json, json_field="Enabled")
 
 
 @iscsi.group()
@@ -62,8 +59,8 @@ def adapter_list(esx: Esx, as_json: bool) -> None:
     sw = esx.read().storage.iscsi
     rows: list[Record] = [] if sw is None else [
         {"Adapter": sw.name, "Driver": "iscsi_vmk", "State": "online",
-         "UID": f"iqn.1998-01.com.vmware:{esx.host}", "Description": "iSCSI Software Adapter"}]
-    show_table(ADAPTER_COLUMNS, rows, as_json)
+         "UID": f"iscsi.{sw.name}", "Description": "iSCSI Software Adapter"}]
+    show_table(ADAPTER_COLUMNS, rows, as_json, type_name="Adapter")
 
 
 def adapter_option(f: click.decorators.FC) -> click.decorators.FC:
@@ -135,7 +132,7 @@ def sendtarget_list(esx: Esx, as_json: bool) -> None:
     sw = esx.read().storage.iscsi
     rows: list[Record] = [] if sw is None else [
         {"Adapter": sw.name, "Sendtarget": _portal_text(t)} for t in sw.targets]
-    show_table(SENDTARGET_COLUMNS, rows, as_json)
+    show_table(SENDTARGET_COLUMNS, rows, as_json, type_name="SendTarget")
 
 
 @iscsi.group()
@@ -193,7 +190,7 @@ def networkportal_list(esx: Esx, adapter: str | None, as_json: bool) -> None:
     sw = h.storage.iscsi
     rows = [] if sw is None or adapter not in (None, sw.name) else [
         portal_record(esx.host, h, sw.name, v) for v in sw.bound_vmknics if v in h.vmknics]
-    show_blocks(rows, as_json, title="Adapter")
+    show_blocks(rows, as_json, title="Adapter", type_name="NetworkPortal")
 
 
 @click.group()
@@ -258,4 +255,5 @@ def vsan_list(esx: Esx, as_json: bool) -> None:
     types = {Service.VSAN: "vsan", Service.VSAN_WITNESS: "witness"}
     rows: list[Record] = [vsan_record(esx.host, n, t) for n in sorted(h.vmknics, key=natural_key)
                           for s, t in types.items() if s in h.vmknics[n].services]
-    show_blocks(rows, as_json, title=lambda _row: "Interface")
+    show_blocks(rows, as_json, title=lambda _row: "Interface",
+                type_name="VsanNetworkInterface")

@@ -79,7 +79,7 @@ def vswitch_record(h: Host, name: str) -> Record:
         "Beacon Enabled": False,
         "Beacon Interval": 1,
         "Beacon Threshold": 3,
-        "Beacon Required By": "",
+        "Beacon Required By": [],
         "Uplinks": list(vs.uplinks),
         "Portgroups": list(vs.portgroups),
     }
@@ -93,7 +93,7 @@ def list_(esx: Esx, vswitch: str | None, as_json: bool) -> None:
     """List the standard switches."""
     h = esx.read()
     names = [n for n in sorted(h.vswitches, key=natural_key) if vswitch in (None, n)]
-    show_blocks([vswitch_record(h, n) for n in names], as_json)
+    show_blocks([vswitch_record(h, n) for n in names], as_json, type_name="VirtualSwitch")
 
 
 @standard.group()
@@ -153,7 +153,7 @@ def portgroup_list(esx: Esx, as_json: bool) -> None:
          "VLAN ID": h.vswitches[vs].portgroups[pg].vlan}
         for vs in sorted(h.vswitches, key=natural_key) for pg in h.vswitches[vs].portgroups
     ]
-    show_table(PORTGROUP_COLUMNS, rows, as_json)
+    show_table(PORTGROUP_COLUMNS, rows, as_json, type_name="PortGroup")
 
 
 @portgroup.command("set")

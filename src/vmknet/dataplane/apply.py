@@ -94,6 +94,7 @@ def _check_prefix(desired: KernelState, prefix: str) -> None:
     names = desired.namespaces | {k[0] for k in desired.links}
     names |= {a.ns for a in desired.addresses} | {r.ns for r in desired.routes}
     names |= {r.ns for r in desired.rules} | {k[0] for k in desired.sysctls}
+    names |= set(desired.filters)
     outside = sorted(ns for ns in names if not ns.startswith(prefix))
     if outside:
         raise InvalidArgument(f"namespaces outside {prefix!r}: {', '.join(outside[:5])}",

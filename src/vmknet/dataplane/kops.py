@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .kstate import Address, Link, Qdisc, Resolver, Route, Rule
+from .kstate import Address, Filter, Link, Qdisc, Resolver, Route, Rule
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,8 +147,24 @@ class SetResolver:
         return SetResolver(self.ns, self.after, self.before)
 
 
+@dataclass(frozen=True, slots=True)
+class SetFilter:
+    """Replace (after set) or flush (after None) a router namespace's nftables ruleset (SEC-6).
+
+    One `nft -f` transaction: the kernel swaps the whole ruleset at once, so no
+    packet ever sees half a filter.
+    """
+
+    ns: str
+    before: Filter | None
+    after: Filter | None
+
+    def inverse(self) -> KernelOp:
+        return SetFilter(self.ns, self.after, self.before)
+
+
 KernelOp = (
     CreateNamespace | DeleteNamespace | AddLink | DeleteLink | ModifyLink | AddAddress
     | DeleteAddress | AddRoute | DeleteRoute | AddRule | DeleteRule | SetSysctl | SetQdisc
-    | SetResolver
+    | SetResolver | SetFilter
 )

@@ -103,6 +103,25 @@ class Resolver:
     search: tuple[str, ...] = ()
 
 
+@dataclass(frozen=True, slots=True)
+class Filter:
+    """A router namespace's nftables ruleset (table inet vmknet): what it forwards (SEC-6).
+
+    The forward chain drops by default and accepts each `forward` pair (in
+    interface, out interface); the input chain drops packets that arrive on an
+    interface for one of the router's own addresses in a `refuse` pair, so a
+    gateway of another traffic type does not answer either. `drift` holds
+    whatever else a read found in the namespace's ruleset (a foreign table, a
+    changed policy, an added rule), one line each: never desired, so a plan
+    replaces the ruleset when there is any.
+    """
+
+    ns: str
+    forward: frozenset[tuple[str, str]] = frozenset()
+    refuse: frozenset[tuple[str, str]] = frozenset()  # (in interface, router address)
+    drift: tuple[str, ...] = ()
+
+
 @dataclass
 class KernelState:
     """Everything vmknet owns in the kernel, below one namespace prefix."""
@@ -115,6 +134,7 @@ class KernelState:
     sysctls: dict[tuple[str, str], str] = field(default_factory=dict)
     qdiscs: dict[tuple[str, str], Qdisc] = field(default_factory=dict)
     resolvers: dict[str, Resolver] = field(default_factory=dict)
+    filters: dict[str, Filter] = field(default_factory=dict)  # router namespaces only
 
     def add_link(self, link: Link) -> None:
         self.links[link.key] = link
@@ -135,4 +155,5 @@ class KernelState:
             sysctls={k: v for k, v in self.sysctls.items() if k[0] == ns},
             qdiscs={k: v for k, v in self.qdiscs.items() if k[0] == ns},
             resolvers={k: v for k, v in self.resolvers.items() if k == ns},
+            filters={k: v for k, v in self.filters.items() if k == ns},
         )

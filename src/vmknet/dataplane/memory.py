@@ -32,6 +32,7 @@ from .kops import (
     DeleteRule,
     KernelOp,
     ModifyLink,
+    SetFilter,
     SetQdisc,
     SetResolver,
     SetSysctl,
@@ -68,6 +69,7 @@ class MemoryBackend:
             sysctls={k: v for k, v in s.sysctls.items() if mine(k[0])},
             qdiscs={k: v for k, v in s.qdiscs.items() if mine(k[0])},
             resolvers={k: v for k, v in s.resolvers.items() if mine(k)},
+            filters={k: v for k, v in s.filters.items() if mine(k)},
         )
 
     def execute(self, op: KernelOp) -> None:
@@ -134,6 +136,16 @@ class MemoryBackend:
             raise self._fail("EBUSY", f"namespace {op.ns} is not empty", op)
         self.state.namespaces.discard(op.ns)
         self.state.sysctls = {k: v for k, v in self.state.sysctls.items() if k[0] != op.ns}
+        self.state.filters.pop(op.ns, None)  # the ruleset goes with its namespace
+
+    def _set_filter(self, op: SetFilter) -> None:
+        self._need_ns(op.ns, op)
+        if op.after is None:
+            self.state.filters.pop(op.ns, None)  # `nft flush ruleset` of an empty one is fine
+            return
+        for _, address in op.after.refuse:
+            _parse(self, ip_address, address, op)
+        self.state.filters[op.ns] = replace(op.after, drift=())  # drift is never written
 
     def _set_sysctl(self, op: SetSysctl) -> None:
         self._need_ns(op.ns, op)
@@ -310,4 +322,5 @@ _HANDLERS: dict[type, Callable[[MemoryBackend, Any], None]] = {
     SetSysctl: MemoryBackend._set_sysctl,
     SetQdisc: MemoryBackend._set_qdisc,
     SetResolver: MemoryBackend._set_resolver,
+    SetFilter: MemoryBackend._set_filter,
 }

@@ -3,7 +3,8 @@
 Deletions come first, children before parents (rules, routes, addresses,
 qdiscs, resolvers, links, namespaces); then creations, parents first
 (namespaces, sysctls, bridges, veths, link changes, addresses, routes, rules,
-qdiscs, resolvers). Sysctls come right after their namespace, before any link:
+qdiscs, resolvers, router filters). A filter goes before its namespace does, so
+the inverse of a deletion restores it. Sysctls come right after their namespace, before any link:
 `conf.default.*` only applies to links created later. Every step is
 invertible (kops), so `apply` can roll a failed plan back exactly.
 
@@ -32,11 +33,12 @@ from .kops import (
     DeleteRule,
     KernelOp,
     ModifyLink,
+    SetFilter,
     SetQdisc,
     SetResolver,
     SetSysctl,
 )
-from .kstate import Address, KernelState, Link, Qdisc, Resolver, Route
+from .kstate import Address, Filter, KernelState, Link, Qdisc, Resolver, Route
 
 MAIN_TABLE = 254
 _KERNEL_CHOSEN = ("mac", "bridge_priority")  # None in desired: whatever the kernel picked
@@ -61,6 +63,8 @@ def canonical(state: KernelState) -> KernelState:
             qdiscs=dict(state.qdiscs),
             resolvers={k: replace(v, servers=tuple(str(ip_address(s)) for s in v.servers))
                        for k, v in state.resolvers.items()},
+            filters={k: replace(v, refuse=frozenset((i, str(ip_address(a))) for i, a in v.refuse))
+                     for k, v in state.filters.items()},
         )
     except ValueError as err:
         raise InvalidArgument(f"kernel state has a malformed address: {err}") from err
@@ -125,6 +129,8 @@ def plan(current: KernelState, desired: KernelState) -> list[KernelOp]:
             if k in doomed or k not in want.qdiscs]
     ops += [SetResolver(ns, r, None) for ns, r in sorted(cur.resolvers.items())
             if ns not in want.resolvers]
+    ops += [SetFilter(ns, f, None) for ns, f in sorted(cur.filters.items())
+            if ns not in want.filters]
     ops += _delete_links(links, doomed)
     ops += _delete_namespaces(cur, want)
     ops += [CreateNamespace(ns) for ns in sorted(want.namespaces - cur.namespaces)]
@@ -141,6 +147,8 @@ def plan(current: KernelState, desired: KernelState) -> list[KernelOp]:
     ops += _set_qdiscs(cur, want, doomed)
     ops += [SetResolver(ns, cur.resolvers.get(ns), r) for ns, r in sorted(want.resolvers.items())
             if cur.resolvers.get(ns) != r]
+    ops += [SetFilter(ns, cur.filters.get(ns), f) for ns, f in sorted(want.filters.items())
+            if cur.filters.get(ns) != f]
     return ops
 
 
@@ -288,6 +296,8 @@ def describe(op: KernelOp) -> str:
             return f"{name} {ns}/{ifname} {_rate(before)} -> {_rate(after)}"
         case SetResolver(ns, before, after):
             return f"{name} {ns} {_resolver(before)} -> {_resolver(after)}"
+        case SetFilter(ns, before, after):
+            return f"{name} {ns} nftables {filter_change(before, after)}"
     return repr(op)
 
 
@@ -304,10 +314,27 @@ def _resolver(resolver: Resolver | None) -> str:
     return ",".join(resolver.servers) if resolver else "none"
 
 
+def filter_change(before: Filter | None, after: Filter | None) -> str:
+    """What a ruleset change adds and removes, e.g. `+forward r0>r2 -drift 'policy accept'`."""
+    if after is None:
+        return "flushed" if before is not None else "none"
+    old = before or Filter(after.ns)
+    words = [f"{sign}forward {i}>{o}" for sign, pairs in (("+", after.forward - old.forward),
+                                                           ("-", old.forward - after.forward))
+             for i, o in sorted(pairs)]
+    words += [f"{sign}refuse {i}:{a}" for sign, pairs in (("+", after.refuse - old.refuse),
+                                                          ("-", old.refuse - after.refuse))
+              for i, a in sorted(pairs)]
+    words += [f"-drift {d!r}" for d in old.drift if d not in after.drift]
+    if before is None:
+        return f"new: {len(after.forward)} forward, {len(after.refuse)} refuse"
+    return " ".join(words[:8]) + (f" (+{len(words) - 8} more)" if len(words) > 8 else "")
+
+
 def differences(current: KernelState, desired: KernelState) -> list[str]:
     """What the kernel still lacks: the plan that would fix it, described."""
     return [describe(op) for op in plan(current, desired)]
 
 
-__all__ = ["canonical", "describe", "differences", "plan", "route_key", "route_matches",
-           "settle"]
+__all__ = ["canonical", "describe", "differences", "filter_change", "plan", "route_key",
+           "route_matches", "settle"]

@@ -21,10 +21,10 @@ from dataclasses import dataclass, field, replace
 from ipaddress import IPv4Address, IPv4Interface, IPv6Address, IPv6Interface, ip_network
 
 from ..errors import InvalidArgument
-from ..model import Datacenter, Host, Netstack, Vmknic, derived_mac
+from ..model import Datacenter, Host, Netstack, Router, Vmknic, derived_mac
 from ..rules.topology import Attachment, attachment
 from . import naming
-from .kstate import Address, KernelState, Link, Qdisc, Resolver, Route, Rule
+from .kstate import Address, Filter, KernelState, Link, Qdisc, Resolver, Route, Rule
 from .naming import Endpoint
 
 ADAPTER_BRIDGE_PRIORITY = 32768  # kernel default: never root while a pnet bridge (0) is up
@@ -311,7 +311,8 @@ def _policy(b: _Builder, ns: str, stack: Netstack, vmk_name: str, vmk: Vmknic) -
 def _router(b: _Builder, dc: Datacenter, name: str) -> None:
     ns = naming.router_ns(b.lab, name)
     b.namespace(ns, _ROUTER_SYSCTLS)
-    for i, iface in enumerate(dc.physical.routers[name].interfaces):
+    router = dc.physical.routers[name]
+    for i, iface in enumerate(router.interfaces):
         inner = Link(ns, naming.router_ifname(i), "veth", mtu=iface.mtu)
         outer = Link(naming.pnet_ns(b.lab), naming.router_port(name, i), "veth",
                      master=b.segment(iface.vlan), mtu=iface.mtu)
@@ -319,6 +320,22 @@ def _router(b: _Builder, dc: Datacenter, name: str) -> None:
                outer, Endpoint("router-port", vlan=iface.vlan, router=name))
         for address in iface.addresses:
             b.state.addresses.add(Address(ns, inner.name, str(address)))
+    if router.typed:
+        b.state.filters[ns] = router_filter(ns, router)
+
+
+def router_filter(ns: str, router: Router) -> Filter:
+    """SEC-6: forward only between interfaces of one traffic type or a declared route.
+
+    The router's own addresses answer only on interfaces it forwards to theirs:
+    a vMotion host cannot ping (or reach a service on) the management gateway.
+    """
+    n = range(len(router.interfaces))
+    forward = {(naming.router_ifname(a), naming.router_ifname(b)) for a in n for b in n
+               if router.forwards(a, b)}
+    refuse = {(naming.router_ifname(a), str(address.ip)) for a in n for b in n
+              if not router.forwards(a, b) for address in router.interfaces[b].addresses}
+    return Filter(ns, frozenset(forward), frozenset(refuse))
 
 
 def _controller(b: _Builder, dc: Datacenter) -> None:

@@ -4,25 +4,58 @@ All physical NICs of all hosts plug into one physical switch fabric; each
 VLAN id is one layer-2 segment on it (SW-3). Routers join segments so that
 routed networks (a vMotion network in two subnets with its own gateway) work;
 the controller is where vmknet talks to the hosts' management adapters from.
+
+A router forwards only between networks of one traffic type (SEC-6): each
+interface names the `traffic` of the network behind it, and `routes` lists
+the pairs of traffic types the router may also forward between. Interfaces
+without `traffic` form one untyped group that forwards among itself (a plain
+router, as a file without traffic types always meant).
 """
 
 from __future__ import annotations
 
 from ipaddress import IPv4Address, IPv4Interface, IPv6Interface
+from typing import Annotated
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from .base import VmknetModel
+
+TrafficType = Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_-]{0,31}$")]
 
 
 class RouterInterface(VmknetModel):
     vlan: int = Field(0, ge=0, le=4094)
     addresses: list[IPv4Interface | IPv6Interface]
     mtu: int = Field(9000, ge=1280, le=9000)
+    traffic: TrafficType | None = None  # the traffic type of the network behind it
 
 
 class Router(VmknetModel):
     interfaces: list[RouterInterface] = []
+    routes: list[tuple[TrafficType, TrafficType]] = []  # traffic types also forwarded between
+
+    @model_validator(mode="after")
+    def _routes_name_interfaces(self) -> Router:
+        declared = sorted({i.traffic for i in self.interfaces if i.traffic is not None})
+        for pair in self.routes:
+            for traffic in pair:
+                if traffic not in declared:
+                    raise ValueError(f"route {pair[0]} <-> {pair[1]}: no interface of this "
+                                     f"router has traffic {traffic!r} (it has: "
+                                     f"{', '.join(declared) or 'none'})")
+        return self
+
+    @property
+    def typed(self) -> bool:
+        """Some interface names its traffic type: the router then filters (SEC-6)."""
+        return any(i.traffic is not None for i in self.interfaces)
+
+    def forwards(self, a: int, b: int) -> bool:
+        """Whether packets in on interface `a` may leave by interface `b` (SEC-6)."""
+        ta, tb = self.interfaces[a].traffic, self.interfaces[b].traffic
+        return ta == tb or (ta is not None and tb is not None
+                            and ((ta, tb) in self.routes or (tb, ta) in self.routes))
 
 
 class Controller(VmknetModel):

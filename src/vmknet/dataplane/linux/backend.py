@@ -21,12 +21,13 @@ from ..kops import (
     DeleteRule,
     KernelOp,
     ModifyLink,
+    SetFilter,
     SetQdisc,
     SetResolver,
     SetSysctl,
 )
 from ..kstate import KernelState
-from . import caps, links, netns, resolver, routes, sysctl, tc
+from . import caps, links, netns, nft, resolver, routes, sysctl, tc
 from .errors import translate, translating
 from .read import read_state
 
@@ -114,3 +115,5 @@ def _dispatch(op: KernelOp) -> None:
             tc.set_qdisc(op)
         case SetResolver():
             resolver.set_resolver(op)
+        case SetFilter():
+            nft.set_filter(op)

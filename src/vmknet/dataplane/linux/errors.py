@@ -28,6 +28,7 @@ from ..kops import (
     DeleteRule,
     KernelOp,
     ModifyLink,
+    SetFilter,
     SetQdisc,
     SetResolver,
     SetSysctl,
@@ -61,6 +62,8 @@ def describe(op: KernelOp) -> str:
             what = f"{ns}/{ifname} " + (f"tbf {after.rate_mbit} Mbit/s" if after else "(remove)")
         case SetResolver(ns, _, after):
             what = f"{ns} resolv.conf" + ("" if after else " (remove)")
+        case SetFilter(ns, _, after):
+            what = f"{ns} nftables" + ("" if after else " (flush)")
     return f"{kind} {what}"
 
 

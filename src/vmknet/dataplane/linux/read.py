@@ -26,8 +26,9 @@ import socket
 from dataclasses import dataclass, field
 from typing import cast
 
-from ..kstate import Address, KernelState, Link, LinkKind, Qdisc, Resolver, Route, Rule
-from . import netns, resolver, sysctl, tc
+from .. import naming
+from ..kstate import Address, Filter, KernelState, Link, LinkKind, Qdisc, Resolver, Route, Rule
+from . import netns, nft, resolver, sysctl, tc
 from .nl import DEFAULT_BRIDGE_PRIORITY, TC_H_ROOT
 from .routes import PROTO_GATEWAY_ONLY
 from .rtdump import Dumper, RawAddr, RawLink, RawQdisc, RawRoute, RawRule
@@ -70,7 +71,9 @@ def read_state(prefix: str) -> KernelState:
         for ns, (sock, _) in entered.items():
             socks[ns] = Dumper(sock)
         dumps = {ns: _dump(d, entered[ns][1], ns) for ns, d in socks.items()}
-        return _build(dumps, socks, fds)
+        state = _build(dumps, socks, fds)
+        state.filters = _filters(dumps)
+        return state
     finally:
         for d in socks.values():
             d.close()
@@ -147,6 +150,13 @@ def _build(dumps: dict[str, _Dump], queries: dict[str, Dumper],
         if d.resolver is not None:
             state.resolvers[ns] = d.resolver
     return state
+
+
+def _filters(dumps: dict[str, _Dump]) -> dict[str, Filter]:
+    """nftables rulesets of router namespaces: the only ones vmknet filters in (SEC-6)."""
+    marker = f".{naming.ROUTER}."
+    found = {ns: nft.read(ns) for ns in sorted(dumps) if marker in ns}
+    return {ns: f for ns, f in found.items() if f is not None}
 
 
 def _link(ns: str, raw: RawLink, index: dict[int, RawLink], peers: _Peers) -> Link:

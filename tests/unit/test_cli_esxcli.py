@@ -543,3 +543,22 @@ def test_unknown_host_is_refused(store: Path) -> None:
 def test_tag_names_round_trip_through_service_parse() -> None:
     for service in Service:
         assert Service.parse(service.tag.upper()) is service
+
+
+# -- ESXi's published error wording (docs/cli.md names where each was seen) -----------------
+
+
+def test_errors_scripts_match_on_are_esxis_words(store: Path) -> None:
+    with_switch(store)
+    assert refused(store, "network", "vswitch", "standard", "uplink", "add", "-u", "vmnic1",
+                   "-v", "vSwitch1", exit_code=4) == "Uplink already exists: vmnic1"
+    assert refused(store, "network", "vswitch", "standard", "uplink", "remove", "-u",
+                   "vmnic3", "-v", "vSwitch1", exit_code=3) == "No such uplink: vmnic3"
+    assert refused(store, "network", "vswitch", "standard", "portgroup", "add", "-p",
+                   "Storage", "-v", "vSwitch1") == (
+        "A portgroup with the name Storage already exists")
+    assert refused(store, "network", "ip", "interface", "tag", "remove", "-i", "vmk0", "-t",
+                   "VMotion", exit_code=3) == "Vmknic is not tagged with VMotion"
+    # vmknet's own words where ESXi's are not published: the adapter is named
+    assert refused(store, "network", "ip", "interface", "remove", "-i", "vmk7") == (
+        "Vmknic vmk7 not found")

@@ -20,8 +20,6 @@ where it was seen (docs/cli.md names the pages):
 
 from __future__ import annotations
 
-import csv
-import io
 import re
 from collections.abc import Sequence
 from xml.sax.saxutils import escape
@@ -64,19 +62,26 @@ def _fields(row: Row) -> list[tuple[str, Value]]:
 # ------------------------------------------------------------------------------------ csv
 
 
+def csv_field(text: str) -> str:
+    """RFC 4180 quoting; done here because the csv module leaves a lone CR unquoted when
+    lines end in LF, and a reader then splits the record there."""
+    if any(c in text for c in ',"\r\n'):
+        return '"' + text.replace('"', '""') + '"'
+    return text
+
+
 def to_csv(rows: Sequence[Row]) -> str:
     """Header and rows, each line ending in a comma; a list is its items joined by ','."""
     if not rows:
         return ""
     names = sorted({field_name(k) for row in rows for k in row})
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow([*names, ""])
+    lines = ["".join(f"{csv_field(n)}," for n in names)]
     for row in rows:
         by_name = dict(_fields(row))
-        writer.writerow([*(",".join(v) if isinstance(v := by_name.get(n), list)
-                           else scalar_text(v) for n in names), ""])
-    return buf.getvalue()
+        cells = [",".join(v) if isinstance(v := by_name.get(n), list) else scalar_text(v)
+                 for n in names]
+        lines.append("".join(f"{csv_field(c)}," for c in cells))
+    return "".join(line + "\n" for line in lines)
 
 
 # ------------------------------------------------------------------------------- keyvalue

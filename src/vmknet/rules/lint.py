@@ -18,6 +18,7 @@ from ..model import Datacenter
 from . import lint_cluster as cluster
 from . import lint_dc as dcwide
 from . import lint_host as host
+from . import lint_routers as routers
 from .lint_base import Context, Finding, Severity
 
 __all__ = ["CHECKS", "Finding", "Severity", "lint"]
@@ -35,6 +36,7 @@ CHECKS: list[tuple[str, Check]] = [
     ("SW-5", dcwide.check_shared_dvportgroups),
     ("SW-7", host.check_management_redundancy),
     ("SEC-1", host.check_vmotion_isolation),
+    ("SEC-6", routers.check_routed_to_management),
     ("MTU", host.check_uplink_mtu),
     ("DUP-ADDR", dcwide.check_duplicate_addresses),
     ("OVERLAP", host.check_overlap),

@@ -7,6 +7,10 @@ Only data ranges cross the wire (SEEK_DATA/SEEK_HOLE); the destination file
 is `<name>.part`, sized first (holes), verified block by block (blake2b-256
 per 1 MiB) and renamed atomically. A broken connection is resumed: the
 destination's digests of the .part say which blocks to send again.
+
+SEC-4: each attempt (the first, every resume, the cleanup of an abort) asks the
+lab's issuer for one "nfc" ticket with as many uses as it opens connections and
+presents it on each before the NFC HELLO; a resume never reuses an old ticket.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from ..traffic.place import LabRef
 from ..traffic.sockets import connect
 from .client import NfcClient
 from .files import BLOCK, Datastores, block_digests, confine, data_ranges
+from .gate import ticketed
 from .plan import BlockJob, TokenBucket, differing, jobs
 from .protocol import PORT, Code, NfcError
 from .report import CopyReport, FlowUsed
@@ -157,6 +162,7 @@ def _attempt(dc: Datacenter, lab: LabRef, src_host: str, dst_host: str, ds: str,
              progress: Progress | None, port: int, block: int, timeout: float, *,
              resume: bool) -> tuple[list[Flow], int]:
     conns = connect(dc, lab, Service.PROVISIONING, src_host, dst_host, port, timeout)
+    ticketed(conns, _name(lab), "nfc", src_host, dst_host)  # SEC-4: this attempt's own
     clients = [NfcClient(c.sock, timeout) for c in conns]
     base = [c.wire for c in clients]
     try:
@@ -254,6 +260,7 @@ def _discard(dc: Datacenter, lab: LabRef, src_host: str, dst_host: str, ds: str,
     """Best effort: remove the .part so an abort leaves nothing half written."""
     with contextlib.suppress(Exception):
         conns = connect(dc, lab, Service.PROVISIONING, src_host, dst_host, port, timeout)
+        ticketed(conns, _name(lab), "nfc", src_host, dst_host)
         client = NfcClient(conns[0].sock, timeout)
         try:
             client.hello(src_host)

@@ -33,6 +33,7 @@ from ..traffic.place import LabRef, adapter_addresses, lab_name, stack_ns
 from ..traffic.sockets import Listener, close_all, listen
 from . import registry
 from .files import Datastores
+from .gate import admitted
 from .protocol import PORT
 from .session import Session
 
@@ -63,6 +64,10 @@ class NfcServer:
         self._threads: list[threading.Thread] = []
         self._lock = threading.Lock()
         self._stop = threading.Event()
+
+    @property
+    def _audit_service(self) -> str:
+        return "nfc" if self.service is Service.PROVISIONING else f"nfc ({self.service.tag})"
 
     @property
     def endpoints(self) -> list[Endpoint]:
@@ -112,6 +117,10 @@ class NfcServer:
 
     def _serve(self, session: Session) -> None:
         try:
+            # SEC-4: the peer proves its ticket before the first NFC byte; a refused
+            # peer is recorded and closed without a single request served.
+            if admitted(session.sock, self.lab, self.host, "nfc", self._audit_service) is None:
+                return
             session.serve()
         finally:
             with self._lock:

@@ -12,6 +12,10 @@ and the spool removed; only then is the source acked. A server that restarts
 re-applies a leftover spool (block writes are absolute, so twice is harmless)
 and answers the source's hello with its generation: the source then sends only
 the blocks changed since, never a full resync.
+
+SEC-4: a leg-1 connection is served only after it proved a "replication" ticket
+whose target is this server (nfc/gate.py); leg 2 presents an "nfc" ticket, issued
+per delta for the connections it opens, to the target's replica NFC endpoint.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from typing import Any
 from ..errors import VmknetError
 from ..model import Datacenter, Service
 from ..nfc.client import NfcClient
+from ..nfc.gate import admitted, ticketed
 from ..nfc.protocol import PORT as NFC_PORT
 from ..nfc.protocol import WRITE, NfcError, Op
 from ..traffic.place import LabRef, lab_name
@@ -87,6 +92,10 @@ class ReplicationServer:
             self._spawn(self._serve, sock, lst)
 
     def _serve(self, sock: socket.socket, lst: Listener) -> None:
+        # SEC-4: a "replication" ticket for this server before the first message; a
+        # refused peer is recorded and closed, nothing is spooled or applied for it.
+        if admitted(sock, self.lab, self.host, "replication") is None:
+            return
         sock.settimeout(60.0)
         leg1 = {"server_vmk": lst.endpoint.vmknic, "reason": lst.reason}
         with contextlib.suppress(OSError, ValueError), sock:
@@ -110,6 +119,7 @@ class ReplicationServer:
         t0 = time.monotonic()
         conns = connect(self.dc, self.lab, Service.REPLICATION_NFC, self.host, head["target"],
                         port=self.nfc_port)
+        ticketed(conns, self.lab, "nfc", self.host, str(head["target"]))  # leg 2: NFC's own
         try:
             client = NfcClient(conns[0].sock)
             client.hello(self.host)

@@ -4,7 +4,9 @@
     agent.sync_now(); agent.syncs; agent.stop()
 
 Leg 1 comes only from connect(dc, lab, REPLICATION, source, server, 44046):
-the source's vSphereReplication adapters, else management (PATH-4).
+the source's vSphereReplication adapters, else management (PATH-4). Each
+connection (the first, and a reconnect after a failed sync) presents its own
+"replication" ticket before the hello (SEC-4).
 """
 
 from __future__ import annotations
@@ -16,7 +18,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..errors import VmknetError
 from ..model import Datacenter, Service
+from ..nfc.gate import ticketed
 from ..traffic.sockets import Connection, close_all, connect
 from . import wire
 from .cbt import BLOCK, PointInTime, Tracker
@@ -86,6 +90,11 @@ class SourceAgent:
     def _hello(self) -> int:
         self._conn = connect(self.dc, self.cfg.lab, Service.REPLICATION, self.cfg.source,
                              self.cfg.server, port=self.cfg.port)
+        try:  # SEC-4: every (re)connection with its own ticket
+            ticketed(self._conn, self.cfg.lab, "replication", self.cfg.source, self.cfg.server)
+        except BaseException:
+            self._conn = []
+            raise
         sock = self._conn[0].sock
         sock.settimeout(60.0)
         wire.send(sock, {"op": "hello", "vm": self.cfg.vm})
@@ -108,7 +117,7 @@ class SourceAgent:
                 record = self._send(pit)
                 self.state.error = None
                 return record
-            except (OSError, ValueError, KeyError) as err:
+            except (OSError, ValueError, KeyError, VmknetError) as err:  # a refused ticket too
                 self.tracker.give_back(pit)  # nothing is lost: the blocks go next time
                 close_all(self._conn)
                 self._conn = []

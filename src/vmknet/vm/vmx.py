@@ -161,6 +161,7 @@ def _args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--ready-fd", type=int, required=True)
     p.add_argument("--mgmt-fds", default="")
     p.add_argument("--vm-fds", default="")
+    p.add_argument("--ticket", default="", help="incoming: the migration's ticket id (SEC-4)")
     return p.parse_args(argv)
 
 
@@ -201,7 +202,7 @@ def _run(args: argparse.Namespace, vmx: Vmx) -> int:
         _ready(args.ready_fd)
         try:
             got = migrate_in(args.name, args.lab, args.host, _fds(args.mgmt_fds),
-                             _fds(args.vm_fds), vmx.publish)
+                             _fds(args.vm_fds), args.ticket, vmx.publish)
         except (OSError, ValueError, KeyError):
             traceback.print_exc()
             got = None

@@ -1,9 +1,11 @@
 """Encrypted vMotion (SEC-1): modes, the per-migration key, and AES-GCM sealing of page data.
 
-The source makes a fresh 256-bit key for each migration and hands it to the
-target agent in the hello on the management connection; both use it for this
-migration only. Nonces are (stream number, frame counter): unique per key, since
-each stream has its own number and a counter only goes up.
+The orchestrator makes a fresh 256-bit key for each migration and puts it in the
+migration's ticket (SEC-4), which reaches both hosts' ticket books; the source VM
+and the incoming VM read it from there. It never crosses the management
+connection; both use it for this migration only. Nonces are (stream number, frame
+counter): unique per key, since each stream has its own number and a counter only
+goes up.
 """
 
 from __future__ import annotations

@@ -11,6 +11,12 @@ incoming VM process with those listeners, opens one connection per pair with
 its control socket (SCM_RIGHTS). The source VM runs pre-copy and streams its
 progress back; its last line is the report. Sockets are opened once, so a
 migration runs to its end over the pairs it started with (EX-2).
+
+SEC-4: the migration has one "vmotion" ticket (uses: the management connection and
+every stream; the AES key inside). The incoming VM is started for that ticket and
+admits only connections that prove it; this orchestrator presents it on each
+connection before handing the sockets over. The source VM reads the key from its
+host's copy of the ticket: no key crosses the management connection.
 """
 
 from __future__ import annotations
@@ -26,7 +32,9 @@ from ..errors import InvalidArgument, RuleViolation
 from ..model import Datacenter, Service
 from ..resolve import Flow, resolve
 from ..traffic.place import LabRef, lab_name
-from ..traffic.sockets import close_all, connect, listen
+from ..traffic.sockets import Connection, close_all, connect, listen
+from ..trust.issuer import issuer_for
+from ..trust.tickets import present
 from ..vm import control, manage, registry
 from ..vm.launch import spawn
 from . import crypto
@@ -66,21 +74,31 @@ def migrate(dc: Datacenter, lab: LabRef, vm: str, target: str, *,
         raise InvalidArgument(f"Host {target} is not in the inventory", host=target)
     flows = resolve(dc, Service.VMOTION, rec.host, target)  # EX-5 / REQ-1, NoPath
     resolve(dc, Service.MANAGEMENT, rec.host, target)  # the agents meet on management
+    # SEC-4: one ticket for this migration, one use per connection (management + streams);
+    # the AES key rides inside it, so it never crosses the management connection.
+    key = crypto.new_key() if encryption != crypto.DISABLED else None
+    ticket = issuer_for(name).issue("vmotion", rec.host, target, uses=len(flows) + 1, key=key)
     vm_listen = listen(dc, lab, target, Service.VMOTION, port)
     mgmt_listen = listen(dc, lab, target, Service.MANAGEMENT, mgmt_port)
     try:
         target_pid = spawn("incoming", name, vm, target, [
             f"--mgmt-fds={','.join(str(x.sock.fileno()) for x in mgmt_listen)}",
-            f"--vm-fds={','.join(str(x.sock.fileno()) for x in vm_listen)}"],
+            f"--vm-fds={','.join(str(x.sock.fileno()) for x in vm_listen)}",
+            f"--ticket={ticket.id}"],
             pass_fds=[x.sock.fileno() for x in (*mgmt_listen, *vm_listen)])
     finally:
         close_all([*vm_listen, *mgmt_listen])  # the incoming VM has its own copies
     try:
         mgmt = connect(dc, lab, Service.MANAGEMENT, rec.host, target, mgmt_port)
+        close_all(mgmt[1:])  # one management connection carries the control
+        mgmt = mgmt[:1]
+        streams: list[Connection] = []
         try:
             streams = connect(dc, lab, Service.VMOTION, rec.host, target, port)
+            for c in (*mgmt, *streams):  # before the source VM sees a socket
+                present(c.sock, ticket)
         except BaseException:
-            close_all(mgmt)
+            close_all([*mgmt, *streams])
             raise
     except BaseException:
         _kill(target_pid)
@@ -88,7 +106,8 @@ def migrate(dc: Datacenter, lab: LabRef, vm: str, target: str, *,
     params = {"target": target, "target_pid": target_pid, "max_downtime": max_downtime,
               "encryption": encryption, "max_rounds": max_rounds,
               "throttle_rounds": throttle_rounds, "timeout": timeout,
-              "rate_limit": rate_limit, "pairs": [pair_stat(f).__dict__ for f in flows]}
+              "rate_limit": rate_limit, "pairs": [pair_stat(f).__dict__ for f in flows],
+              "ticket": ticket.id}
     report = _run(rec.control, params, [mgmt[0].sock.fileno(),
                                         *(s.sock.fileno() for s in streams)],
                   lambda: close_all([*mgmt, *streams]), progress)

@@ -1,6 +1,6 @@
 """The source side of a live migration, run inside the VM's own process (it holds the memory).
 
-    hello (mode, key) -> pre-copy rounds while the guest runs (after each, a probe
+    key from the ticket -> hello (mode) -> pre-copy rounds while the guest runs (after each, a probe
     measures the switchover's fixed costs for the stop rule) -> stun -> last round
     -> device state -> target resumes, says when, with its memory digest (downtime
     ends) -> source hashes its frozen memory, sends its digest (verdict) -> equal:
@@ -22,6 +22,8 @@ from collections.abc import Callable
 from typing import Any
 
 from ..errors import NotFound
+from ..trust.issuer import book
+from ..trust.pki import TrustError
 from ..vm import registry
 from ..vm.control import LineReader, Message, send_line
 from ..vm.guest import Guest
@@ -59,7 +61,8 @@ def migrate_out(guest: Guest, params: dict[str, Any], mgmt: socket.socket,
     streams: list[Stream] = []
     stunned = False
     try:
-        key = _hello(guest, mgmt, reader, mode, len(data), report)
+        key = _hello(guest, mgmt, reader, mode, len(data), report,
+                     ticket_key(guest, str(params.get("ticket", "")), mode))
         rate_limit = params.get("rate_limit")
         streams = [Stream(i, s, report.pairs[i], timeout,
                           crypto.Sealer(key, i) if key else None, rate_limit)
@@ -120,13 +123,30 @@ def migrate_out(guest: Guest, params: dict[str, Any], mgmt: socket.socket,
     return report
 
 
+def ticket_key(guest: Guest, ticket_id: str, mode: str) -> bytes | None:
+    """The migration's AES key from this host's copy of its ticket (SEC-4), then that copy
+    goes: the key is in this process's memory only, for this migration."""
+    if mode == crypto.DISABLED:
+        return None
+    tickets = book(guest.lab, guest.host)
+    try:
+        ticket = tickets.get(ticket_id)
+        tickets.discard(ticket_id)
+    except TrustError as err:
+        raise Refused("NoTicket", f"no usable vmotion ticket for this migration: {err}") from err
+    if ticket is None or ticket.kind != "vmotion" or ticket.key is None:
+        raise Refused("NoTicket", f"host {guest.host} holds no vmotion ticket with a key for "
+                      "this migration (expired or never issued)")
+    return ticket.key
+
+
 def _hello(guest: Guest, mgmt: socket.socket, reader: LineReader, mode: str, n: int,
-           report: MigrationReport) -> bytes | None:
-    """Agree on encryption with the target agent; the key goes over the management network."""
-    key = crypto.new_key() if mode != crypto.DISABLED else None
+           report: MigrationReport, key: bytes | None) -> bytes | None:
+    """Agree on encryption with the target agent. The key is not in the hello: both ends
+    hold it in the migration's ticket (SEC-4)."""
     send_line(mgmt, {"type": "hello", "vm": guest.name, "memory": guest.memory.size,
                      "dirty_rate": guest.workload.rate, "seed": guest.seed, "streams": n,
-                     "mode": mode, "key": key.hex() if key else None})
+                     "mode": mode})
     reply = reader.read()
     if reply is None:
         raise ConnectionError("target agent closed the management connection")

@@ -12,13 +12,17 @@ it resumes the guest as soon as the last pages and the device state are in,
 answers with its resume time and digest, and commits (writes the VM's registry
 record) only when the source's digest of its frozen memory is the same. On any
 other answer it stops the guest again and exits: the source resumes.
+
+SEC-4: the incoming VM is started for one ticket (--ticket); its management
+connection and every stream must prove that ticket before a byte is read
+(admission.Door), anything else is refused and recorded. The AES key of an
+encrypted migration is the ticket's key, read from this host's ticket book.
 """
 
 from __future__ import annotations
 
 import base64
 import contextlib
-import select
 import socket
 import threading
 import time
@@ -34,6 +38,7 @@ from ..vm.guest import Guest
 from ..vm.memory import GuestMemory, Workload
 from ..vm.units import PAGE_SIZE
 from . import crypto, protocol
+from .admission import Door
 from .crypto import OVERHEAD
 from .verify import BlockDigests
 
@@ -180,41 +185,43 @@ class Incoming:
         return self.digests.digest()
 
 
-def accept_one(listeners: list[socket.socket], timeout: float) -> socket.socket:
-    ready, _, _ = select.select(listeners, [], [], timeout)
-    if not ready:
-        raise TimeoutError("no connection from the source")
-    conn, _ = ready[0].accept()
-    conn.setblocking(True)
-    return conn
-
-
 def migrate_in(name: str, lab: str, host: str, mgmt_listeners: list[socket.socket],
-               vm_listeners: list[socket.socket],
+               vm_listeners: list[socket.socket], ticket_id: str,
                on_commit: Callable[[Guest], None]) -> Guest | None:
-    """Receive a VM; the running Guest once verified and committed, None when aborted."""
-    mgmt = accept_one(mgmt_listeners, ACCEPT_TIMEOUT)
-    mgmt.settimeout(ACCEPT_TIMEOUT)
-    reader = LineReader(mgmt)
-    hello = reader.read()
-    if hello is None or hello.get("type") != "hello":
-        return None
-    can = registry.host_encryption(lab, host)
-    use = can and hello.get("mode") != crypto.DISABLED and hello.get("key") is not None
-    if hello.get("mode") == crypto.REQUIRED and not can:
-        send_line(mgmt, {"ok": False, "encryption": False, "code": "SEC-1",
-                         "reason": f"host {host} does not support encrypted vMotion"})
-        return None
-    memory = GuestMemory(int(hello["memory"]))
-    incoming = Incoming(memory, bytes.fromhex(hello["key"]) if use else None)
-    seed = int(hello["seed"])  # the guest is built now: only its start is left for the stun
-    guest = Guest(str(hello["vm"]), lab, host, seed, memory,
-                  Workload(memory, int(hello["dirty_rate"]), seed))
-    send_line(mgmt, {"ok": True, "encryption": can})
-    for _ in range(int(hello["streams"])):
-        incoming.serve(accept_one(vm_listeners, ACCEPT_TIMEOUT))
-    for listener in (*mgmt_listeners, *vm_listeners):
-        listener.close()
+    """Receive a VM; the running Guest once verified and committed, None when aborted.
+
+    Only connections that prove the migration's ticket (`ticket_id`, kind vmotion,
+    issued for this host) are used: the management connection first, then one per
+    stream; the AES key comes from that ticket, never from the wire (SEC-4).
+    """
+    deadline = time.monotonic() + ACCEPT_TIMEOUT
+    mgmt_door = Door(mgmt_listeners, lab, host, ticket_id, "vmotion management")
+    vm_door = Door(vm_listeners, lab, host, ticket_id, "vmotion")
+    try:
+        mgmt, admission = mgmt_door.take(deadline)
+        mgmt.settimeout(ACCEPT_TIMEOUT)
+        reader = LineReader(mgmt)
+        hello = reader.read()
+        if hello is None or hello.get("type") != "hello":
+            return None
+        can = registry.host_encryption(lab, host)
+        key = admission.ticket.key
+        use = can and hello.get("mode") != crypto.DISABLED and key is not None
+        if hello.get("mode") == crypto.REQUIRED and not can:
+            send_line(mgmt, {"ok": False, "encryption": False, "code": "SEC-1",
+                             "reason": f"host {host} does not support encrypted vMotion"})
+            return None
+        memory = GuestMemory(int(hello["memory"]))
+        incoming = Incoming(memory, key if use else None)
+        seed = int(hello["seed"])  # the guest is built now: only its start is left for the stun
+        guest = Guest(str(hello["vm"]), lab, host, seed, memory,
+                      Workload(memory, int(hello["dirty_rate"]), seed))
+        send_line(mgmt, {"ok": True, "encryption": can})
+        for _ in range(int(hello["streams"])):
+            incoming.serve(vm_door.take(deadline)[0])
+    finally:
+        mgmt_door.close()  # the listeners go: later connections are refused by the kernel
+        vm_door.close()
     mgmt.settimeout(None)  # the source's own timeouts decide how long pre-copy may take
     with mgmt:
         while (message := reader.read()) is not None:

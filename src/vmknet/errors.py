@@ -15,6 +15,11 @@ Every error a user can see is a :class:`VmknetError` with a stable ``code``
     ├── ConcurrentModification     ConcurrentModification (store changed under a plan)
     └── DataplaneError             DataplaneError (the kernel refused a step; errno in details)
 
+Anything else that reaches an interface is translated once by :func:`translate`:
+a PermissionError is ``NoPermission``, a missing file ``NotFound``, another
+OSError ``FileFault`` (vSphere's fault names), anything else ``InternalError``
+(a bug: the one line says what was raised, never a traceback).
+
 ``EXIT_CODES`` and ``HTTP_STATUS`` map codes to the CLI exit status and the
 REST status, so every interface reports an error the same way.
 """
@@ -95,6 +100,9 @@ EXIT_CODES: dict[str, int] = {
     "NoPath": 6,
     "ConcurrentModification": 7,
     "DataplaneError": 8,
+    "FileFault": 9,
+    "NoPermission": 10,
+    "InternalError": 70,  # EX_SOFTWARE: a bug in vmknet
 }
 """CLI exit status per code; rule violations (any other code) exit 1."""
 
@@ -106,6 +114,9 @@ HTTP_STATUS: dict[str, int] = {
     "NoPath": 422,
     "ConcurrentModification": 409,
     "DataplaneError": 500,
+    "FileFault": 500,
+    "NoPermission": 403,
+    "InternalError": 500,
 }
 """REST status per code; rule violations (any other code) are 422."""
 
@@ -116,3 +127,26 @@ def exit_code(err: VmknetError) -> int:
 
 def http_status(err: VmknetError) -> int:
     return HTTP_STATUS.get(err.code, 422)
+
+
+def one_line(text: str, limit: int = 300) -> str:
+    """Whitespace collapsed and cut: an error is reported on exactly one line."""
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[:limit - 3] + "..."
+
+
+def translate(exc: Exception) -> VmknetError:
+    """The VmknetError an interface reports for `exc` (itself when it is one already)."""
+    if isinstance(exc, VmknetError):
+        return exc
+    if isinstance(exc, OSError):
+        where = f": {exc.filename}" if exc.filename else ""
+        what = one_line(f"{exc.strerror or exc}{where}")
+        if isinstance(exc, PermissionError):
+            return VmknetError(f"{what} (run as root, or check the path)", code="NoPermission")
+        if isinstance(exc, FileNotFoundError):
+            return NotFound(what)
+        return VmknetError(what, code="FileFault", errno=exc.errno)
+    return VmknetError(one_line(f"unexpected {type(exc).__name__}: {exc} (a bug in vmknet: "
+                                "please report it with the command that caused it)"),
+                       code="InternalError", exception=type(exc).__name__)

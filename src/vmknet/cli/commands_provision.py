@@ -17,10 +17,19 @@ from typing import Any
 
 import click
 
+from ..model import names
 from ..provision import cold, files, placement, snapshots
 from ..provision.report import MoveReport
-from ..vm.units import human_bytes, parse_rate, parse_size
-from .commands_vm import EXIT_ABORTED, _bound, print_report, vm
+from ..vm.units import (
+    MAX_DISK,
+    MAX_DISK_DATA,
+    MAX_MEMORY,
+    PAGE_SIZE,
+    human_bytes,
+    parse_rate,
+    parse_size,
+)
+from .commands_vm import EXIT_ABORTED, _bound, print_report, rate, valid, vm, vm_name
 from .context import AppContext, pass_app, reported
 from .output import emit_json, is_terminal, say, table
 
@@ -84,7 +93,7 @@ def print_move(r: MoveReport) -> None:
 
 
 def _limit(text: str | None) -> float | None:
-    return float(parse_rate(text)) if text else None
+    return float(rate(text, "--limit")) if text else None
 
 
 @vm.command("power-off")
@@ -92,6 +101,7 @@ def _limit(text: str | None) -> float | None:
 @pass_app
 def power_off_command(app: AppContext, name: str) -> None:
     """Stop VM NAME's process; its files and registration stay."""
+    vm_name(name)
     _, lab = _bound(app)
     with reported():
         p = files.power_off(lab.name, name)
@@ -103,6 +113,7 @@ def power_off_command(app: AppContext, name: str) -> None:
 @pass_app
 def power_on_command(app: AppContext, name: str) -> None:
     """Boot VM NAME from its files on the host that holds them."""
+    vm_name(name)
     dc, lab = _bound(app)
     with reported():
         rec = files.power_on(dc, lab.name, name)
@@ -140,10 +151,13 @@ def files_command(app: AppContext, as_json: bool) -> None:
 def migrate_command(app: AppContext, name: str, target: str, datastore: str | None,
                     limit: str | None, as_json: bool) -> None:
     """Cold-migrate powered-off VM NAME: its files go to HOST over NFC (provisioning)."""
+    valid((names.VM, name, "VM name"), (names.HOST, target, "--to"),
+          (names.DATASTORE, datastore, "--datastore"))
+    bandwidth = _limit(limit)
     dc, lab = _bound(app)
     with reported(), TransferBar(f"migrate {name}", not as_json) as bar:
         report = cold.migrate(dc, lab.name, name, target, datastore=datastore,
-                              progress=bar.update, bandwidth_limit=_limit(limit))
+                              progress=bar.update, bandwidth_limit=bandwidth)
     emit_json(report.to_dict()) if as_json else print_move(report)
 
 
@@ -158,10 +172,13 @@ def migrate_command(app: AppContext, name: str, target: str, datastore: str | No
 def clone_command(app: AppContext, name: str, target: str, new: str, datastore: str | None,
                   limit: str | None, as_json: bool) -> None:
     """Clone VM NAME to HOST as NEW over NFC; the source keeps its files."""
+    valid((names.VM, name, "VM name"), (names.HOST, target, "--to"),
+          (names.VM, new, "--name"), (names.DATASTORE, datastore, "--datastore"))
+    bandwidth = _limit(limit)
     dc, lab = _bound(app)
     with reported(), TransferBar(f"clone {name}", not as_json) as bar:
         report = cold.clone(dc, lab.name, name, target, new, datastore=datastore,
-                            progress=bar.update, bandwidth_limit=_limit(limit))
+                            progress=bar.update, bandwidth_limit=bandwidth)
     emit_json(report.to_dict()) if as_json else print_move(report)
 
 
@@ -175,6 +192,7 @@ def snapshot() -> None:
 @click.argument("snap")
 @pass_app
 def snapshot_create(app: AppContext, name: str, snap: str) -> None:
+    valid((names.VM, name, "VM name"), (names.SNAPSHOT, snap, "snapshot name"))
     _, lab = _bound(app)
     with reported():
         s = snapshots.create(lab.name, name, snap)
@@ -186,6 +204,7 @@ def snapshot_create(app: AppContext, name: str, snap: str) -> None:
 @click.option("--json", "as_json", is_flag=True)
 @pass_app
 def snapshot_list(app: AppContext, name: str, as_json: bool) -> None:
+    vm_name(name)
     _, lab = _bound(app)
     with reported():
         snaps, current = snapshots.listing(lab.name, name)
@@ -201,6 +220,7 @@ def snapshot_list(app: AppContext, name: str, as_json: bool) -> None:
 @click.argument("snap", required=False)
 @pass_app
 def snapshot_revert(app: AppContext, name: str, snap: str | None) -> None:
+    valid((names.VM, name, "VM name"), (names.SNAPSHOT, snap, "snapshot name"))
     _, lab = _bound(app)
     with reported():
         s = snapshots.revert(lab.name, name, snap)
@@ -210,18 +230,24 @@ def snapshot_revert(app: AppContext, name: str, snap: str | None) -> None:
 def create_with_disk(app: AppContext, name: str, host: str, memory: str, dirty_rate: str,
                      seed: int, disk: str, disk_data: str, datastore: str) -> None:
     """`vm create --disk`: the files first, then boot from them (files removed if it fails)."""
+    with reported():  # every size within its maximum before a byte is written
+        disk_bytes = parse_size(disk, what="--disk", minimum=1 << 20, maximum=MAX_DISK)
+        data_bytes = parse_size(disk_data, what="--disk-data", maximum=MAX_DISK_DATA)
+        memory_bytes = parse_size(memory, what="--memory", minimum=PAGE_SIZE,
+                                  maximum=MAX_MEMORY)
+        rate_bytes = parse_rate(dirty_rate, what="--dirty-rate", minimum=0)
     dc, lab = _bound(app)
     with reported():
-        p = files.create(dc, lab.name, name, host, disk=parse_size(disk),
-                         memory=parse_size(memory), dirty_rate=parse_rate(dirty_rate),
-                         seed=seed, datastore=datastore, disk_data=parse_size(disk_data))
+        p = files.create(dc, lab.name, name, host, disk=disk_bytes, memory=memory_bytes,
+                         dirty_rate=rate_bytes, seed=seed, datastore=datastore,
+                         disk_data=data_bytes)
         try:
             rec = files.power_on(dc, lab.name, name)
         except BaseException:
             files.delete(lab.name, name)
             raise
     say(f"VM {rec.name} runs on {rec.host} (pid {rec.pid}, {human_bytes(rec.memory)}), "
-        f"disk {human_bytes(parse_size(disk))} on [{p.datastore}]", style="green")
+        f"disk {human_bytes(disk_bytes)} on [{p.datastore}]", style="green")
 
 
 def vmotion_with_datastore(app: AppContext, name: str, target: str, datastore: str,

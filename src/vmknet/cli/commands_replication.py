@@ -22,26 +22,32 @@ from typing import Any
 import click
 
 from ..errors import AlreadyExists, InvalidArgument, NotFound, VmknetError
+from ..model import names
 from ..nfc.files import Datastores
 from ..provision import files, placement
 from ..replication import ReplicationConfig, check, procs, recover, state_dir
 from ..replication.cbt import disk_digest
 from ..replication.state import flow_info, load_json
 from ..vm.units import human_bytes, parse_rate
-from .commands_vm import _bound
+from .commands_vm import _bound, valid
 from .context import AppContext, pass_app, reported
 from .output import emit_json, say, table
 
 START_TIMEOUT = 30.0
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "": 1.0}
+MAX_RPO = 24 * 3600.0
 
 
 def parse_rpo(text: str) -> float:
     """``5m`` / ``30s`` / ``500ms`` / ``2`` (seconds) -> seconds."""
-    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|)\s*", text)
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|)\s*", text[:64])
     if m is None or float(m.group(1)) <= 0:
-        raise InvalidArgument(f"RPO {text!r}: give a positive duration such as 5m, 30s, 500ms")
-    return float(m.group(1)) * _UNITS[m.group(2)]
+        raise InvalidArgument(f"RPO {text[:40]!r}: give a positive duration such as 5m, 30s, "
+                              "500ms")
+    seconds = float(m.group(1)) * _UNITS[m.group(2)]
+    if not seconds <= MAX_RPO:  # vSphere Replication's longest RPO is 24 hours
+        raise InvalidArgument(f"RPO {text[:40]!r}: at most 24h")
+    return seconds
 
 
 @click.group("replication")
@@ -59,7 +65,8 @@ def _config(app: AppContext, vm: str, server: str, target: str, rpo: str, write_
             raise InvalidArgument(f"Host {host} is not in the inventory", host=host)
     cfg = ReplicationConfig(lab.name, vm, p.host, server, target,
                             str(files.vm_dir(p) / vmx.disk), datastore or p.datastore,
-                            f"{vm}/{vmx.disk}", parse_rpo(rpo), write_rate=parse_rate(write_rate),
+                            f"{vm}/{vmx.disk}", parse_rpo(rpo),
+                            write_rate=parse_rate(write_rate, what="--write-rate", minimum=0),
                             netstack=netstack)
     return cfg, Path(p.base)
 
@@ -117,7 +124,12 @@ def configure_command(app: AppContext, vm_name: str, server: str, target: str, r
                       write_rate: str, datastore: str | None, verify: bool,
                       netstack: str | None) -> None:
     """Replicate VM through SERVER to TARGET, a sync at least every RPO/2 (a daemon)."""
+    valid((names.VM, vm_name, "VM name"), (names.HOST, server, "--server"),
+          (names.HOST, target, "--target"), (names.DATASTORE, datastore, "--datastore"),
+          (names.NETSTACK, netstack, "--netstack"))
     with reported():
+        parse_rpo(rpo)  # input first: before the lab is looked up
+        parse_rate(write_rate, what="--write-rate", minimum=0)
         cfg, base = _config(app, vm_name, server, target, rpo, write_rate, datastore, netstack)
         leg1, leg2 = check(app.inventory.read(), cfg)  # SVC-4, NoPath: before anything starts
         if procs.vm_pids(cfg.lab, cfg.vm):
@@ -185,6 +197,7 @@ def status_command(app: AppContext, as_json: bool) -> None:
 @pass_app
 def stop_command(app: AppContext, vm_name: str) -> None:
     """Stop VM's replication daemon (its replica and state stay)."""
+    valid((names.VM, vm_name, "VM name"))
     _, lab = _bound(app)
     with reported():
         if not procs.records(lab.name).get(vm_name):
@@ -200,6 +213,7 @@ def stop_command(app: AppContext, vm_name: str) -> None:
 @pass_app
 def recover_command(app: AppContext, vm_name: str, power_on: bool, as_json: bool) -> None:
     """Stop VM's replication and bring its last consistent replica up on the target."""
+    valid((names.VM, vm_name, "VM name"))
     dc, lab = _bound(app)
     with reported():
         server = load_json(_status(lab.name, vm_name)).get("server")

@@ -13,9 +13,10 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from ..lab import Lab, require_lab
-from ..model import Datacenter
+from ..model import Datacenter, names
+from ..model.names import NameRule
 from ..vm import manage, registry
-from ..vm.units import human_bytes, parse_rate, parse_size
+from ..vm.units import MAX_MEMORY, PAGE_SIZE, human_bytes, parse_rate, parse_size
 from .context import AppContext, pass_app, reported
 from .output import emit_json, is_terminal, say, table
 
@@ -24,6 +25,23 @@ if TYPE_CHECKING:  # the engine loads numpy and cryptography: only `vmotion` imp
 
 EXIT_ABORTED = 1
 ENCRYPTION_MODES = ("disabled", "opportunistic", "required")  # = vmotion.crypto.MODES (tested)
+
+
+def valid(*given: tuple[NameRule, str | None, str]) -> None:
+    """Refuse bad names before anything is looked up (SEC-5): (rule, value, option) each."""
+    with reported():
+        for rule, value, option in given:
+            if value is not None:
+                names.require(rule, value, option)
+
+
+def vm_name(name: str) -> None:
+    valid((names.VM, name, "VM name"))
+
+
+def rate(text: str, option: str, minimum: int = 1) -> int:
+    with reported():
+        return parse_rate(text, what=option, minimum=minimum)
 
 
 def _bound(app: AppContext) -> tuple[Datacenter, Lab]:
@@ -43,7 +61,8 @@ def vm() -> None:
 @click.option("--memory", default="256MiB", show_default=True, help="Guest memory size.")
 @click.option("--dirty-rate", "dirty_rate", default="50MB/s", show_default=True,
               help="Bytes per second the workload writes (hot set, zero and repeated pages).")
-@click.option("--seed", type=int, default=1, show_default=True, help="Workload random seed.")
+@click.option("--seed", type=click.IntRange(0, 2**32 - 1), default=1, show_default=True,
+              help="Workload random seed.")
 @click.option("--disk", default=None, metavar="SIZE",
               help="Give the VM files on a datastore: a sparse disk of SIZE (e.g. 8GiB).")
 @click.option("--disk-data", "disk_data", default="4MiB", show_default=True,
@@ -53,6 +72,12 @@ def vm() -> None:
 def create_command(app: AppContext, name: str, host: str, memory: str, dirty_rate: str,
                    seed: int, disk: str | None, disk_data: str, datastore: str) -> None:
     """Boot VM NAME on HOST of the bound lab (with --disk: from files on a datastore)."""
+    valid((names.VM, name, "VM name"), (names.HOST, host, "--host"),
+          (names.DATASTORE, datastore, "--datastore"))
+    with reported():
+        memory_bytes = parse_size(memory, what="--memory", minimum=PAGE_SIZE,
+                                  maximum=MAX_MEMORY)
+        rate_bytes = parse_rate(dirty_rate, what="--dirty-rate", minimum=0)
     if disk is not None:
         from .commands_provision import create_with_disk
 
@@ -60,8 +85,7 @@ def create_command(app: AppContext, name: str, host: str, memory: str, dirty_rat
         return
     dc, lab = _bound(app)
     with reported():
-        rec = manage.create(dc, lab.name, name, host, parse_size(memory), parse_rate(dirty_rate),
-                            seed)
+        rec = manage.create(dc, lab.name, name, host, memory_bytes, rate_bytes, seed)
     say(f"VM {rec.name} runs on {rec.host} (pid {rec.pid}, {human_bytes(rec.memory)}, "
         f"dirty rate {rec.dirty_rate / 1e6:.0f} MB/s)", style="green")
 
@@ -86,6 +110,7 @@ def list_command(app: AppContext, as_json: bool) -> None:
 @pass_app
 def show_command(app: AppContext, name: str) -> None:
     """Status of VM NAME (from its process): host, state, pages written so far."""
+    vm_name(name)
     _, lab = _bound(app)
     with reported():
         emit_json(manage.status(lab.name, name))
@@ -96,6 +121,7 @@ def show_command(app: AppContext, name: str) -> None:
 @pass_app
 def destroy_command(app: AppContext, name: str) -> None:
     """Stop VM NAME and release its memory."""
+    vm_name(name)
     _, lab = _bound(app)
     with reported():
         rec = manage.destroy(lab.name, name)
@@ -109,6 +135,7 @@ def destroy_command(app: AppContext, name: str) -> None:
 @pass_app
 def host_caps_command(app: AppContext, host: str, encryption: bool) -> None:
     """Declare what a host's migration agent supports (an older host: --no-encryption)."""
+    valid((names.HOST, host, "--host"))
     dc, lab = _bound(app)
     with reported():
         dc.host(host)
@@ -137,20 +164,22 @@ def vmotion_command(app: AppContext, name: str, target: str, max_downtime: float
     """Live-migrate VM NAME to another host over the vMotion adapters (pre-copy, multi-NIC)."""
     from ..vmotion import migrate
 
+    valid((names.VM, name, "VM name"), (names.HOST, target, "--to"),
+          (names.DATASTORE, datastore, "--datastore"))
+    limit = rate(rate_limit, "--rate-limit") if rate_limit else None
     if datastore is not None:
         from .commands_provision import vmotion_with_datastore
 
         vmotion_with_datastore(app, name, target, datastore, as_json,
                                max_downtime=max_downtime / 1000, encryption=encryption,
-                               timeout=timeout,
-                               rate_limit=parse_rate(rate_limit) if rate_limit else None)
+                               timeout=timeout, rate_limit=limit)
         return
     dc, lab = _bound(app)
     show = _Progress(enabled=not as_json)
     with reported(), show:
         report = migrate(dc, lab, name, target, max_downtime=max_downtime / 1000,
                          encryption=encryption, timeout=timeout,
-                         rate_limit=parse_rate(rate_limit) if rate_limit else None,
+                         rate_limit=limit,
                          progress=show.update)
     if as_json:
         emit_json(report.to_dict())

@@ -7,10 +7,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NoReturn
 
 import click
 
-from ..errors import VmknetError, exit_code
+from ..errors import VmknetError, exit_code, one_line, translate
 from ..inventory import Inventory
 
 
@@ -31,16 +32,28 @@ class AppContext:
 pass_app = click.make_pass_decorator(AppContext, ensure=True)
 
 
+# click's own control flow (usage errors, --help, a declined confirm) passes through.
+CLICK_FLOW = (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort)
+
+
 @contextmanager
 def reported(esxcli_style: bool = False) -> Iterator[None]:
-    """Turn a VmknetError into one line on stderr and the exit status of its code.
+    """Turn any error into one line on stderr and the exit status of its code.
 
+    A VmknetError keeps its code; anything else is translated once
+    (`vmknet.errors.translate`: NoPermission, NotFound, FileFault, InternalError).
     esxcli prints the bare message as ESXi does; vmknet commands prefix the
-    code so a rule id can be looked up in SPEC.md.
+    code so a rule id can be looked up in docs/rules.md.
     """
     try:
         yield
-    except VmknetError as err:
-        line = err.message if esxcli_style else f"Error [{err.code}]: {err.message}"
-        click.echo(line, err=True)
-        sys.exit(exit_code(err))
+    except CLICK_FLOW:
+        raise
+    except Exception as exc:  # the one place every failure becomes one line
+        report(translate(exc), esxcli_style)
+
+
+def report(err: VmknetError, esxcli_style: bool = False) -> NoReturn:
+    message = one_line(err.message, limit=2000)
+    click.echo(message if esxcli_style else f"Error [{err.code}]: {message}", err=True)
+    sys.exit(exit_code(err))

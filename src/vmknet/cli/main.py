@@ -25,11 +25,19 @@ from . import (
     commands_traffic,
     commands_vm,
 )
-from .context import AppContext
+from .context import AppContext, reported
 from .esxcli import esxcli
 
 
-@click.group(context_settings={"max_content_width": 100})
+class _Main(click.Group):
+    """The top level: whatever a command lets through still ends as one error line."""
+
+    def invoke(self, ctx: click.Context) -> object:
+        with reported():
+            return super().invoke(ctx)
+
+
+@click.group(cls=_Main, context_settings={"max_content_width": 100})
 @click.option("--store", "store", type=click.Path(dir_okay=False, path_type=Path),
               envvar="VMKNET_STORE", show_envvar=True, default=None,
               help="Inventory store file [default: $XDG_DATA_HOME/vmknet/inventory.db, "

@@ -15,17 +15,17 @@ import ctypes.util
 import errno
 import hashlib
 import os
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..model.names import DATASTORE
+from ..paths import inside
 from .protocol import Code, NfcError
 
 BASE_ENV = "VMKNET_DATASTORE_BASE"
 DEFAULT_BASE = Path("/var/lib/vmknet/labs")
 BLOCK = 1 << 20  # digest block: 1 MiB, as the issue proposes
 DIGEST_SIZE = 32  # blake2b-256
-_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,20 +39,20 @@ class Datastores:
         return cls(Path(os.environ.get(BASE_ENV) or DEFAULT_BASE))
 
     def host_dir(self, lab: str, host: str) -> Path:
-        return self.base / lab / host / "datastores"
+        return inside(self.base, lab, host, "datastores")  # SEC-5
 
     def root(self, lab: str, host: str, datastore: str) -> Path:
         """The datastore's directory; ACCESS when the name is not a plain name or unknown."""
-        if not _NAME.fullmatch(datastore) or datastore in (".", ".."):
+        if DATASTORE.problem(datastore) is not None:
             raise NfcError(Code.ACCESS, f"bad datastore name {datastore!r}")
-        folder = self.host_dir(lab, host) / datastore
+        folder = inside(self.host_dir(lab, host), datastore)
         if not folder.is_dir():
             raise NfcError(Code.NOT_FOUND, f"no datastore {datastore!r} on {host}")
         return folder
 
     def create(self, lab: str, host: str, datastore: str) -> Path:
         """Make a datastore (a directory); for labs and tests."""
-        folder = self.host_dir(lab, host) / datastore
+        folder = inside(self.host_dir(lab, host), datastore)
         folder.mkdir(parents=True, exist_ok=True)
         return self.root(lab, host, datastore)
 

@@ -13,6 +13,7 @@ from ..errors import AlreadyExists, InvalidArgument
 from ..model import Datacenter
 from ..nfc import Datastores
 from ..nfc.files import data_ranges
+from ..paths import inside
 from ..vm import manage, registry
 from ..vm.registry import VmRecord
 from . import placement
@@ -27,11 +28,11 @@ def stores_of(p: Placement) -> Datastores:
 
 
 def vm_dir(p: Placement) -> Path:
-    return stores_of(p).root(p.lab, p.host, p.datastore) / p.vm
+    return inside(stores_of(p).root(p.lab, p.host, p.datastore), p.vm)  # SEC-5
 
 
 def read_vmx(p: Placement) -> Vmx:
-    return Vmx.from_json((vm_dir(p) / f"{p.vm}.vmx").read_text("utf-8"))
+    return Vmx.from_json(inside(vm_dir(p), f"{p.vm}.vmx").read_text("utf-8"))
 
 
 def write_vmx(folder: Path, vmx: Vmx) -> None:
@@ -73,7 +74,7 @@ def create(dc: Datacenter, lab: str, vm: str, host: str, *, disk: int, memory: i
     if placement.find(lab, vm) is not None:
         raise AlreadyExists(f"VM {vm} already has files in lab {lab}", vm=vm)
     stores = stores or Datastores.default()
-    folder = stores.create(lab, host, datastore) / vm
+    folder = inside(stores.create(lab, host, datastore), vm)  # SEC-5
     if folder.exists():
         raise AlreadyExists(f"{host}:[{datastore}] {vm}/ already exists", vm=vm)
     folder.mkdir()

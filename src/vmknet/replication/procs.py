@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from ..paths import inside
 from ..processes import alive, lab_pids, terminate
 from .state import load_json, state_dir
 
@@ -18,11 +19,11 @@ MARKER = "vmknet.replication.daemon"
 
 
 def record_path(lab: str, vm: str) -> Path:
-    return state_dir(lab) / f"daemon-{vm}.json"
+    return inside(state_dir(lab), f"daemon-{vm}.json")  # SEC-5
 
 
 def log_path(lab: str, vm: str) -> Path:
-    return state_dir(lab) / f"daemon-{vm}.log"
+    return inside(state_dir(lab), f"daemon-{vm}.log")
 
 
 def records(lab: str) -> dict[str, dict[str, Any]]:

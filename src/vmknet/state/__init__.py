@@ -17,14 +17,24 @@ from pydantic import ValidationError
 
 from ..errors import FileFormatError
 from ..model import Datacenter
-from . import fastyaml, report, yamlio
+from . import fastyaml, limits, report, yamlio
 
 
 def loads(text: str, filename: str = "<string>") -> Datacenter:
-    """Parse and validate a desired-state document; errors are FileFormatError with a line."""
+    """Parse and validate a desired-state document; errors are FileFormatError with a line.
+
+    Bounded (state.limits): too large, too deep or alias-expanding files are refused
+    before anything is built from them.
+    """
+    big = limits.too_large(len(text), filename)
+    if big is not None:
+        raise big
     try:
         data = _parse(text)
+    except limits.LimitExceeded as err:
+        raise FileFormatError(err.message, file=filename, line=err.line, path="") from None
     except yamlio.DuplicateKey as dup:
+        _bounded(text, filename)  # the report composes the whole tree: only when bounded
         raise report.duplicate_key(text, filename, dup) from None
     except yaml.YAMLError as err:
         raise report.syntax_error(err, filename) from None
@@ -40,14 +50,30 @@ def _parse(text: str) -> object:
     try:
         return fastyaml.load(text)
     except fastyaml.Unsupported:
-        # anchors, tags, merge keys...: the full loader gives the same data, only slower
+        # anchors, tags, merge keys...: the full loader gives the same data, only slower,
+        # once the aliases are known not to explode
+        limits.scan(text)
         return yamlio.parse(text)
+
+
+def _bounded(text: str, filename: str) -> None:
+    try:
+        limits.scan(text)
+    except limits.LimitExceeded as err:
+        raise FileFormatError(err.message, file=filename, line=err.line, path="") from None
+    except yaml.YAMLError as err:  # a later syntax error the fast path did not reach
+        raise report.syntax_error(err, filename) from None
 
 
 def load_file(path: str | Path) -> Datacenter:
     name = str(path)
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        with open(path, "rb") as f:  # never more than the limit, even from /dev/zero
+            raw = f.read(limits.MAX_BYTES + 1)
+        big = limits.too_large(max(len(raw), _size(path)), name)
+        if big is not None:
+            raise big
+        text = raw.decode("utf-8")
     except UnicodeDecodeError as err:
         raise FileFormatError(f"not UTF-8 text ({err.reason} at byte {err.start})",
                               file=name, line=None, path="") from None
@@ -55,6 +81,13 @@ def load_file(path: str | Path) -> Datacenter:
         raise FileFormatError(f"cannot read: {err.strerror}", file=name, line=None,
                               path="") from None
     return loads(text, name)
+
+
+def _size(path: str | Path) -> int:
+    try:
+        return Path(path).stat().st_size
+    except OSError:
+        return 0
 
 
 def canonical(dc: Datacenter) -> dict[str, object]:

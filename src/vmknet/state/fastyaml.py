@@ -29,6 +29,7 @@ from yaml.events import (
 from yaml.nodes import ScalarNode
 from yaml.resolver import Resolver
 
+from .limits import deeper
 from .yamlio import DuplicateKey
 
 _ParserBase: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -55,6 +56,7 @@ def load(text: str) -> Any:
 class _Builder:
     def __init__(self, parser: Any) -> None:
         self.next_event = parser.get_event
+        self.depth = 0  # open mappings and sequences: bounded before Python's recursion is
 
     def document(self) -> Any:
         self.next_event()  # StreamStart
@@ -76,11 +78,16 @@ class _Builder:
             return scalar(event)
         if event.tag is not None and event.tag != "!":
             raise Unsupported(event.tag)
-        if isinstance(event, MappingStartEvent):
-            return self.mapping()
-        if isinstance(event, SequenceStartEvent):
-            return self.sequence()
-        raise Unsupported(type(event).__name__)
+        if not isinstance(event, MappingStartEvent | SequenceStartEvent):
+            raise Unsupported(type(event).__name__)
+        self.depth += 1
+        too_deep = deeper(self.depth, event.start_mark)
+        if too_deep is not None:
+            raise too_deep
+        try:
+            return self.mapping() if isinstance(event, MappingStartEvent) else self.sequence()
+        finally:
+            self.depth -= 1
 
     def mapping(self) -> dict[Any, Any]:
         result: dict[Any, Any] = {}

@@ -7,9 +7,9 @@ import select
 import subprocess
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 
 from ..errors import VmknetError
+from ..paths import inside
 from .registry import MARKER, vms_dir
 
 START_TIMEOUT = 60.0  # s: a large guest takes a while to populate its memory
@@ -20,7 +20,7 @@ def spawn(mode: str, lab: str, name: str, host: str, extra: Sequence[str] = (),
     """Run `python -m vmknet.vm.vmx MODE ...` detached; the VM's pid once it is ready."""
     folder = vms_dir(lab)
     folder.mkdir(parents=True, exist_ok=True)
-    log = Path(folder / f"{name}.log")
+    log = inside(folder, f"{name}.log")  # SEC-5
     read_end, write_end = os.pipe()
     try:
         with log.open("ab") as err:

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from ..errors import NotFound
 from ..lab.registry import run_dir
+from ..paths import inside
 from ..processes import alive as alive  # re-exported: callers ask the registry
 from ..processes import lab_pids
 
@@ -52,12 +53,12 @@ def _atomic_write(path: Path, data: dict[str, object]) -> None:
 
 
 def save(record: VmRecord) -> None:
-    _atomic_write(vms_dir(record.lab) / f"{record.name}.json", asdict(record))
+    _atomic_write(inside(vms_dir(record.lab), f"{record.name}.json"), asdict(record))
 
 
 def load(lab: str, name: str) -> VmRecord:
     try:
-        data = json.loads((vms_dir(lab) / f"{name}.json").read_text(encoding="utf-8"))
+        data = json.loads(inside(vms_dir(lab), f"{name}.json").read_text(encoding="utf-8"))
         return VmRecord(**data)
     except (OSError, ValueError, TypeError):
         raise NotFound(f"No VM {name!r} in lab {lab}: see 'vmknet vm list'", vm=name) from None
@@ -74,7 +75,7 @@ def records(lab: str) -> list[VmRecord]:
 
 def remove(lab: str, name: str, pid: int | None = None) -> None:
     """Forget a VM (only if its record still names `pid`, when given: it may have moved)."""
-    path = vms_dir(lab) / f"{name}.json"
+    path = inside(vms_dir(lab), f"{name}.json")  # SEC-5
     with contextlib.suppress(NotFound):
         if pid is not None and load(lab, name).pid != pid:
             return
@@ -84,12 +85,12 @@ def remove(lab: str, name: str, pid: int | None = None) -> None:
 
 def set_host_encryption(lab: str, host: str, supported: bool) -> None:
     """Declare whether `host`'s migration agent can do encrypted vMotion (SEC-1)."""
-    _atomic_write(lab_dir(lab) / "hosts" / f"{host}.json", {"encryption": supported})
+    _atomic_write(inside(lab_dir(lab), "hosts", f"{host}.json"), {"encryption": supported})
 
 
 def host_encryption(lab: str, host: str) -> bool:
     try:
-        data = json.loads((lab_dir(lab) / "hosts" / f"{host}.json").read_text("utf-8"))
+        data = json.loads(inside(lab_dir(lab), "hosts", f"{host}.json").read_text("utf-8"))
     except (OSError, ValueError):
         return True  # every host can, unless it said otherwise
     return bool(data.get("encryption", True)) if isinstance(data, dict) else True

@@ -87,7 +87,10 @@ def check_command(app: AppContext, timeout: float, as_json: bool) -> None:
     """Ping every service's adapter pairs (small and DF large-packet) and every stack's gateway.
 
     Per cluster (or all unclustered hosts), per service with adapters, per
-    ordered host pair: the flows `vmknet resolve` picks. Exits 1 on any failure.
+    ordered host pair: the flows `vmknet resolve` picks. Then the negative
+    checks (SEC-6): from every stack, the adapters of other traffic types on
+    other hosts and their gateways must not answer an echo or a TCP connect
+    ("isolated"). Exits 1 on any failure.
     """
     dc, lab = _bound(app)
     with reported():

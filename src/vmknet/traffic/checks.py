@@ -9,9 +9,11 @@ unclustered hosts form one group), each flow resolve() picks gets:
                 (- 48 for IPv6): `vmkping -d -s 8972`, REQ-3/REQ-6;
 
 and every stack with a default gateway gets a gateway echo from the adapter
-in the gateway's subnet (NS-3). Planning is pure (`plan`); `run` sends the
-echoes from a thread pool, so a 3-host lab is checked in well under a second
-of wire time.
+in the gateway's subnet (NS-3). Then the negative checks of `isolation`
+(SEC-6): from every stack, the other traffic types' adapters on other hosts
+and their gateways answer neither an echo nor a TCP connect. Planning is pure
+(`plan`); `run` sends the echoes from a thread pool, so a 3-host lab is
+checked in well under a second of wire time.
 """
 
 from __future__ import annotations
@@ -217,9 +219,17 @@ def run(probes: Iterable[Probe], timeout: float = 1.0, workers: int = WORKERS) -
         return list(pool.map(lambda p: _send(p, timeout), todo))
 
 
-def check(dc: Datacenter, lab: LabRef, timeout: float = 1.0) -> Report:
+_ORDER = {"gateway": 1, "isolation": 2}
+
+
+def check(dc: Datacenter, lab: LabRef, timeout: float = 1.0, *,
+          isolation: bool = True) -> Report:
+    from . import isolation as negative  # it builds on Result, defined here
+
     start = time.monotonic()
     probes, failed = plan(dc, lab)
     results = failed + run(probes, timeout)
-    results.sort(key=lambda r: r.check == "gateway")  # stable: plan order otherwise
+    if isolation:
+        results += negative.run(negative.plan(dc, lab), min(timeout, negative.TIMEOUT))
+    results.sort(key=lambda r: _ORDER.get(r.check, 0))  # stable: plan order otherwise
     return Report(results, time.monotonic() - start)

@@ -59,6 +59,12 @@ def _print_up(report: lifecycle.UpReport, path: Path) -> None:
           title="Routers and controller")
     if report.realised is not None:
         _print_realised(report.realised)
+    if report.management is not None:
+        m = report.management
+        up_ = sum(1 for h in m.hosts if h["connected"])
+        say(f"Management: controller pid {m.controller_pid}, {len(m.started)} agents started, "
+            f"{up_}/{len(m.hosts)} hosts heartbeating over their management adapters "
+            f"({m.seconds:.1f} s)")
     counts = ", ".join(f"{n} {k}" for k, n in summary.totals(state).items())
     verb = "re-applied" if report.reapplied else "up"
     say(f"Lab {lab_.name!r} {verb} from {path}: {len(dc.hosts)} hosts, {counts}; "

@@ -17,6 +17,7 @@ import click
 
 from . import (
     commands_lab,
+    commands_mgmt,
     commands_objects,
     commands_provision,  # noqa: F401 - adds its commands to the `vm` group
     commands_replication,
@@ -53,6 +54,7 @@ for _command in (*commands_state.COMMANDS, commands_resolve.resolve,
                  *commands_objects.COMMANDS):
     main.add_command(_command)
 main.add_command(esxcli)
+commands_objects.host.add_command(commands_mgmt.host_status)
 main.add_command(commands_lab.lab)
 for _command in commands_traffic.COMMANDS:
     main.add_command(_command)

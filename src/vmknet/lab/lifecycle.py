@@ -17,6 +17,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..controller import lab as mgmt
+from ..controller.lab import MgmtReport
 from ..dataplane import naming
 from ..dataplane.kops import KernelOp
 from ..dataplane.kstate import KernelState
@@ -65,6 +67,7 @@ class UpReport:
     seconds: float
     realised: Realised | None  # None when a custom realiser did the work
     reapplied: bool  # the lab was this store's already
+    management: MgmtReport | None = None  # controller and agents (None: no controller)
 
 
 def up(inv: Inventory, file: Path, name: str = DEFAULT_NAME) -> UpReport:
@@ -89,10 +92,16 @@ def up(inv: Inventory, file: Path, name: str = DEFAULT_NAME) -> UpReport:
         if bound is None:
             registry.forget(lab.name)  # the apply rolled the kernel back: nothing is up
         raise
+    management = None
+    if desired.physical.controller is not None:
+        # The management plane: a controller and one agent per host (MGMT-1); on failure the
+        # namespaces stay (as the bind did them) and `lab status --repair` starts what is missing.
+        management = mgmt.start(lab.name, desired, str(inv.store.path))
     seconds = time.perf_counter() - start
     realiser = inv.realiser
     last = realiser.last if isinstance(realiser, KernelRealiser) else None
-    return UpReport(lab, desired, render(desired, lab.name), seconds, last, bound is not None)
+    return UpReport(lab, desired, render(desired, lab.name), seconds, last, bound is not None,
+                    management)
 
 
 # ------------------------------------------------------------------ status
@@ -171,6 +180,7 @@ def _down_one(inv: Inventory, lab: Lab) -> Downed:
     stop_replication(lab.name)
     stop_servers(lab.name)
     kill_lab_vms(lab.name)
+    mgmt.stop(lab.name)
     removed = LinuxBackend().cleanup(lab.prefix)  # the prefix alone: no store needed
     unbound = []
     stores = [inv.store.path]

@@ -165,3 +165,13 @@ def visit(fds: dict[str, int], fn: Callable[[], T]) -> dict[str, T]:
 
     with os.fdopen(os.open("/proc/self/ns/net", os.O_RDONLY | os.O_CLOEXEC)) as home:
         return in_netns(home.fileno(), tour)  # in_netns switches the thread back home
+
+
+def enter(ns: str) -> None:
+    """Move the calling thread into `ns` for good (a daemon's main thread, before it starts
+    threads: each new thread starts in its creator's namespace)."""
+    fd = open_fd(ns)
+    try:
+        _setns(fd)
+    finally:
+        os.close(fd)

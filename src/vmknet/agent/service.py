@@ -1,0 +1,202 @@
+"""The host agent (hostd/vpxa's role): joins, heartbeats, and serves the controller.
+
+It runs inside its host's management TCP/IP stack (the lab starts it in that
+stack's namespace; on a real host it is the default stack), and:
+
+- joins once: a fresh key and CSR, the one-time token, the controller checked
+  against the token's CA fingerprint; the certificate comes back with the
+  host's management addresses as SANs, chosen by the controller;
+- heartbeats every second on each management adapter: one TLS connection per
+  adapter, bound to that adapter's address so it leaves by it (each adapter is
+  its own link, as vSphere HA counts them); the controller answers with the
+  current management adapters, and the agent follows: it listens on exactly
+  those addresses (SEC-2), never on a wildcard;
+- serves the controller over mutual TLS on port 443 of those addresses,
+  accepting only the controller's certificate: tickets for the host's engines
+  go into its ticket book (SEC-4).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import ssl
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..errors import VmknetError
+from ..mgmt import wire
+from ..mgmt.paths import MGMT_PORT
+from ..trust import pki, tickets
+from ..trust.pki import Credential, TrustError
+from ..trust.tickets import TicketBook
+
+HEARTBEAT = 1.0  # s, as vSphere HA's network heartbeats
+TIMEOUT = 5.0
+MAX_REQUEST = 64 * 1024
+
+
+@dataclass(frozen=True)
+class ControllerAddress:
+    host: str
+    port: int = MGMT_PORT
+
+    @classmethod
+    def parse(cls, text: str) -> ControllerAddress:
+        host, _, port = text.rpartition(":") if text.count(":") == 1 else (text, "", "")
+        return cls(host, int(port)) if port else cls(text)
+
+
+class Agent:
+    def __init__(self, host: str, folder: Path, controller: ControllerAddress,
+                 book: TicketBook, port: int = MGMT_PORT) -> None:
+        self.host, self.folder, self.controller = host, folder, controller
+        self.book, self.port = book, port
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._listeners: dict[str, socket.socket] = {}
+        self._beating: dict[str, threading.Thread] = {}
+        self.links: list[tuple[str, str]] = []  # (address, vmk) as the controller said
+        self.error: str | None = None
+
+    # -- join ---------------------------------------------------------------------------
+
+    @property
+    def joined(self) -> bool:
+        return (self.folder / "cert.pem").exists()
+
+    def join(self, token: str, ca_fingerprint: str, source: str | None = None
+             ) -> list[tuple[str, str]]:
+        """Join; the management links (address, vmk) the controller knows for this host."""
+        key, csr = pki.request(self.host)
+        with self._connect_raw(source) as raw, \
+                pki.pinned_client_context(ca_fingerprint).wrap_socket(raw) as tls:
+            reply = wire.call(tls, "join", {"token": token, "csr": csr.decode()})
+            ca = str(reply["ca"]).encode()
+            pki.check_pinned(tls, ca, ca_fingerprint)
+        Credential(str(reply["cert"]).encode(), key, ca).save(self.folder)
+        return [(str(a), str(v)) for a, v in reply.get("links", [])]
+
+    def _connect_raw(self, source: str | None) -> socket.socket:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            sock.settimeout(TIMEOUT)
+            if source:
+                sock.bind((source, 0))  # leave by that adapter (its policy rule)
+            sock.connect((self.controller.host, self.controller.port))
+        except BaseException:
+            sock.close()
+            raise
+        return sock
+
+    # -- run ----------------------------------------------------------------------------
+
+    def start(self, first_links: list[tuple[str, str]]) -> None:
+        cred = Credential.load(self.folder)
+        self._server_ctx = pki.server_context(cred, self.folder)
+        self._client_ctx = pki.client_context(cred, self.folder)
+        self.follow(first_links)
+
+    def follow(self, links: list[tuple[str, str]]) -> None:
+        """Listen and heartbeat on exactly these management addresses."""
+        with self._lock:
+            self.links = links
+            wanted = {a for a, _ in links}
+            for address in set(self._listeners) - wanted:
+                with contextlib.suppress(OSError):
+                    self._listeners.pop(address).close()
+            for address in wanted - set(self._listeners):
+                try:
+                    sock = socket.create_server((address, self.port), backlog=16)
+                except OSError as err:
+                    self.error = f"cannot listen on {address}:{self.port}: {err.strerror}"
+                    continue
+                self._listeners[address] = sock
+                self._spawn(self._accept_loop, sock)
+            for address in wanted:
+                beat = self._beating.get(address)
+                if beat is None or not beat.is_alive():
+                    self._beating[address] = self._spawn(self._heartbeat_loop, address)
+
+    def _heartbeat_loop(self, address: str) -> None:
+        while not self._stop.is_set() and address in {a for a, _ in self.links}:
+            try:
+                with self._connect_raw(address) as raw, \
+                        self._client_ctx.wrap_socket(raw) as tls:
+                    pki.peer(tls, pki.CONTROLLER)
+                    while not self._stop.is_set() and address in {a for a, _ in self.links}:
+                        reply = wire.call(tls, "heartbeat", {"pid": os.getpid(),
+                                                             "error": self.error})
+                        links = [(str(a), str(v)) for a, v in reply.get("links", [])]
+                        if links != self.links:
+                            self._spawn(self.follow, links)
+                        self._stop.wait(HEARTBEAT)
+            except (OSError, VmknetError, ValueError, TypeError):
+                self._stop.wait(HEARTBEAT)  # the controller is away: keep trying
+
+    def _accept_loop(self, listener: socket.socket) -> None:
+        listener.settimeout(0.5)
+        while not self._stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            self._spawn(self._serve, conn)
+
+    def _serve(self, conn: socket.socket) -> None:
+        with contextlib.suppress(OSError, VmknetError, ssl.SSLError), conn:
+            conn.settimeout(TIMEOUT)
+            with self._server_ctx.wrap_socket(conn, server_side=True) as tls:
+                pki.peer(tls, pki.CONTROLLER)
+                while wire.answer(tls, self.handlers(), limit=MAX_REQUEST):
+                    pass
+
+    def handlers(self) -> dict[str, wire.Handler]:
+        return {"ping": lambda p: {"host": self.host, "pid": os.getpid()},
+                "ticket.put": self._ticket_put,
+                "ticket.drop": self._ticket_drop}
+
+    def _ticket_put(self, params: dict[str, Any]) -> dict[str, Any]:
+        ticket = tickets.Ticket.from_json(str(params.get("ticket", "")))
+        if self.host not in (ticket.source, ticket.target):
+            raise TrustError(f"Ticket for {ticket.source} -> {ticket.target}, not for "
+                             f"{self.host}", code="BadTicket")
+        self.book.put(ticket)
+        return {"id": ticket.id}
+
+    def _ticket_drop(self, params: dict[str, Any]) -> dict[str, Any]:
+        self.book.discard(str(params.get("id", "")))
+        return {}
+
+    def _spawn(self, target: Callable[..., Any], *args: Any) -> threading.Thread:
+        t = threading.Thread(target=target, args=args, daemon=True)
+        t.start()
+        return t
+
+    def wait(self) -> None:
+        while not self._stop.wait(1.0):
+            pass
+
+    def stop(self) -> None:
+        self._stop.set()
+        with self._lock:
+            for sock in self._listeners.values():
+                with contextlib.suppress(OSError):
+                    sock.close()
+            self._listeners.clear()
+
+
+def wait_until(check: Callable[[], bool], timeout: float, step: float = 0.1) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return True
+        time.sleep(step)
+    return check()

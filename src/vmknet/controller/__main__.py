@@ -1,0 +1,70 @@
+"""`python -m vmknet.controller --lab=NAME --store=PATH`: the lab's controller process.
+
+It enters the lab's controller namespace (where vCenter would sit: on the
+management VLAN, reaching other hosts through the router), listens there on
+its address, port 443, for the agents, and on `api.sock` for the CLI, and
+reads the inventory from the store each time it needs it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import signal
+import socket
+import threading
+
+from ..dataplane import naming
+from ..dataplane.linux import netns
+from ..mgmt import paths, spawn
+from ..store import Store
+from .service import Controller
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="vmknet.controller")
+    p.add_argument("--lab", required=True)
+    p.add_argument("--store", required=True)
+    p.add_argument("--listen", default=None, help="address[:port] (default: the lab's "
+                   "controller address, port 443)")
+    p.add_argument("--ready-fd", type=int, default=None)
+    args = p.parse_args(argv)
+    spawn.detach()
+    store = Store(args.store)
+    dc = store.read()[1]
+    if dc.physical.controller is None:
+        raise SystemExit("the lab has no controller address (physical.controller)")
+    address, port = str(dc.physical.controller.address.ip), paths.MGMT_PORT
+    if args.listen:
+        address, _, given = args.listen.partition(":")
+        port = int(given or port)
+    folder = paths.controller_dir(args.lab)
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    controller = Controller(folder, args.lab, lambda: store.read()[1])
+    sock_path = paths.api_socket(args.lab)
+    with contextlib.suppress(FileNotFoundError):
+        sock_path.unlink()
+    local = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    old = os.umask(0o177)  # the API socket is root's alone (mode 0600)
+    try:
+        local.bind(str(sock_path))
+    finally:
+        os.umask(old)
+    local.listen(16)
+    netns.enter(naming.controller_ns(args.lab))  # every later socket is in that namespace
+    mgmt = socket.create_server((address, port), backlog=64)
+    controller.serve_management(mgmt)
+    controller.serve_local(local)
+    done = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: done.set())
+    spawn.ready(args.ready_fd)
+    done.wait()
+    controller.stop()
+    with contextlib.suppress(FileNotFoundError):
+        sock_path.unlink()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

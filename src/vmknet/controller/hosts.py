@@ -1,0 +1,91 @@
+"""What the controller knows of each host: joined or not, heartbeats per link, condition.
+
+Conditions in the manner of kubernetes-nmstate's enactments:
+Available (every management link heartbeats), Degraded (some links are
+silent, the host is still reached), Failing (no heartbeat for
+`LOST_AFTER` seconds, or the agent reported an error), Progressing (joined,
+no heartbeat yet).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+LOST_AFTER = 3.0  # s without a heartbeat on a link: that link is silent (heartbeats are 1 s)
+AVAILABLE, DEGRADED, FAILING, PROGRESSING, NOT_JOINED = (
+    "Available", "Degraded", "Failing", "Progressing", "NotJoined")
+
+
+@dataclass
+class Link:
+    address: str  # the management adapter address the heartbeat came from
+    vmk: str
+    last: float = 0.0  # time.time() of its last heartbeat
+
+
+@dataclass
+class HostRecord:
+    name: str
+    joined: float | None = None
+    links: dict[str, Link] = field(default_factory=dict)  # by source address
+    agent_pid: int | None = None
+    error: str | None = None
+
+    def condition(self, expected: list[tuple[str, str]], now: float) -> str:
+        if self.joined is None:
+            return NOT_JOINED
+        if self.error:
+            return FAILING
+        live = [a for a, _ in expected if now - self.links.get(a, Link(a, "")).last < LOST_AFTER]
+        if not self.links:
+            return PROGRESSING
+        if not live:
+            return FAILING
+        return AVAILABLE if len(live) == len(expected) else DEGRADED
+
+
+class HostTable:
+    """Thread-safe: heartbeat threads write, the API reads."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._hosts: dict[str, HostRecord] = {}
+
+    def joined(self, host: str) -> None:
+        with self._lock:
+            self._hosts.setdefault(host, HostRecord(host)).joined = time.time()
+
+    def heartbeat(self, host: str, address: str, vmk: str, pid: int | None,
+                  error: str | None) -> None:
+        with self._lock:
+            rec = self._hosts.setdefault(host, HostRecord(host))
+            if rec.joined is None:
+                rec.joined = time.time()  # a host that joined before a controller restart
+            link = rec.links.setdefault(address, Link(address, vmk))
+            link.vmk, link.last = vmk, time.time()
+            rec.agent_pid, rec.error = pid, error
+
+    def report(self, expected: dict[str, list[tuple[str, str]]]) -> list[dict[str, Any]]:
+        """One row per host of the inventory (`expected`: host -> [(address, vmk)])."""
+        now = time.time()
+        rows = []
+        with self._lock:
+            for host in sorted(expected):
+                rec = self._hosts.get(host, HostRecord(host))
+                last = max((lk.last for lk in rec.links.values()), default=None)
+                rows.append({
+                    "host": host,
+                    "condition": rec.condition(expected[host], now),
+                    "connected": last is not None and now - last < LOST_AFTER,
+                    "lastHeartbeat": last,
+                    "links": [{"vmk": vmk, "address": addr,
+                               "lastHeartbeat": rec.links[addr].last if addr in rec.links
+                               else None}
+                              for addr, vmk in expected[host]],
+                    "agentPid": rec.agent_pid,
+                    "error": rec.error,
+                })
+        return rows

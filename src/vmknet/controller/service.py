@@ -1,0 +1,216 @@
+"""The controller (vCenter's role): CA, joins, heartbeats, tickets, over two doors.
+
+- The management door: TLS on the controller's own address (port 443). A host
+  with a certificate from the CA sends heartbeats here, one connection per
+  management adapter, each bound to that adapter's address; the controller
+  accepts a heartbeat only from an address that is a management adapter of
+  the host the certificate names (SEC-2). A host without a certificate may
+  only `join`, with a one-time token.
+- The local door: a unix socket only root can open (`api.sock`), for the CLI
+  on the controller's machine: host status, join tokens, tickets.
+
+The controller talks to a host agent (tickets) over mutual TLS to the
+agent's management address, checking that the peer is that host.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import ssl
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from ..errors import InvalidArgument, NotFound, VmknetError
+from ..mgmt import wire
+from ..mgmt.paths import MGMT_PORT
+from ..model import Datacenter, Service
+from ..reach import static_v4
+from ..trust import pki, tickets
+from ..trust.pki import TrustError
+from .hosts import HostTable
+from .joins import JoinTokens
+
+AGENT_TIMEOUT = 5.0
+MAX_CSR = 8192
+
+
+def management_links(dc: Datacenter, host: str) -> list[tuple[str, str]]:
+    """(address, vmk) of every management adapter of `host` with a static IPv4 address."""
+    h = dc.hosts.get(host)
+    if h is None:
+        return []
+    out = []
+    for vmk in sorted(h.vmknics_with(Service.MANAGEMENT)):
+        v4 = static_v4(h.vmknics[vmk])
+        if v4 is not None:
+            out.append((str(v4.ip), vmk))
+    return out
+
+
+class Controller:
+    def __init__(self, folder: Path, label: str, inventory: Callable[[], Datacenter],
+                 port: int = MGMT_PORT) -> None:
+        self.folder = folder
+        self.inventory = inventory
+        self.port = port  # of the agents
+        self.ca = pki.Authority.load_or_create(folder / "ca", label)
+        tls_dir = folder / "tls"
+        if not (tls_dir / "cert.pem").exists():
+            self.ca.issue(pki.CONTROLLER, f"controller.{label}").save(tls_dir)
+        self.credential = pki.Credential.load(tls_dir)
+        self._server_ctx = pki.server_context(self.credential, tls_dir)
+        self._server_ctx.verify_mode = ssl.CERT_OPTIONAL  # a joining host has no cert yet
+        self._client_ctx = pki.client_context(self.credential, tls_dir)
+        self.joins = JoinTokens(folder / "join-tokens.json")
+        self.hosts = HostTable()
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+
+    # -- the management door -----------------------------------------------------------
+
+    def serve_management(self, listener: socket.socket) -> None:
+        self._spawn(self._accept_loop, listener, self._management_conn)
+
+    def _accept_loop(self, listener: socket.socket,
+                     handle: Callable[[socket.socket, str], None]) -> None:
+        listener.settimeout(0.5)
+        while not self._stop.is_set():
+            try:
+                conn, peer = listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            peer_addr = str(peer[0]) if isinstance(peer, tuple) else ""
+            self._spawn(self._guarded, handle, conn, peer_addr)
+
+    def _guarded(self, handle: Callable[[socket.socket, str], None], conn: socket.socket,
+                 peer: str) -> None:
+        with contextlib.suppress(OSError, VmknetError, ValueError), conn:
+            handle(conn, peer)
+
+    def _management_conn(self, conn: socket.socket, peer: str) -> None:
+        conn.settimeout(AGENT_TIMEOUT)
+        tls = self._server_ctx.wrap_socket(conn, server_side=True)
+        cert = tls.getpeercert(binary_form=True)
+        if not cert:
+            wire.answer(tls, {"join": lambda p: self.join(p, peer)}, limit=MAX_CSR * 2)
+            return
+        who = pki.peer(tls, pki.HOST)
+        tls.settimeout(3 * AGENT_TIMEOUT)
+        handlers = {"heartbeat": lambda p: self.heartbeat(who.name, peer, p)}
+        while not self._stop.is_set() and wire.answer(tls, handlers, limit=64 * 1024):
+            pass
+
+    def join(self, params: dict[str, Any], peer: str) -> dict[str, Any]:
+        def from_management(host: str) -> None:
+            links = management_links(self.inventory(), host)
+            if peer not in {a for a, _ in links}:
+                raise TrustError(f"Host {host} must join from one of its management adapters "
+                                 f"({', '.join(a for a, _ in links) or 'none'}), not {peer}",
+                                 code="SEC-2")
+
+        host = self.joins.redeem(str(params.get("token", "")), from_management)
+        links = management_links(self.inventory(), host)
+        csr = str(params.get("csr", "")).encode()
+        cert = self.ca.sign_request(csr, host, [a for a, _ in links])
+        self.hosts.joined(host)
+        return {"host": host, "cert": cert.decode(), "ca": self.ca.cert_pem.decode(),
+                "links": [list(x) for x in links]}
+
+    def heartbeat(self, host: str, peer: str, params: dict[str, Any]) -> dict[str, Any]:
+        links = management_links(self.inventory(), host)
+        vmk = dict(links).get(peer)
+        if vmk is None:
+            raise TrustError(f"Heartbeat of {host} from {peer}, which is not one of its "
+                             "management adapters", code="SEC-2")
+        pid = params.get("pid")
+        error = params.get("error")
+        self.hosts.heartbeat(host, peer, vmk, pid if isinstance(pid, int) else None,
+                             str(error)[:500] if error else None)
+        return {"links": [list(x) for x in links]}
+
+    # -- the local door --------------------------------------------------------------------
+
+    def serve_local(self, listener: socket.socket) -> None:
+        self._spawn(self._accept_loop, listener, self._local_conn)
+
+    def _local_conn(self, conn: socket.socket, _peer: str) -> None:
+        creds = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12)
+        uid = int.from_bytes(creds[4:8], "little")
+        if uid not in (0, os.getuid()):
+            return  # the file mode already keeps others out; this is the second lock
+        conn.settimeout(60)
+        handlers: dict[str, wire.Handler] = {
+            "ping": lambda p: {"pid": os.getpid()},
+            "hosts": lambda p: self.host_status(),
+            "join-token": self._join_token,
+            "ticket": self._ticket,
+        }
+        while not self._stop.is_set() and wire.answer(conn, handlers):
+            pass
+
+    def host_status(self) -> list[dict[str, Any]]:
+        dc = self.inventory()
+        return self.hosts.report({h: management_links(dc, h) for h in dc.hosts})
+
+    def _join_token(self, params: dict[str, Any]) -> dict[str, Any]:
+        host = str(params.get("host", ""))
+        if host not in self.inventory().hosts:
+            raise NotFound(f"Host {host} is not in the inventory")
+        return {"token": self.joins.create(host),
+                "caFingerprint": pki.fingerprint(self.ca.cert_pem)}
+
+    def _ticket(self, params: dict[str, Any]) -> dict[str, Any]:
+        kind, source, target = (str(params.get(k, "")) for k in ("kind", "source", "target"))
+        uses = params.get("uses", 1)
+        if kind not in tickets.KINDS or not isinstance(uses, int) or not 1 <= uses <= 64:
+            raise InvalidArgument("A ticket needs a known kind and 1..64 uses")
+        key = bytes.fromhex(str(params["key"])) if params.get("key") else None
+        ticket = tickets.new(kind, str(params.get("operation") or f"{kind}-op"), source, target,
+                             uses=uses, key=key)
+        delivered: list[str] = []
+        try:
+            for host in dict.fromkeys((target, source)):
+                self.call_agent(host, "ticket.put", {"ticket": ticket.to_json()})
+                delivered.append(host)
+        except VmknetError:
+            for host in delivered:
+                with contextlib.suppress(VmknetError, OSError):
+                    self.call_agent(host, "ticket.drop", {"id": ticket.id})
+            raise
+        return {"id": ticket.id, "operation": ticket.operation}
+
+    # -- talking to agents -------------------------------------------------------------------
+
+    def call_agent(self, host: str, method: str, params: dict[str, Any]) -> Any:
+        """One request to `host`'s agent over mutual TLS, trying each management address."""
+        links = management_links(self.inventory(), host)
+        if not links:
+            raise NotFound(f"Host {host} has no management adapter with an address")
+        last: Exception | None = None
+        for address, _vmk in links:
+            try:
+                with socket.create_connection((address, self.port), AGENT_TIMEOUT) as raw, \
+                        self._client_ctx.wrap_socket(raw) as tls:
+                    pki.peer(tls, pki.HOST, host)
+                    return wire.call(tls, method, params)
+            except (OSError, TrustError, wire.WireError) as err:
+                last = err
+        raise VmknetError(f"The agent of {host} cannot be reached over its management "
+                          f"adapters: {last}", code="HostNotConnected", host=host)
+
+    # -- life --------------------------------------------------------------------------------
+
+    def _spawn(self, target: Callable[..., None], *args: Any) -> None:
+        t = threading.Thread(target=target, args=args, daemon=True)
+        t.start()
+        self._threads.append(t)
+        self._threads = [x for x in self._threads if x.is_alive()]
+
+    def stop(self) -> None:
+        self._stop.set()

@@ -1,0 +1,188 @@
+"""The management plane in the kernel: controller and agents over the management adapters only.
+
+One example lab per module: `lab up` starts the controller in the controller
+namespace and an agent in each host's management stack; the tests then
+probe listeners, strangers, joins, kill -9 of agents and of the controller.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import ssl
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from kernelkit import wait_until
+from labkit import lab_name
+
+from vmknet.cli.main import main
+from vmknet.controller import lab as mgmt
+from vmknet.controller.client import ControllerClient
+from vmknet.dataplane import naming
+from vmknet.dataplane.linux import netns
+from vmknet.errors import VmknetError
+from vmknet.inventory import Inventory
+from vmknet.lab import lifecycle
+from vmknet.mgmt import paths, wire
+from vmknet.processes import alive, lab_pids
+from vmknet.trust import pki
+from vmknet.trust.issuer import book
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "lab.yaml"
+HOSTS = ["esx01", "esx02", "esx03"]
+MGMT = {"esx01": "198.18.0.11", "esx02": "198.18.0.12", "esx03": "198.18.0.13"}
+
+
+@dataclass
+class Built:
+    name: str
+    store: Path
+    inv: Inventory
+
+    def ns(self, host: str, stack: str = "defaultTcpipStack") -> str:
+        return naming.stack_ns(self.name, host, stack)
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Built]:
+    store = tmp_path_factory.mktemp("mgmt") / "inventory.db"
+    inv = Inventory.open(store)
+    name = lab_name()
+    try:
+        report = lifecycle.up(inv, EXAMPLE, name)
+        assert report.management is not None
+        yield Built(name, store, inv)
+    finally:
+        lifecycle.down(inv, name)
+    assert not lab_pids(paths.AGENT_MARKER, name), "lab down left an agent running"
+    assert not lab_pids(paths.CONTROLLER_MARKER, name), "lab down left the controller running"
+
+
+def _status(b: Built) -> dict[str, dict[str, object]]:
+    return {r["host"]: r for r in ControllerClient(b.name).host_status()}
+
+
+def _all_available(b: Built) -> bool:
+    return all(r["condition"] == "Available" for r in _status(b).values())
+
+
+def _listeners(ns: str) -> list[str]:
+    out = subprocess.run(["ip", "netns", "exec", ns, "ss", "-Htln"], capture_output=True,
+                         text=True, check=True).stdout
+    return [line.split()[3] for line in out.splitlines()]
+
+
+def _socket_in(ns: str) -> socket.socket:
+    return netns.in_netns(ns, lambda: socket.socket(socket.AF_INET, socket.SOCK_STREAM))
+
+
+def test_every_host_heartbeats_over_its_management_adapter(built: Built) -> None:
+    assert wait_until(lambda: _all_available(built), 10) is not None
+    rows = _status(built)
+    for host in HOSTS:
+        links = rows[host]["links"]
+        assert isinstance(links, list)
+        assert [(lk["vmk"], lk["address"]) for lk in links] == [("vmk0", MGMT[host])]
+    result = CliRunner().invoke(main, ["--store", str(built.store), "host", "status", "--json"])
+    assert result.exit_code == 0, result.output
+    assert '"condition": "Available"' in result.output
+
+
+def test_agents_listen_only_on_management_addresses(built: Built) -> None:
+    for host in HOSTS:
+        for stack in ("defaultTcpipStack", "vmotion", "vSphereProvisioning"):
+            on_443 = [a for a in _listeners(built.ns(host, stack)) if a.endswith(":443")]
+            assert on_443 == ([f"{MGMT[host]}:443"] if stack == "defaultTcpipStack" else [])
+    assert _listeners(naming.controller_ns(built.name)) == ["198.18.0.250:443"]
+
+
+def _tls_to_agent(b: Built, from_ns: str, address: str, cred_dir: Path | None) -> str:
+    """Try to call `ping` on an agent; the failure class name, or 'ok'."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    if cred_dir is not None:
+        ctx.load_cert_chain(cred_dir / "cert.pem", cred_dir / "key.pem")
+    sock = _socket_in(from_ns)
+    try:
+        sock.settimeout(3)
+        sock.connect((address, paths.MGMT_PORT))
+        with ctx.wrap_socket(sock) as tls:
+            wire.call(tls, "ping")
+            return "ok"
+    except (OSError, VmknetError) as err:
+        return type(err).__name__
+    finally:
+        sock.close()
+
+
+def test_strangers_are_refused_by_the_agent(built: Built) -> None:
+    esx03 = paths.agent_dir(built.name, "esx03")
+    # No certificate at all, from a host on the same VLAN: the TLS handshake fails.
+    assert _tls_to_agent(built, built.ns("esx03"), MGMT["esx01"], None) != "ok"
+    # A valid certificate of the same CA, but a host's, not the controller's: refused.
+    assert _tls_to_agent(built, built.ns("esx03"), MGMT["esx01"], esx03) != "ok"
+    # The controller's own certificate works (proves the test can succeed).
+    ctl = paths.controller_dir(built.name) / "tls"
+    assert _tls_to_agent(built, naming.controller_ns(built.name), MGMT["esx01"], ctl) == "ok"
+
+
+def test_join_tokens_are_single_use_and_bound_to_the_management_adapter(built: Built) -> None:
+    grant = ControllerClient(built.name).call("join-token", {"host": "esx02"})
+    fingerprint = str(grant["caFingerprint"])
+
+    def join(from_ns: str) -> str:
+        _key, csr = pki.request("esx02")
+        sock = _socket_in(from_ns)
+        try:
+            sock.settimeout(3)
+            sock.connect(("198.18.0.250", paths.MGMT_PORT))
+            with pki.pinned_client_context(fingerprint).wrap_socket(sock) as tls:
+                wire.call(tls, "join", {"token": grant["token"], "csr": csr.decode()})
+                return "joined"
+        except VmknetError as err:
+            return err.code
+        finally:
+            sock.close()
+
+    # esx02's token used from esx03's management adapter: not one of esx02's (SEC-2).
+    assert join(built.ns("esx03")) == "SEC-2"
+    assert join(built.ns("esx02")) == "joined"
+    assert join(built.ns("esx02")) == "NotAuthenticated"  # the token is spent
+
+
+def test_agent_killed_comes_back_without_joining_again(built: Built) -> None:
+    pid = next(p for p in lab_pids(paths.AGENT_MARKER, built.name)
+               if b"--host=esx02" in Path(f"/proc/{p}/cmdline").read_bytes())
+    os.kill(pid, signal.SIGKILL)
+    assert wait_until(lambda: not _status(built)["esx02"]["connected"], 8) is not None
+    report = mgmt.start(built.name, built.inv.read(), str(built.store))
+    assert report.started == ["esx02"]
+    assert not paths.join_token_file(built.name, "esx02").exists()  # no new join was needed
+    assert wait_until(lambda: _all_available(built), 10) is not None
+
+
+def test_controller_killed_agents_resynchronise(built: Built) -> None:
+    agents = sorted(lab_pids(paths.AGENT_MARKER, built.name))
+    (ctl,) = lab_pids(paths.CONTROLLER_MARKER, built.name)
+    os.kill(ctl, signal.SIGKILL)
+    assert wait_until(lambda: not alive(ctl), 3) is not None
+    report = mgmt.start(built.name, built.inv.read(), str(built.store))
+    assert report.started == [] and report.controller_pid != ctl
+    assert wait_until(lambda: _all_available(built), 10) is not None
+    assert sorted(lab_pids(paths.AGENT_MARKER, built.name)) == agents  # nobody restarted
+
+
+def test_tickets_go_through_the_agents(built: Built) -> None:
+    got = ControllerClient(built.name).call(
+        "ticket", {"kind": "nfc", "source": "esx01", "target": "esx03", "uses": 2})
+    for host in ("esx01", "esx03"):
+        ticket = book(built.name, host).get(str(got["id"]))
+        assert ticket is not None and ticket.uses == 2 and ticket.target == "esx03"
+    assert book(built.name, "esx02").get(str(got["id"])) is None

@@ -42,6 +42,9 @@ from .report import ABORTED, MigrationReport, PairStat
 
 Progress = Callable[[dict[str, Any]], None]
 KILL_TIMEOUT = 3.0
+# The migration's control channel on the target's management adapters. Not 443: that
+# is the host agent's (MGMT-1); not 8000: a management adapter may also carry vMotion.
+CONTROL_PORT = 8001
 
 
 def pair_stat(flow: Flow) -> PairStat:
@@ -79,6 +82,7 @@ def migrate(dc: Datacenter, lab: LabRef, vm: str, target: str, *,
     key = crypto.new_key() if encryption != crypto.DISABLED else None
     ticket = issuer_for(name).issue("vmotion", rec.host, target, uses=len(flows) + 1, key=key)
     vm_listen = listen(dc, lab, target, Service.VMOTION, port)
+    mgmt_port = CONTROL_PORT if mgmt_port is None else mgmt_port
     mgmt_listen = listen(dc, lab, target, Service.MANAGEMENT, mgmt_port)
     try:
         target_pid = spawn("incoming", name, vm, target, [

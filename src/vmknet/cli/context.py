@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NoReturn
+from typing import IO, Any, NoReturn
 
 import click
 
@@ -57,3 +57,24 @@ def report(err: VmknetError, esxcli_style: bool = False) -> NoReturn:
     message = one_line(err.message, limit=2000)
     click.echo(message if esxcli_style else f"Error [{err.code}]: {message}", err=True)
     sys.exit(exit_code(err))
+
+
+class UsageLine(click.UsageError):
+    """A usage error of a vmknet command as one line, like every other error (exit 2)."""
+
+    def show(self, file: IO[Any] | None = None) -> None:
+        click.echo(f"Error [InvalidArgument]: {self.format_message()}", err=True)
+
+
+# `vmknet` or `vmknet vm` alone prints the help: that is not an error to reformat.
+_HELP = getattr(click.exceptions, "NoArgsIsHelpError", ())
+
+
+def one_line_usage(err: click.UsageError) -> click.UsageError:
+    """`err` as a UsageLine; esxcli keeps its own (ESXi's) usage texts."""
+    ctx = err.ctx
+    if isinstance(err, UsageLine | _HELP) or (ctx and ctx.command_path.split()[1:2] == ["esxcli"]):
+        return err
+    path = ctx.command_path if ctx else "vmknet"
+    text = one_line(f"{path}: {err.format_message()} (see '{path} --help')", limit=2000)
+    return UsageLine(text, ctx)

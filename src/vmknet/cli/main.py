@@ -12,6 +12,7 @@ their code (`vmknet.errors.EXIT_CODES`).
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -26,16 +27,26 @@ from . import (
     commands_traffic,
     commands_vm,
 )
-from .context import AppContext, reported
+from .context import AppContext, one_line_usage, reported
 from .esxcli import esxcli
 
 
 class _Main(click.Group):
     """The top level: whatever a command lets through still ends as one error line."""
 
+    def make_context(self, info_name: str | None, args: list[str],
+                     parent: click.Context | None = None, **extra: Any) -> click.Context:
+        try:
+            return super().make_context(info_name, args, parent=parent, **extra)
+        except click.UsageError as err:
+            raise one_line_usage(err) from None
+
     def invoke(self, ctx: click.Context) -> object:
-        with reported():
-            return super().invoke(ctx)
+        try:
+            with reported():
+                return super().invoke(ctx)
+        except click.UsageError as err:
+            raise one_line_usage(err) from None
 
 
 @click.group(cls=_Main, context_settings={"max_content_width": 100})

@@ -142,7 +142,7 @@ def dvs() -> None:
 @dvs.command("add")
 @click.argument("name")
 @click.option("--mtu", type=click.IntRange(1280, 9000), default=1500, show_default=True)
-@click.option("--uplinks", type=click.IntRange(min=1), default=2, show_default=True)
+@click.option("--uplinks", type=click.IntRange(1, 32), default=2, show_default=True)
 @pass_app
 def dvs_add(app: AppContext, name: str, mtu: int, uplinks: int) -> None:
     run(app, partial(dvs_ops.add, name=name, mtu=mtu, uplinks=uplinks),

@@ -32,7 +32,7 @@ from vmknet.lab import lifecycle
 from vmknet.mgmt import paths, wire
 from vmknet.processes import alive, lab_pids
 from vmknet.trust import pki
-from vmknet.trust.issuer import book
+from vmknet.trust.issuer import ControllerIssuer, book, issuer_for
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "lab.yaml"
 HOSTS = ["esx01", "esx02", "esx03"]
@@ -186,3 +186,11 @@ def test_tickets_go_through_the_agents(built: Built) -> None:
         ticket = book(built.name, host).get(str(got["id"]))
         assert ticket is not None and ticket.uses == 2 and ticket.target == "esx03"
     assert book(built.name, "esx02").get(str(got["id"])) is None
+    # What the engines call: the lab has a controller, so tickets go through it.
+    issuer = issuer_for(built.name)
+    assert isinstance(issuer, ControllerIssuer)
+    ticket = issuer.issue("vmotion", "esx02", "esx01", uses=3, key=b"k" * 32)
+    assert book(built.name, "esx01").get(ticket.id) == ticket
+    with pytest.raises(VmknetError) as err:
+        issuer.issue("vmotion", "esx02", "nohost")
+    assert err.value.code == "NotFound"

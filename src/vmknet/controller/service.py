@@ -170,9 +170,15 @@ class Controller:
         uses = params.get("uses", 1)
         if kind not in tickets.KINDS or not isinstance(uses, int) or not 1 <= uses <= 64:
             raise InvalidArgument("A ticket needs a known kind and 1..64 uses")
+        ttl = params.get("ttl", tickets.DEFAULT_TTL)
+        if not isinstance(ttl, int | float) or not 0 < ttl <= 3600:
+            raise InvalidArgument("A ticket lives 0 to 3600 s")
+        dc = self.inventory()
+        if source not in dc.hosts or target not in dc.hosts:
+            raise NotFound(f"Ticket between {source} and {target}: not both in the inventory")
         key = bytes.fromhex(str(params["key"])) if params.get("key") else None
-        ticket = tickets.new(kind, str(params.get("operation") or f"{kind}-op"), source, target,
-                             uses=uses, key=key)
+        ticket = tickets.new(kind, str(params.get("operation") or f"{kind}-op")[:64], source,
+                             target, uses=uses, key=key, ttl=float(ttl))
         delivered: list[str] = []
         try:
             for host in dict.fromkeys((target, source)):

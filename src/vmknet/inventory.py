@@ -35,7 +35,7 @@ from .rules.lint import Finding, lint
 from .state import dumps
 from .state.diff import Change as StateChange
 from .state.diff import diff
-from .store import Store, Transaction, default_store_path
+from .store import StoreBackend, Transaction, open_store
 
 Change = Callable[[Transaction], tuple[Datacenter, Sequence[Event]]]
 
@@ -56,7 +56,7 @@ class Realiser(Protocol):
 
 
 class Inventory:
-    def __init__(self, store: Store, realiser: Realiser | None = None) -> None:
+    def __init__(self, store: StoreBackend, realiser: Realiser | None = None) -> None:
         self.store = store
         # Made on first use: an unbound store never touches the kernel (nor needs root).
         self._realiser = realiser
@@ -64,7 +64,8 @@ class Inventory:
     @classmethod
     def open(cls, path: str | Path | None = None,
              realiser: Realiser | None = None) -> Inventory:
-        return cls(Store(path if path is not None else default_store_path()), realiser)
+        # A path is a SQLite file, `etcd://host:port[/prefix]` an etcd store (docs/store.md).
+        return cls(open_store(path), realiser)
 
     @property
     def realiser(self) -> Realiser:

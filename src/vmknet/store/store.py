@@ -1,6 +1,6 @@
-"""The inventory store: one Datacenter, versioned, in an embedded SQLite file.
+"""The embedded backend: one Datacenter, versioned, in a SQLite file (`Store` is its old name).
 
-    store = Store(default_store_path())
+    store = SqliteStore(default_store_path())
     with store.transaction() as txn:          # writers queue here, one at a time
         dc = txn.datacenter                   # a fresh copy, safe to mutate
         dc.hosts["esx03"] = new_host()
@@ -22,47 +22,20 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterable, Iterator
 from contextlib import closing, contextmanager
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Protocol
 
 from ..errors import ConcurrentModification, InvalidArgument
 from ..model import Datacenter
-from . import schema
+from . import base, schema
+from .base import EMPTY, Event, EventLike, canonical_json
 
-EMPTY = "{}"  # the canonical JSON of Datacenter(): an empty store holds exactly that
-
-
-class EventLike(Protocol):
-    """What an operation reports (vmknet.events.Event has it)."""
-
-    @property
-    def rule(self) -> str: ...
-    @property
-    def path(self) -> str: ...
-    @property
-    def message(self) -> str: ...
+__all__ = ["EMPTY", "Event", "EventLike", "SqliteStore", "SqliteTransaction", "Store",
+           "Transaction", "canonical_json"]
 
 
-@dataclass(frozen=True)
-class Event:
-    """A recorded side effect; `time` (ISO 8601, UTC) and `version` are set when read back."""
-
-    rule: str
-    path: str
-    message: str
-    time: str | None = None
-    version: int | None = None
-
-
-def canonical_json(dc: Datacenter) -> str:
-    """The stored form: the desired-state file's data as JSON (defaults left out, aliases)."""
-    return dc.model_dump_json(by_alias=True, exclude_defaults=True)
-
-
-class Transaction:
-    """One serialised read-modify-write; only `Store.transaction` makes these."""
+class SqliteTransaction:
+    """One serialised read-modify-write; only `SqliteStore.transaction` makes these."""
 
     def __init__(self, conn: sqlite3.Connection, version: int, stored: str) -> None:
         self._conn = conn
@@ -117,10 +90,14 @@ class Transaction:
                 " ON CONFLICT (key) DO UPDATE SET value = excluded.value", (key, value))
 
 
-class Store:
+class SqliteStore:
     def __init__(self, path: Path | str) -> None:
         # Nothing touches the disk here: reading a store that does not exist yet is fine.
         self.path = Path(path)
+
+    @property
+    def location(self) -> str:
+        return str(self.path)
 
     def read(self) -> tuple[int, Datacenter]:
         """(version, datacenter); (0, Datacenter()) when nothing was ever saved."""
@@ -131,7 +108,7 @@ class Store:
         return version, Datacenter.model_validate_json(text)
 
     @contextmanager
-    def transaction(self) -> Iterator[Transaction]:
+    def transaction(self) -> Iterator[SqliteTransaction]:
         """Serialised with every other writer; an exception inside rolls everything back."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self._sqlite_errors(), closing(schema.connect(self.path)) as conn:
@@ -141,7 +118,7 @@ class Store:
             conn.execute("BEGIN IMMEDIATE")
             try:
                 schema.create_tables(conn)
-                yield Transaction(conn, *_current(conn))
+                yield SqliteTransaction(conn, *_current(conn))
             except BaseException:
                 if conn.in_transaction:  # SQLite may already have rolled back (disk full)
                     conn.execute("ROLLBACK")
@@ -151,14 +128,7 @@ class Store:
     def save_if(self, expected_version: int, dc: Datacenter,
                 events: Iterable[EventLike] = ()) -> int:
         """Save only if the store is still at `expected_version` (what a plan was made from)."""
-        with self.transaction() as txn:
-            if txn.version != expected_version:
-                raise ConcurrentModification(
-                    f"The inventory changed since the plan was made (version {expected_version}"
-                    f", now {txn.version}): run plan again",
-                    expected=expected_version, actual=txn.version,
-                )
-            return txn.save(dc, events)
+        return base.save_if(self, expected_version, dc, events)
 
     def meta(self, key: str) -> str | None:
         """The value stored under `key`, None when unset (or no store file yet)."""
@@ -197,6 +167,10 @@ class Store:
     def _unusable(self, err: sqlite3.Error) -> InvalidArgument:
         return InvalidArgument(f"Cannot use {self.path} as a vmknet inventory ({err}): "
                                "check --store / VMKNET_STORE", path=str(self.path))
+
+
+Store = SqliteStore  # the name every caller used before there were two backends
+Transaction = SqliteTransaction
 
 
 def _current(conn: sqlite3.Connection) -> tuple[int, str]:

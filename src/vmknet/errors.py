@@ -117,6 +117,14 @@ HTTP_STATUS: dict[str, int] = {
     "FileFault": 500,
     "NoPermission": 403,
     "InternalError": 500,
+    # REST only: the request itself (authentication, size, shape) was refused
+    "NotAuthenticated": 401,
+    "RequestTooLarge": 413,
+    "InvalidRequest": 422,
+    "MethodNotAllowed": 405,
+    "UnsupportedMediaType": 415,
+    "ControllerNotRunning": 503,
+    "HostNotConnected": 503,
 }
 """REST status per code; rule violations (any other code) are 422."""
 

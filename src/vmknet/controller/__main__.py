@@ -3,7 +3,8 @@
 It enters the lab's controller namespace (where vCenter would sit: on the
 management VLAN, reaching other hosts through the router), listens there on
 its address, port 443, for the agents, and on `api.sock` for the CLI, and
-reads the inventory from the store each time it needs it.
+reads the inventory from the store each time it needs it. It also serves the
+REST API (`vmknet.api`) on `rest.sock` and on 127.0.0.1 of the root namespace.
 """
 
 from __future__ import annotations
@@ -15,8 +16,10 @@ import signal
 import socket
 import threading
 
+from ..api import TokenBook, create_app, serve
 from ..dataplane import naming
 from ..dataplane.linux import netns
+from ..inventory import Inventory
 from ..mgmt import paths, spawn
 from ..store import Store
 from .service import Controller
@@ -29,6 +32,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--listen", default=None, help="address[:port] (default: the lab's "
                    "controller address, port 443)")
     p.add_argument("--ready-fd", type=int, default=None)
+    p.add_argument("--rest-port", type=int, default=None, help="the REST API on 127.0.0.1 "
+                   "of the root namespace (default 8088, another if taken)")
     args = p.parse_args(argv)
     spawn.detach()
     store = Store(args.store)
@@ -52,18 +57,42 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         os.umask(old)
     local.listen(16)
+    rest = _rest_listeners(args)  # before netns.enter: 127.0.0.1 of the root namespace
     netns.enter(naming.controller_ns(args.lab))  # every later socket is in that namespace
     mgmt = socket.create_server((address, port), backlog=64)
     controller.serve_management(mgmt)
     controller.serve_local(local)
+    server = _serve_rest(args, controller, rest)
     done = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: done.set())
     spawn.ready(args.ready_fd)
     done.wait()
+    _stop_rest(args, server)
     controller.stop()
     with contextlib.suppress(FileNotFoundError):
         sock_path.unlink()
     return 0
+
+
+# -- the REST API (vmknet.api): uvicorn in a thread, on sockets opened before netns.enter ----
+
+
+def _rest_listeners(args: argparse.Namespace) -> list[socket.socket]:
+    return serve.listen(args.lab, args.rest_port or serve.DEFAULT_PORT)
+
+
+def _serve_rest(args: argparse.Namespace, controller: Controller,
+                sockets: list[socket.socket]) -> serve.RestServer:
+    app = create_app(controller, lambda: Inventory.open(args.store),
+                     TokenBook(serve.tokens_file(args.lab)))
+    server = serve.RestServer(app, sockets)
+    server.start()
+    return server
+
+
+def _stop_rest(args: argparse.Namespace, server: serve.RestServer) -> None:
+    server.stop()
+    serve.forget(args.lab)
 
 
 if __name__ == "__main__":

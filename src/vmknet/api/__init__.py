@@ -1,6 +1,10 @@
-"""The controller's REST API (FastAPI): `create_app`, tokens and roles, and its serving."""
+"""The controller's REST API (FastAPI).
 
-from .app import create_app
-from .tokens import ADMIN, OPERATOR, READ_ONLY, ROLES, TokenBook
+    app.create_app(controller, inventory_factory, tokens)   the application
+    tokens.TokenBook                                        bearer tokens and roles
+    serve.listen / serve.RestServer                         the controller serves it
+    files                                                   where its files are
 
-__all__ = ["ADMIN", "OPERATOR", "READ_ONLY", "ROLES", "TokenBook", "create_app"]
+Nothing is imported here: the CLI reads `tokens` and `files` without loading
+FastAPI.
+"""

@@ -26,30 +26,11 @@ import uvicorn
 from fastapi import FastAPI
 
 from ..mgmt.paths import controller_dir
+from .files import rest_socket, url_file
 
 DEFAULT_PORT = 8088
 LOOPBACK = "127.0.0.1"
 START_TIMEOUT = 10.0
-
-
-def rest_socket(lab: str) -> Path:
-    return controller_dir(lab) / "rest.sock"
-
-
-def url_file(lab: str) -> Path:
-    return controller_dir(lab) / "rest.url"
-
-
-def tokens_file(lab: str) -> Path:
-    return controller_dir(lab) / "api-tokens.json"
-
-
-def served_url(lab: str) -> str | None:
-    """The browser URL of `lab`'s API, if its controller serves one."""
-    try:
-        return url_file(lab).read_text(encoding="utf-8").strip() or None
-    except OSError:
-        return None
 
 
 def listen_loopback(port: int = DEFAULT_PORT) -> socket.socket:

@@ -17,6 +17,7 @@ from typing import Any
 import click
 
 from . import (
+    commands_api,
     commands_lab,
     commands_mgmt,
     commands_objects,
@@ -67,6 +68,7 @@ for _command in (*commands_state.COMMANDS, commands_resolve.resolve,
 main.add_command(esxcli)
 commands_objects.host.add_command(commands_mgmt.host_status)
 main.add_command(commands_lab.lab)
+main.add_command(commands_api.api)
 for _command in commands_traffic.COMMANDS:
     main.add_command(_command)
 commands_lab.lab.add_command(commands_traffic.check_command)

@@ -16,7 +16,9 @@ import signal
 import socket
 import threading
 
-from ..api import TokenBook, create_app, serve
+from ..api import files, serve
+from ..api.app import create_app
+from ..api.tokens import TokenBook
 from ..dataplane import naming
 from ..dataplane.linux import netns
 from ..inventory import Inventory
@@ -84,7 +86,7 @@ def _rest_listeners(args: argparse.Namespace) -> list[socket.socket]:
 def _serve_rest(args: argparse.Namespace, controller: Controller,
                 sockets: list[socket.socket]) -> serve.RestServer:
     app = create_app(controller, lambda: Inventory.open(args.store),
-                     TokenBook(serve.tokens_file(args.lab)))
+                     TokenBook(files.tokens_file(args.lab)))
     server = serve.RestServer(app, sockets)
     server.start()
     return server

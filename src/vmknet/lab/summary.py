@@ -68,9 +68,11 @@ def segment_rows(dc: Datacenter, state: KernelState, lab: str) -> list[list[str]
 def router_rows(dc: Datacenter, lab: str) -> list[list[str]]:
     rows = []
     for name in sorted(dc.physical.routers):
-        interfaces = [f"VLAN {i.vlan}: " + " ".join(str(a) for a in i.addresses)
-                      for i in dc.physical.routers[name].interfaces]
-        rows.append([name, naming.router_ns(lab, name), "; ".join(interfaces)])
+        router = dc.physical.routers[name]
+        interfaces = [f"VLAN {i.vlan}" + (f" ({i.traffic})" if i.traffic else "") + ": "
+                      + " ".join(str(a) for a in i.addresses) for i in router.interfaces]
+        routes = [f"routes {a} <-> {b}" for a, b in router.routes]  # SEC-6: declared crossings
+        rows.append([name, naming.router_ns(lab, name), "; ".join(interfaces + routes)])
     ctl = dc.physical.controller
     if ctl is not None:
         rows.append(["(controller)", naming.controller_ns(lab),

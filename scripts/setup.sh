@@ -2,7 +2,7 @@
 # Create .venv and install vmknet with its dev tools; idempotent and quick when nothing changed.
 # Works on a fresh Debian machine with Python 3.11: installs with apt-get (as root) what is
 # missing: python3-venv, and the tools the lab uses (iproute2: ip/bridge/tc; iputils-ping;
-# iperf3 for traffic tests; nftables for the routers' filter).
+# iperf3 for traffic tests; nftables for the routers' filter; tcpdump for captures).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -35,6 +35,7 @@ command -v ip >/dev/null && command -v bridge >/dev/null && command -v tc >/dev/
 command -v ping >/dev/null || missing+=(iputils-ping)
 command -v iperf3 >/dev/null || missing+=(iperf3)
 command -v nft >/dev/null || missing+=(nftables)  # routers' traffic-type filter
+command -v tcpdump >/dev/null || missing+=(tcpdump)  # SEC-4 test: no key in a management capture
 if [ ${#missing[@]} -gt 0 ]; then
     if [ "$(id -u)" -eq 0 ]; then
         echo "setup: apt-get install ${missing[*]}"

@@ -35,6 +35,8 @@ command -v ip >/dev/null && command -v bridge >/dev/null && command -v tc >/dev/
 command -v ping >/dev/null || missing+=(iputils-ping)
 command -v iperf3 >/dev/null || missing+=(iperf3)
 command -v nft >/dev/null || missing+=(nftables)  # routers' traffic-type filter
+command -v etcd >/dev/null || missing+=(etcd-server)  # the etcd store (docs/store.md)
+command -v etcdctl >/dev/null || missing+=(etcd-client)  # looking into it by hand
 command -v tcpdump >/dev/null || missing+=(tcpdump)  # SEC-4 test: no key in a management capture
 if [ ${#missing[@]} -gt 0 ]; then
     if [ "$(id -u)" -eq 0 ]; then

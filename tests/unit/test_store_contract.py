@@ -16,6 +16,7 @@ import socket
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 import urllib.request
 import uuid
@@ -242,6 +243,24 @@ def test_inventory_works_on_the_store(location: str) -> None:
         inv.apply(plan)  # made before the apply of lab(1)
     assert inv.read() == lab(1)
     assert Inventory.open(location).store.read()[0] == 1
+
+
+def test_threads_sharing_one_store_object_never_lose_an_update(store: StoreBackend) -> None:
+    def add(worker: int) -> None:
+        for i in range(5):
+            with store.transaction() as txn:
+                dc = txn.datacenter
+                dc.hosts[f"t{worker}-{i}"] = new_host()
+                txn.save(dc)
+
+    threads = [threading.Thread(target=add, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    version, dc = store.read()
+    assert version == 20
+    assert set(dc.hosts) == {f"t{n}-{i}" for n in range(4) for i in range(5)}
 
 
 WORKER = textwrap.dedent("""

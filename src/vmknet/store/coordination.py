@@ -72,11 +72,13 @@ class Lease:
         return self._etcd.put(name, value, lease=self.id)
 
     def _keep(self) -> None:
-        # Its own client: an HTTP session is not to be shared between threads.
-        etcd = Etcd(self.address)
+        # Its own client (an HTTP session is not to be shared between threads), made only
+        # when a first keepalive is due: most store transactions end well before that.
+        etcd: Etcd | None = None
         interval = max(self.ttl / 3, 0.2)
         while not self._stop.wait(interval):
             try:
+                etcd = etcd or Etcd(self.address)
                 if etcd.refresh(self.id) < 0:
                     self.expired.set()
                     return

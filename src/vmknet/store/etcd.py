@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import random
+import threading
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager, suppress
@@ -111,7 +112,7 @@ class EtcdStore:
                  lock_ttl: int = LOCK_TTL_S, lock_wait: float = LOCK_WAIT_S) -> None:
         # Nothing is sent here: opening a store whose etcd is down fails at first use.
         self.address = location if isinstance(location, Address) else parse(location)
-        self.etcd = Etcd(self.address)
+        self._local = threading.local()
         self.events_kept = events_kept
         self.lock_ttl = lock_ttl
         self.lock_wait = lock_wait
@@ -119,6 +120,15 @@ class EtcdStore:
     @property
     def location(self) -> str:
         return self.address.url
+
+    @property
+    def etcd(self) -> Etcd:
+        """This thread's client: one store may serve many threads (a REST server's pool),
+        and an HTTP session is not to be shared between them."""
+        client: Etcd | None = getattr(self._local, "etcd", None)
+        if client is None:
+            client = self._local.etcd = Etcd(self.address)
+        return client
 
     @property
     def path(self) -> Path:

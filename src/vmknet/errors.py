@@ -35,6 +35,8 @@ class VmknetError(Exception):
     default_code = "VmknetError"
 
     def __init__(self, message: str, *, code: str | None = None, **details: Any) -> None:
+        # One line, whatever it quotes: a name holding a newline must not split the report.
+        message = " ".join(message.splitlines()) if len(message.splitlines()) > 1 else message
         super().__init__(message)
         self.message = message
         self.code = code or self.default_code

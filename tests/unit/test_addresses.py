@@ -23,7 +23,8 @@ from vmknet.state import load_file
 
 EXAMPLES = sorted(Path(__file__).parents[2].joinpath("examples").glob("*.yaml"))
 
-REFUSED = ["0.0.0.0/24", "127.0.0.1/8", "224.0.0.5/24", "239.1.1.1/24", "169.254.7.7/16",
+REFUSED = ["0.0.0.0/24", "0.0.48.57/8", "127.0.0.1/8", "224.0.0.5/24", "239.1.1.1/24",
+           "169.254.7.7/16",
            "198.18.4.0/24", "198.18.4.255/24", "198.18.0.0/15", "198.19.255.255/15",
            "255.255.255.255/24", "240.0.0.1/24",
            "::/64", "::1/128", "ff02::1/64", "fe80::1/64", "2001:db8:4::/64"]
@@ -58,7 +59,7 @@ def test_addr1_network_and_broadcast_of_any_subnet(value: int, prefix: int) -> N
     net = IPv4Network((value, prefix), strict=False)
     ip = iface.ip
     special = (ip.is_unspecified or ip.is_loopback or ip.is_multicast or ip.is_link_local
-               or ip.is_reserved)
+               or ip.is_reserved or ip in IPv4Network("0.0.0.0/8"))
     edge = ip in (net.network_address, net.broadcast_address)
     assert (unusable(iface) is not None) == (special or edge)
 

@@ -4,22 +4,34 @@ from __future__ import annotations
 
 import hashlib
 from ipaddress import IPv4Address, IPv4Interface, IPv6Address, IPv6Interface
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, model_validator
+from pydantic import BeforeValidator, Field, model_validator
 
 from .base import VmknetModel
 from .services import DEFAULT_STACK, EXCLUSIVE_STACK_SERVICE, Service
 
 
+def _address_text(value: object) -> object:
+    # pydantic reads the YAML number 12345 as 0.0.48.57/32: an address is written as text.
+    if isinstance(value, int | float):
+        raise ValueError(f"write the address as text such as 198.18.0.11/24, not the "
+                         f"number {value!r}")
+    return value
+
+
+V4Interface = Annotated[IPv4Interface, BeforeValidator(_address_text)]
+V6Interface = Annotated[IPv6Interface, BeforeValidator(_address_text)]
+
+
 class IPv4Config(VmknetModel):
     type: Literal["none", "static", "dhcp"] = "none"
-    address: IPv4Interface | None = None  # address/prefix, static only
+    address: V4Interface | None = None  # address/prefix, static only
     gateway: IPv4Address | None = None  # per-adapter gateway override (PATH-7)
 
 
 class IPv6Config(VmknetModel):
-    addresses: list[IPv6Interface] = []
+    addresses: list[V6Interface] = []
     autoconf: bool = False
     dhcpv6: bool = False
     gateway: IPv6Address | None = None  # per-adapter gateway override (PATH-7)

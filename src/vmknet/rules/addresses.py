@@ -2,10 +2,11 @@
 layer-2 network.
 
 ADDR-1  A static address (IPv4 `type: static`, every IPv6 address in `addresses`) is
-        not unspecified, loopback, multicast, reserved (240/4, the limited broadcast),
-        link-local (ESXi assigns those itself; a static one is a typo), nor the
-        network or broadcast address of its own subnet (IPv4 below /31, RFC 3021;
-        for IPv6 the all-zeros Subnet-Router anycast address below /127).
+        present, and not unspecified (nor in 0.0.0.0/8), loopback, multicast, reserved
+        (240/4, the limited broadcast), link-local (ESXi assigns those itself; a static
+        one is a typo), nor the network or broadcast address of its own subnet (IPv4
+        below /31, RFC 3021; for IPv6 the all-zeros Subnet-Router anycast address below
+        /127).
 ADDR-2  No two adapters have the same address on one layer-2 network: the same VLAN
         on switches connected to the physical fabric (SW-3: every uplinked switch
         plugs into one fabric, a trunk port group sees every VLAN), or the same port
@@ -22,7 +23,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from ipaddress import IPv4Address, IPv4Interface, IPv6Address, IPv6Interface
+from ipaddress import IPv4Address, IPv4Interface, IPv4Network, IPv6Address, IPv6Interface
 
 from ..errors import RuleViolation, VmknetError
 from ..model import Datacenter, Host, Vmknic
@@ -30,6 +31,7 @@ from ..model.vswitch import VLAN_TRUNK
 from .paths import vmk_path
 
 IPInterface = IPv4Interface | IPv6Interface
+_THIS_NETWORK = IPv4Network("0.0.0.0/8")
 
 
 def static_addresses(vmk: Vmknic) -> list[IPInterface]:
@@ -49,6 +51,8 @@ def unusable(iface: IPInterface) -> str | None:
             else "reserved" if isinstance(ip, IPv4Address) and ip.is_reserved else None)
     if kind is not None:
         return f"{ip} is a {kind} address"
+    if isinstance(ip, IPv4Address) and ip in _THIS_NETWORK:
+        return f"{ip} is in {_THIS_NETWORK} (\"this network\", a source address only)"
     if isinstance(iface, IPv4Interface) and net.prefixlen < 31:
         if ip == net.network_address:
             return f"{ip} is the network address of {net}"
@@ -61,6 +65,11 @@ def unusable(iface: IPInterface) -> str | None:
 
 def check_static(host_name: str, host: Host) -> Iterator[VmknetError]:
     for vmk_name, vmk in host.vmknics.items():
+        if vmk.ipv4.type == "static" and vmk.ipv4.address is None:
+            yield RuleViolation(
+                "ADDR-1", f"{host_name} {vmk_name}: IPv4 type static needs an address; give "
+                "one (address/prefix) or use type dhcp or none",
+                path=vmk_path(host_name, vmk_name))
         for iface in static_addresses(vmk):
             why = unusable(iface)
             if why is not None:

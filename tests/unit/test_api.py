@@ -17,8 +17,9 @@ from click.testing import CliRunner
 from fastapi.testclient import TestClient
 
 from vmknet.api.app import create_app
+from vmknet.api.listen import listen_unix
 from vmknet.api.problems import MAX_BODY
-from vmknet.api.serve import RestServer, listen_unix
+from vmknet.api.serve import RestServer
 from vmknet.api.tokens import ROLES, TokenBook, allows, digest
 from vmknet.cli.main import main
 from vmknet.controller.service import Controller

@@ -15,16 +15,18 @@ import os
 import signal
 import socket
 import threading
+from typing import TYPE_CHECKING
 
-from ..api import files, serve
-from ..api.app import create_app
-from ..api.tokens import TokenBook
+from ..api import files, listen
 from ..dataplane import naming
 from ..dataplane.linux import netns
 from ..inventory import Inventory
 from ..mgmt import paths, spawn
 from ..store import Store
 from .service import Controller
+
+if TYPE_CHECKING:
+    from ..api.serve import RestServer
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -64,10 +66,10 @@ def main(argv: list[str] | None = None) -> int:
     mgmt = socket.create_server((address, port), backlog=64)
     controller.serve_management(mgmt)
     controller.serve_local(local)
-    server = _serve_rest(args, controller, rest)
     done = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: done.set())
     spawn.ready(args.ready_fd)
+    server = _serve_rest(args, controller, rest)
     done.wait()
     _stop_rest(args, server)
     controller.stop()
@@ -80,11 +82,17 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _rest_listeners(args: argparse.Namespace) -> list[socket.socket]:
-    return serve.listen(args.lab, args.rest_port or serve.DEFAULT_PORT)
+    return listen.listen(args.lab, args.rest_port or listen.DEFAULT_PORT)
 
 
 def _serve_rest(args: argparse.Namespace, controller: Controller,
-                sockets: list[socket.socket]) -> serve.RestServer:
+                sockets: list[socket.socket]) -> RestServer:
+    # Loaded after `ready`: FastAPI takes ~0.4 s to import, and lab up need not wait for it
+    # (the listeners already queue connections).
+    from ..api import serve
+    from ..api.app import create_app
+    from ..api.tokens import TokenBook
+
     app = create_app(controller, lambda: Inventory.open(args.store),
                      TokenBook(files.tokens_file(args.lab)))
     server = serve.RestServer(app, sockets)
@@ -92,9 +100,9 @@ def _serve_rest(args: argparse.Namespace, controller: Controller,
     return server
 
 
-def _stop_rest(args: argparse.Namespace, server: serve.RestServer) -> None:
+def _stop_rest(args: argparse.Namespace, server: RestServer) -> None:
     server.stop()
-    serve.forget(args.lab)
+    listen.forget(args.lab)
 
 
 if __name__ == "__main__":

@@ -17,6 +17,8 @@ import pytest
 import test_store_contract as contract
 from builders import lab
 from click.testing import CliRunner
+from hypothesis import given
+from hypothesis import strategies as st
 
 from vmknet.cli.main import main
 from vmknet.errors import ConcurrentModification, InvalidArgument
@@ -43,6 +45,17 @@ TTL = 2  # etcd's smallest lease TTL with its default election timeout
 def test_addresses(text: str, address: Address) -> None:
     assert parse(text) == address
     assert parse(address.url) == address
+
+
+@given(host=st.one_of(st.from_regex(r"[a-z][a-z0-9-]{0,20}(\.[a-z][a-z0-9-]{0,10}){0,2}",
+                                    fullmatch=True),
+                      st.ip_addresses().map(str)),
+       port=st.integers(1, 65535),
+       prefix=st.lists(st.from_regex(r"[A-Za-z0-9_.-]{1,12}", fullmatch=True), max_size=3))
+def test_an_address_survives_its_url(host: str, port: int, prefix: list[str]) -> None:
+    address = Address(host, port, "/" + "/".join(prefix) if prefix else "/vmknet")
+    assert parse(address.url) == address
+    assert parse(str(Path(address.url))) == address  # folded by a click/pathlib Path
 
 
 @pytest.mark.parametrize("text", ["etcd://", "etcd://h:notaport", "etcd://h:2379/x?y=1",

@@ -140,8 +140,11 @@ class Etcd:
         return kvs[0] if kvs else None
 
     def range(self, name: str, prefix: bool = False, limit: int = 0,
-              descending: bool = False) -> list[KeyValue]:
+              descending: bool = False, keys_only: bool = False) -> list[KeyValue]:
+        """The keys at `name` (or under it, `prefix`); `keys_only` leaves values empty."""
         body: Op = {"key": b64(self.key(name))}
+        if keys_only:
+            body["keys_only"] = True
         if prefix:
             body["range_end"] = b64(range_end_of(self.key(name)))
         if limit:

@@ -72,7 +72,8 @@ class HostStates:
 
     def alive(self) -> list[str]:
         """The hosts whose agents' leases are alive, sorted."""
-        return sorted(kv.key.split("/")[1] for kv in self._etcd.range("hosts/", prefix=True)
+        return sorted(kv.key.split("/")[1] for kv in self._etcd.range("hosts/", prefix=True,
+                                                                         keys_only=True)
                       if kv.key.endswith("/alive") and kv.key.count("/") == 2)
 
     def _read(self, host: str, kind: str, field: str) -> HostRecord | None:

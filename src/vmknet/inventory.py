@@ -163,8 +163,10 @@ class Inventory:
     def _record_rollback(self, err: RuleViolation) -> None:
         # The refused change left nothing, but ESXi logs its network rollback: so do we.
         hosts = err.details.get("hosts") or [""]
+        agents: list[Event] = err.details.pop("rollbacks", [])  # MGMT-2, by the hosts' agents
         with self.store.transaction() as txn:
-            txn.record(Event("REQ-5", f"hosts/{h}" if h else "", err.message) for h in hosts)
+            txn.record([*agents, *(Event("REQ-5", f"hosts/{h}" if h else "", err.message)
+                                   for h in hosts)])
 
     def show(self) -> str:
         return dumps(self.read())

@@ -17,7 +17,7 @@ _labs = itertools.count()
 # share vSwitch1 and its one uplink. Same subnet on both VLANs: only the VLAN separates them.
 SMALL_LAB = """
 physical:
-  controller: {vlan: 10, address: 198.18.0.250/24}
+  controller: {vlan: 10, address: 198.18.0.250/24, rollbackTimeout: 4}
 hosts:
   h1:
     nics: {vmnic0: {}, vmnic1: {}, vmnic2: {}}

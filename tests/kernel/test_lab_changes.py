@@ -99,7 +99,10 @@ def test_management_vlan_change_is_rolled_back_req5(small: Small) -> None:
     diff = changed(before, dump(small.lab.prefix))
     assert not diff, diff
     assert inv.store.read() == (version, dc)
-    assert [(e.rule, e.path) for e in inv.events(1)] == [("REQ-5", "hosts/h1")]
+    assert [(e.rule, e.path) for e in inv.events(2)] == [("MGMT-2", "hosts/h1"),
+                                                          ("REQ-5", "hosts/h1")]
+    assert "reverted by its agent" in err.value.message  # h1's agent took it back itself
+    assert "NetworkRollbackEvent" in inv.events(2)[0].message
     # The wire is back on VLAN 10: the controller reaches h1 again once STP lets it.
     controller = naming.controller_ns(small.lab.name)
     assert wait_until(lambda: ping(controller, "198.18.0.11", wait=0.3), STP_LIMIT)

@@ -33,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
         netns.enter(args.netns)
     folder = paths.agent_dir(args.lab, args.host)
     agent = Agent(args.host, folder, ControllerAddress.parse(args.controller),
-                  book(args.lab, args.host))
+                  book(args.lab, args.host), lab=args.lab)
     links_file = folder / "links.json"
     if not agent.joined:
         token_file = paths.join_token_file(args.lab, args.host)

@@ -29,12 +29,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..dataplane.linux import LinuxBackend
 from ..errors import VmknetError
 from ..mgmt import wire
 from ..mgmt.paths import MGMT_PORT
 from ..trust import pki, tickets
 from ..trust.pki import Credential, TrustError
 from ..trust.tickets import TicketBook
+from .rollback import RollbackGuard, RolledBack
 
 HEARTBEAT = 1.0  # s, as vSphere HA's network heartbeats
 TIMEOUT = 5.0
@@ -54,9 +56,10 @@ class ControllerAddress:
 
 class Agent:
     def __init__(self, host: str, folder: Path, controller: ControllerAddress,
-                 book: TicketBook, port: int = MGMT_PORT) -> None:
+                 book: TicketBook, port: int = MGMT_PORT, lab: str = "") -> None:
         self.host, self.folder, self.controller = host, folder, controller
         self.book, self.port = book, port
+        self.guard = RollbackGuard(lab, host, self.confirm, self.report, LinuxBackend)
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._listeners: dict[str, socket.socket] = {}
@@ -82,13 +85,14 @@ class Agent:
         Credential(str(reply["cert"]).encode(), key, ca).save(self.folder)
         return [(str(a), str(v)) for a, v in reply.get("links", [])]
 
-    def _connect_raw(self, source: str | None) -> socket.socket:
+    def _connect_raw(self, source: str | None, timeout: float = TIMEOUT) -> socket.socket:
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         try:
-            sock.settimeout(TIMEOUT)
+            sock.settimeout(timeout)
             if source:
                 sock.bind((source, 0))  # leave by that adapter (its policy rule)
             sock.connect((self.controller.host, self.controller.port))
+            sock.settimeout(TIMEOUT)  # a short connect timeout, the usual one for the reply
         except BaseException:
             sock.close()
             raise
@@ -130,6 +134,7 @@ class Agent:
                         self._client_ctx.wrap_socket(raw) as tls:
                     pki.peer(tls, pki.CONTROLLER)
                     while not self._stop.is_set() and address in {a for a, _ in self.links}:
+                        self._send_reports(tls)
                         reply = wire.call(tls, "heartbeat", {"pid": os.getpid(),
                                                              "error": self.error})
                         links = [(str(a), str(v)) for a, v in reply.get("links", [])]
@@ -138,6 +143,36 @@ class Agent:
                         self._stop.wait(HEARTBEAT)
             except (OSError, VmknetError, ValueError, TypeError):
                 self._stop.wait(HEARTBEAT)  # the controller is away: keep trying
+
+    def _send_reports(self, tls: ssl.SSLSocket) -> None:
+        reports = self.guard.take_reports()
+        try:
+            for report in reports:
+                wire.call(tls, "rolledBack", report.to_dict())
+                reports = reports[1:]
+        finally:
+            self.guard.give_back(reports)
+
+    def confirm(self, generation: str, within: float = TIMEOUT) -> str:
+        """Ask the controller, over a new connection from a management adapter, whether the
+        change `generation` stands (MGMT-2); raises when no adapter reaches it."""
+        return str(self._fresh_call("confirm", {"generation": generation}, within))
+
+    def report(self, done: RolledBack) -> None:
+        self._fresh_call("rolledBack", done.to_dict(), TIMEOUT)
+
+    def _fresh_call(self, method: str, params: dict[str, Any], within: float) -> Any:
+        last: Exception | None = None
+        for address, _vmk in list(self.links):
+            try:
+                with self._connect_raw(address, min(within, 1.0)) as raw, \
+                        self._client_ctx.wrap_socket(raw) as tls:
+                    pki.peer(tls, pki.CONTROLLER)
+                    return wire.call(tls, method, params)
+            except (OSError, VmknetError) as err:
+                last = err
+        raise VmknetError(f"No management adapter reaches the controller: {last}",
+                          code="HostNotConnected")
 
     def _accept_loop(self, listener: socket.socket) -> None:
         listener.settimeout(0.5)
@@ -161,6 +196,7 @@ class Agent:
     def handlers(self) -> dict[str, wire.Handler]:
         return {"ping": lambda p: {"host": self.host, "pid": os.getpid()},
                 "ticket.put": self._ticket_put,
+                "rollback.arm": self.guard.arm,
                 "ticket.drop": self._ticket_drop}
 
     def _ticket_put(self, params: dict[str, Any]) -> dict[str, Any]:
@@ -186,6 +222,7 @@ class Agent:
 
     def stop(self) -> None:
         self._stop.set()
+        self.guard.stop()
         with self._lock:
             for sock in self._listeners.values():
                 with contextlib.suppress(OSError):

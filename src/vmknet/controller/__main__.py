@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 from ..api import files, listen
 from ..dataplane import naming
 from ..dataplane.linux import netns
+from ..events import Event
 from ..inventory import Inventory
 from ..mgmt import paths, spawn
 from ..store import Store
@@ -50,7 +51,11 @@ def main(argv: list[str] | None = None) -> int:
         port = int(given or port)
     folder = paths.controller_dir(args.lab)
     folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-    controller = Controller(folder, args.lab, lambda: store.read()[1])
+    def record(events: list[Event]) -> None:
+        with store.transaction() as txn:
+            txn.record(events)
+
+    controller = Controller(folder, args.lab, lambda: store.read()[1], record=record)
     sock_path = paths.api_socket(args.lab)
     with contextlib.suppress(FileNotFoundError):
         sock_path.unlink()

@@ -25,12 +25,14 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InvalidArgument, NotFound, VmknetError
+from ..events import Event
 from ..mgmt import wire
 from ..mgmt.paths import MGMT_PORT
 from ..model import Datacenter, Service
 from ..reach import static_v4
 from ..trust import pki, tickets
 from ..trust.pki import TrustError
+from .changes import ABANDONED, APPLIED, Changes
 from .hosts import HostTable
 from .joins import JoinTokens
 
@@ -51,11 +53,24 @@ def management_links(dc: Datacenter, host: str) -> list[tuple[str, str]]:
     return out
 
 
+def rollback_event(host: str, report: dict[str, Any]) -> Event:
+    """The NetworkRollbackEvent of one host's agent (MGMT-2)."""
+    failures = report.get("failures") or []
+    return Event("MGMT-2", f"hosts/{host}",
+                 f"NetworkRollbackEvent: the agent of {host} could not reach the controller "
+                 f"over a management adapter after change {report.get('generation')} and "
+                 f"reverted it ({report.get('ops')} ops in {report.get('seconds')} s"
+                 f"{f', {len(failures)} failed' if failures else ''})")
+
+
 class Controller:
     def __init__(self, folder: Path, label: str, inventory: Callable[[], Datacenter],
-                 port: int = MGMT_PORT) -> None:
+                 port: int = MGMT_PORT,
+                 record: Callable[[list[Event]], None] = lambda events: None) -> None:
         self.folder = folder
         self.inventory = inventory
+        self.record = record  # events into the inventory's log (NetworkRollbackEvent)
+        self.changes = Changes()
         self.port = port  # of the agents
         self.ca = pki.Authority.load_or_create(folder / "ca", label)
         tls_dir = folder / "tls"
@@ -102,7 +117,11 @@ class Controller:
             return
         who = pki.peer(tls, pki.HOST)
         tls.settimeout(3 * AGENT_TIMEOUT)
-        handlers = {"heartbeat": lambda p: self.heartbeat(who.name, peer, p)}
+        handlers: dict[str, wire.Handler] = {
+            "heartbeat": lambda p: self.heartbeat(who.name, peer, p),
+            "confirm": lambda p: self.changes.confirm(str(p.get("generation", "")), who.name),
+            "rolledBack": lambda p: self._rolled_back(who.name, p),
+        }
         while not self._stop.is_set() and wire.answer(tls, handlers, limit=64 * 1024):
             pass
 
@@ -150,6 +169,12 @@ class Controller:
             "hosts": lambda p: self.host_status(),
             "join-token": self._join_token,
             "ticket": self._ticket,
+            "rollback.arm": self._arm,
+            "rollback.applied": lambda p: self.changes.set_phase(str(p["generation"]), APPLIED),
+            "rollback.abandon": lambda p: self.changes.set_phase(str(p["generation"]),
+                                                                 ABANDONED),
+            "rollback.wait": lambda p: self.changes.wait(str(p["generation"]),
+                                                         min(float(p["timeout"]), 600.0)),
         }
         while not self._stop.is_set() and wire.answer(conn, handlers):
             pass
@@ -190,6 +215,34 @@ class Controller:
                     self.call_agent(host, "ticket.drop", {"id": ticket.id})
             raise
         return {"id": ticket.id, "operation": ticket.operation}
+
+    def _arm(self, params: dict[str, Any]) -> dict[str, Any]:
+        """Arm each host's agent with the undo of its part of a change (MGMT-2)."""
+        generation, timeout = str(params["generation"]), float(params["timeout"])
+        undo: dict[str, list[Any]] = params["undo"]
+        self.changes.arm(generation, sorted(undo))
+        try:
+            for host in sorted(undo):
+                self.call_agent(host, "rollback.arm", {"generation": generation,
+                                                       "undo": undo[host], "timeout": timeout})
+        except VmknetError:
+            self.changes.set_phase(generation, ABANDONED)  # the armed ones stand down
+            raise
+        return {"armed": sorted(undo)}
+
+    def _rolled_back(self, host: str, report: dict[str, Any]) -> dict[str, Any]:
+        generation = str(report.get("generation", ""))
+        if not self.changes.knows(generation, host):
+            return {"known": True}  # a repeat (the first reply was lost)
+        waited = self.changes.waited_for(generation)
+        known = self.changes.rolled_back(generation, host, report)
+        if not waited:
+            # Nobody waits for this change any more (it timed out, or the controller
+            # restarted): the event goes to the log here, off the agent's connection. A
+            # waiting realiser records it itself, inside its own store transaction.
+            event = rollback_event(host, report)
+            threading.Thread(target=self.record, args=([event],), daemon=True).start()
+        return {"known": known}
 
     # -- talking to agents -------------------------------------------------------------------
 

@@ -21,6 +21,7 @@ from .kstate import KernelState
 from .plan import describe, differences, plan
 
 PostCheck = Callable[[], None]
+BeforeExecute = Callable[["ApplyResult", KernelState], None]  # (the plan, the state read)
 MAX_LISTED = 50  # differences listed in an error: enough to see the pattern
 
 
@@ -30,6 +31,8 @@ class ApplyResult:
     seconds: dict[str, float] = field(default_factory=dict)  # read, plan, execute, verify, ...
     op_seconds: list[float] = field(default_factory=list)  # one per executed op
     verify_attempts: int = 0
+    # Steps someone else already undid (a host's agent, MGMT-2): a rollback skips them.
+    undone_elsewhere: set[int] = field(default_factory=set)
 
     @property
     def changed(self) -> bool:
@@ -38,7 +41,8 @@ class ApplyResult:
 
 def apply(backend: Backend, desired: KernelState, prefix: str, *, verify: bool = True,
           post_check: PostCheck | None = None, attempts: int = 5,
-          settle_seconds: float = 0.2) -> ApplyResult:
+          settle_seconds: float = 0.2,
+          before_execute: BeforeExecute | None = None) -> ApplyResult:
     """Make everything below `prefix` exactly `desired`, or leave it as it was and raise."""
     _check_prefix(desired, prefix)
     result = ApplyResult(ops=[])
@@ -48,6 +52,8 @@ def apply(backend: Backend, desired: KernelState, prefix: str, *, verify: bool =
     clock = time.perf_counter()
     result.ops = plan(current, desired)
     result.seconds["plan"] = _lap(clock)
+    if before_execute is not None and result.ops:
+        before_execute(result, current)  # may refuse: nothing has run yet
     clock = time.perf_counter()
     _execute(backend, result)
     result.seconds["execute"] = _lap(clock)
@@ -62,7 +68,8 @@ def apply(backend: Backend, desired: KernelState, prefix: str, *, verify: bool =
             post_check()
             result.seconds["post_check"] = _lap(clock)
     except BaseException as err:
-        _undo_and_raise(backend, result.ops, err, prefix, current)
+        done = [op for i, op in enumerate(result.ops) if i not in result.undone_elsewhere]
+        _undo_and_raise(backend, done, err, prefix, current)
     return result
 
 

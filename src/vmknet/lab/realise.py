@@ -24,15 +24,18 @@ a successful change pays only the STP wait it really needs.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from ..controller.client import ControllerClient
+from ..controller.rollback import AgentRollback
 from ..dataplane import naming
 from ..dataplane.apply import ApplyResult, apply
 from ..dataplane.base import Backend
 from ..dataplane.kops import KernelOp
 from ..dataplane.kstate import KernelState
 from ..dataplane.render import render, render_index
-from ..errors import DataplaneError, RuleViolation
+from ..errors import DataplaneError, RuleViolation, VmknetError
 from ..model import Datacenter, Service
 from . import probe, stp
 from .binding import Lab, backend_for
@@ -145,15 +148,42 @@ class KernelRealiser:
         report = Realised(ApplyResult(ops=[]))
         check = (ManagementCheck(lab, dc, backend, self.converge_timeout, self.probe_timeout,
                                  report) if self.check_management else None)
+        agents = _agent_rollback(lab, dc, desired) if self.check_management else None
         start = time.perf_counter()
         try:
-            report.result = apply(backend, desired, lab.prefix, verify=True, post_check=check)
+            report.result = apply(
+                backend, desired, lab.prefix, verify=True,
+                post_check=_both(agents.post_check, check) if agents else check,
+                before_execute=agents.before_execute if agents else None)
         except DataplaneError as err:
+            if agents is not None:
+                agents.abandon()
             _one_line(err)
             raise
         report.result.seconds["total"] = time.perf_counter() - start
         self.last = report
         return report
+
+
+def _agent_rollback(lab: Lab, dc: Datacenter, desired: KernelState) -> AgentRollback | None:
+    """MGMT-2 by the hosts' agents when the lab's controller runs; else only REQ-5's echo."""
+    if dc.physical.controller is None:
+        return None
+    client = ControllerClient(lab.name)
+    try:
+        connected = [h["host"] for h in client.host_status() if h["connected"]]
+    except VmknetError:
+        return None  # no management plane (yet): `lab up` before it starts the controller
+    return AgentRollback(lab.name, sorted(dc.hosts), desired,
+                         dc.physical.controller.rollbackTimeout, armable=connected)
+
+
+def _both(first: Callable[[], None], second: Callable[[], None] | None) -> Callable[[], None]:
+    def run() -> None:
+        first()
+        if second is not None:
+            second()
+    return run
 
 
 def _one_line(err: DataplaneError) -> None:

@@ -62,6 +62,9 @@ class Controller(VmknetModel):
     vlan: int = Field(0, ge=0, le=4094)
     address: IPv4Interface
     gateway: IPv4Address | None = None
+    # MGMT-2: seconds a host's agent waits to reach the controller after a change before it
+    # reverts the change itself (vCenter's config.vpxd.network.rollbackTimeout, 30 s).
+    rollbackTimeout: float = Field(30.0, gt=0, le=600)
 
 
 class PhysicalNetwork(VmknetModel):

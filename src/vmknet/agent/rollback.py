@@ -1,0 +1,154 @@
+"""Network rollback on the host (MGMT-2), as ESXi does it.
+
+Before a change touches this host, the controller arms the agent with the
+undo of the host's part (the inverse ops, in order) and a timeout. The agent
+then keeps opening fresh connections to the controller over its management
+adapters and asking `confirm`: "pending" while the change is being applied,
+"confirmed" once it is applied and this connection got through, so the host
+is still managed, and "abandoned" when the change failed elsewhere (its own
+apply undid it). If no "confirmed" or "abandoned" arrives before the
+deadline, the change cut the host off: the agent runs the undo itself and
+reports a NetworkRollbackEvent as soon as it reaches the controller again.
+
+The agent takes only ops in its own namespaces or in the physical network's
+namespace (its wires' far ends): nothing else of the lab is its to touch.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..dataplane import kcodec, naming
+from ..dataplane.base import Backend
+from ..dataplane.kops import KernelOp
+from ..dataplane.plan import describe
+from ..errors import InvalidArgument
+
+CONFIRMED, ABANDONED, PENDING = "confirmed", "abandoned", "pending"
+RETRY = 0.1  # s between confirm attempts (each a new TLS connection)
+MAX_UNDO_OPS = 10_000
+MAX_TIMEOUT = 600.0
+
+# (generation, seconds left) -> the controller's answer; raises when it cannot be reached
+Confirm = Callable[[str, float], str]
+Report = Callable[["RolledBack"], None]  # tells the controller; raises when it cannot
+REPORT_FOR = 60.0  # s the guard itself keeps trying to report, before the heartbeat takes over
+
+
+@dataclass
+class Armed:
+    generation: str
+    undo: list[KernelOp]
+    deadline: float  # time.monotonic()
+    cancel: threading.Event = field(default_factory=threading.Event)
+
+
+@dataclass
+class RolledBack:
+    generation: str
+    ops: int
+    failures: list[str]
+    seconds: float  # from arming to the end of the undo
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"generation": self.generation, "ops": self.ops, "failures": self.failures,
+                "seconds": round(self.seconds, 2)}
+
+
+class RollbackGuard:
+    def __init__(self, lab: str, host: str, confirm: Confirm, report: Report,
+                 backend: Callable[[], Backend]) -> None:
+        self.lab, self.host = lab, host
+        self._confirm = confirm
+        self._report = report
+        self._backend = backend
+        self._lock = threading.Lock()
+        self._armed: dict[str, Armed] = {}
+        self.reports: list[RolledBack] = []  # not yet told to the controller
+
+    def _allowed(self, op: KernelOp) -> bool:
+        own = naming.host_ns(self.lab, self.host)
+        namespaces = {str(getattr(op, "ns", ""))}
+        for attr in ("link", "peer_link", "before", "after", "address", "route", "rule"):
+            value = getattr(op, attr, None)
+            if value is not None and hasattr(value, "ns"):
+                namespaces.add(str(value.ns))
+        namespaces.discard("")
+        return bool(namespaces) and all(
+            ns == own or ns.startswith(own + ".") or ns == naming.pnet_ns(self.lab)
+            for ns in namespaces)
+
+    def arm(self, params: dict[str, Any]) -> dict[str, Any]:
+        generation = str(params.get("generation", ""))[:64]
+        raw = params.get("undo")
+        timeout = params.get("timeout")
+        if not generation or not isinstance(raw, list) or len(raw) > MAX_UNDO_OPS \
+                or not isinstance(timeout, int | float) or not 0 < timeout <= MAX_TIMEOUT:
+            raise InvalidArgument("rollback.arm needs a generation, at most "
+                                  f"{MAX_UNDO_OPS} undo ops and a timeout of 0-{MAX_TIMEOUT} s")
+        undo = [kcodec.decode_op(op) for op in raw]
+        foreign = [describe(op) for op in undo if not self._allowed(op)]
+        if foreign:
+            raise InvalidArgument(f"Undo op outside host {self.host}: {foreign[0]}",
+                                  code="NotAuthorized")
+        armed = Armed(generation, undo, time.monotonic() + float(timeout))
+        with self._lock:
+            self._armed[generation] = armed
+        threading.Thread(target=self._watch, args=(armed,), daemon=True).start()
+        return {"armed": generation, "ops": len(undo)}
+
+    def _watch(self, armed: Armed) -> None:
+        started = time.monotonic()
+        while (left := armed.deadline - time.monotonic()) > 0 and not armed.cancel.is_set():
+            try:
+                answer = self._confirm(armed.generation, left)
+            except Exception:  # unreachable: that is what this loop waits out
+                answer = PENDING
+            if answer in (CONFIRMED, ABANDONED):
+                self._disarm(armed.generation)
+                return
+            armed.cancel.wait(RETRY)
+        if armed.cancel.is_set():
+            return
+        backend = self._backend()
+        failures = []
+        for op in armed.undo:
+            try:
+                backend.execute(op)
+            except Exception as err:  # keep undoing: one stuck step must not stop the rest
+                failures.append(f"{describe(op)}: {err}")
+        self._disarm(armed.generation)
+        done = RolledBack(armed.generation, len(armed.undo), failures,
+                          time.monotonic() - started)
+        until = time.monotonic() + REPORT_FOR
+        while time.monotonic() < until and not armed.cancel.is_set():
+            try:
+                self._report(done)  # at once: the controller is waiting for this verdict
+                return
+            except Exception:
+                armed.cancel.wait(RETRY)
+        with self._lock:
+            self.reports.append(done)  # the heartbeat tells it when the controller is back
+
+    def _disarm(self, generation: str) -> None:
+        with self._lock:
+            self._armed.pop(generation, None)
+
+    def take_reports(self) -> list[RolledBack]:
+        with self._lock:
+            out, self.reports = self.reports, []
+        return out
+
+    def give_back(self, reports: list[RolledBack]) -> None:
+        """Reports the controller did not get (it was away): sent with the next heartbeat."""
+        with self._lock:
+            self.reports = reports + self.reports
+
+    def stop(self) -> None:
+        with self._lock:
+            for armed in self._armed.values():
+                armed.cancel.set()

@@ -1,0 +1,80 @@
+"""The realiser's side of network rollback (MGMT-2): arm the agents, then wait for them.
+
+`KernelRealiser` uses this when the lab's controller runs: before the first
+op, each host with ops in the plan gets the undo of its part, through the
+controller, over mutual TLS (no host is changed that cannot be armed); after
+the ops ran and the kernel shows them, every armed agent must confirm over a
+fresh management connection within the rollback timeout. A host that cannot
+reverts its part itself; the apply then undoes the rest (fabric and hosts that
+confirmed) and the change is refused as REQ-5, with the NetworkRollbackEvent
+the agent reported.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Sequence
+
+from ..dataplane import kcodec
+from ..dataplane.apply import ApplyResult
+from ..dataplane.kstate import KernelState
+from ..dataplane.ownership import partition
+from ..errors import RuleViolation
+from .client import ControllerClient
+from .service import rollback_event
+
+# After the agents' deadline: the undo (~0.1 s), STP settling after a re-plug (up to ~8 s on a
+# loaded box) and the reconnect that carries the report.
+REPORT_GRACE = 12.0
+_WHY = {"rolledBack": "reverted by its agent"}
+
+
+class AgentRollback:
+    def __init__(self, lab: str, hosts: Sequence[str], desired: KernelState,
+                 timeout: float, armable: Sequence[str]) -> None:
+        self.lab, self.hosts, self.desired, self.timeout = lab, list(hosts), desired, timeout
+        # Hosts whose agent is connected now; a host without one (just added, agent not
+        # started) has nothing an agent could take back: REQ-5's echo guards it instead.
+        self.armable = set(armable)
+        self.client = ControllerClient(lab, timeout=timeout + REPORT_GRACE + 10)
+        self.generation: str | None = None
+        self.result: ApplyResult | None = None
+        self.owned: dict[str, list[int]] = {}
+
+    def before_execute(self, result: ApplyResult, current: KernelState) -> None:
+        owners = partition(result.ops, self.lab, self.hosts, [current, self.desired])
+        self.owned = {h: idx for h, idx in owners.items() if h is not None and h in self.armable}
+        if not self.owned:
+            return
+        undo = {h: [kcodec.encode(result.ops[i].inverse()) for i in reversed(idx)]
+                for h, idx in self.owned.items()}
+        generation = secrets.token_hex(8)
+        self.client.call("rollback.arm", {"generation": generation, "undo": undo,
+                                          "timeout": self.timeout})
+        self.generation, self.result = generation, result
+
+    def post_check(self) -> None:
+        if self.generation is None or self.result is None:
+            return
+        self.client.call("rollback.applied", {"generation": self.generation})
+        verdict = self.client.call("rollback.wait", {
+            "generation": self.generation, "timeout": self.timeout + REPORT_GRACE})
+        states: dict[str, str] = verdict["hosts"]
+        lost = sorted(h for h, s in states.items() if s != "confirmed")
+        if not lost:
+            return
+        for host in lost:
+            if states[host] == "rolledBack":
+                self.result.undone_elsewhere.update(self.owned[host])
+        how = ", ".join(f"{h} ({_WHY.get(states[h], 'no report')})" for h in lost)
+        raise RuleViolation(
+            "REQ-5",
+            f"The change cuts the controller off from the management adapters of {how}: "
+            f"rolled back: no agent confirmation within {self.timeout:g} s (MGMT-2)",
+            hosts=lost, generation=self.generation,
+            rollbacks=[rollback_event(h, r) for h, r in verdict["reports"].items()])
+
+    def abandon(self) -> None:
+        """The apply failed on its own: the armed agents stand down (its rollback undid all)."""
+        if self.generation is not None:
+            self.client.call("rollback.abandon", {"generation": self.generation})

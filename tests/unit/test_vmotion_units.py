@@ -140,3 +140,33 @@ def test_report_json_roundtrip() -> None:
     assert data["pairs"][0]["gbps"] == round(40960 * 8 / 0.5 / 1e9, 3)
     back = MigrationReport.from_dict(data)
     assert back == report and back.completed and back.bytes == 40960
+
+
+def test_incoming_hello_sizes_are_checked_before_allocation() -> None:
+    from vmknet.vm.units import MAX_MEMORY, MAX_RATE
+    from vmknet.vmotion.target import _bad_hello
+
+    good = {"memory": 8 << 20, "dirty_rate": 0, "seed": 1, "streams": 2}
+    assert _bad_hello(good, uses=3) is None
+    assert "streams" in str(_bad_hello(good, uses=2))  # the ticket admits one stream only
+    assert "memory" in str(_bad_hello({**good, "memory": MAX_MEMORY + 1}, uses=3))
+    assert "memory" in str(_bad_hello({**good, "memory": 0}, uses=3))
+    assert "rate" in str(_bad_hello({**good, "dirty_rate": MAX_RATE + 1}, uses=3))
+    assert _bad_hello({**good, "streams": 0}, uses=3) is not None
+    assert _bad_hello({"memory": "lots"}, uses=3) == "malformed hello"
+
+
+def test_replication_wire_refuses_declared_lengths_over_the_limits() -> None:
+    from vmknet.replication import wire
+
+    a, b = socket.socketpair()
+    with a, b:
+        a.sendall(wire.LEN.pack(wire.MAX_HEAD + 1))
+        with pytest.raises(ValueError, match="head"):
+            wire.recv(b)
+        raw = json.dumps({"op": "delta", "data": wire.MAX_DATA + 1}).encode()
+        a.sendall(wire.LEN.pack(len(raw)) + raw)
+        with pytest.raises(ValueError, match="data"):
+            wire.recv(b)
+        wire.send(a, {"op": "hello"}, b"xyz")
+        assert wire.recv(b) == ({"op": "hello", "data": 3}, b"xyz")

@@ -150,6 +150,8 @@ def _hello(guest: Guest, mgmt: socket.socket, reader: LineReader, mode: str, n: 
     reply = reader.read()
     if reply is None:
         raise ConnectionError("target agent closed the management connection")
+    if not reply.get("ok") and reply.get("code") not in (None, "SEC-1"):
+        raise Refused(str(reply["code"]), str(reply.get("reason", "refused")))
     can = bool(reply.get("encryption"))
     if mode == crypto.REQUIRED and not can:
         raise Refused("SEC-1", f"Encrypted vMotion is required but host {report.target} does "

@@ -36,7 +36,7 @@ from ..vm import registry
 from ..vm.control import LineReader, Message, send_line
 from ..vm.guest import Guest
 from ..vm.memory import GuestMemory, Workload
-from ..vm.units import PAGE_SIZE
+from ..vm.units import MAX_MEMORY, MAX_RATE, PAGE_SIZE
 from . import crypto, protocol
 from .admission import Door
 from .crypto import OVERHEAD
@@ -185,6 +185,24 @@ class Incoming:
         return self.digests.digest()
 
 
+def _bad_hello(hello: Message, uses: int) -> str | None:
+    """Why the hello's sizes are refused, or None. `uses`: the ticket's uses when the
+    management connection was admitted (it comes first): the streams it may still admit."""
+    try:
+        memory, rate, streams = int(hello["memory"]), int(hello["dirty_rate"]), \
+            int(hello["streams"])
+        int(hello["seed"])
+    except (KeyError, TypeError, ValueError):
+        return "malformed hello"
+    if not 0 < memory <= MAX_MEMORY:
+        return f"memory {memory} outside 1..{MAX_MEMORY}"
+    if not 0 <= rate <= MAX_RATE:
+        return f"dirty rate {rate} outside 0..{MAX_RATE}"
+    if not 0 < streams < uses:
+        return f"{streams} streams, the ticket admits {uses - 1}"
+    return None
+
+
 def migrate_in(name: str, lab: str, host: str, mgmt_listeners: list[socket.socket],
                vm_listeners: list[socket.socket], ticket_id: str,
                on_commit: Callable[[Guest], None]) -> Guest | None:
@@ -203,6 +221,10 @@ def migrate_in(name: str, lab: str, host: str, mgmt_listeners: list[socket.socke
         reader = LineReader(mgmt)
         hello = reader.read()
         if hello is None or hello.get("type") != "hello":
+            return None
+        bad = _bad_hello(hello, admission.ticket.uses)
+        if bad is not None:  # nothing is allocated from what the peer merely declares
+            send_line(mgmt, {"ok": False, "code": "BadHello", "reason": bad})
             return None
         can = registry.host_encryption(lab, host)
         key = admission.ticket.key

@@ -9,13 +9,11 @@ used) and the CA fingerprint; later starts find the certificate and go on.
 from __future__ import annotations
 
 import argparse
-import json
-import signal
-import threading
 
 from ..dataplane.linux import netns
 from ..mgmt import paths, spawn
 from ..trust.issuer import book
+from . import boot
 from .service import Agent, ControllerAddress
 
 
@@ -34,21 +32,13 @@ def main(argv: list[str] | None = None) -> int:
     folder = paths.agent_dir(args.lab, args.host)
     agent = Agent(args.host, folder, ControllerAddress.parse(args.controller),
                   book(args.lab, args.host), lab=args.lab)
-    links_file = folder / "links.json"
     if not agent.joined:
         token_file = paths.join_token_file(args.lab, args.host)
         if not args.ca_fingerprint:
             raise SystemExit("not joined yet: --ca-fingerprint and a join token are needed")
-        links = agent.join(token_file.read_text().strip(), args.ca_fingerprint)
+        boot.join(agent, token_file.read_text().strip(), args.ca_fingerprint)
         token_file.unlink()
-        links_file.write_text(json.dumps(links))
-    links = [(str(a), str(v)) for a, v in json.loads(links_file.read_text())]
-    agent.start(links)
-    done = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: done.set())
-    spawn.ready(args.ready_fd)
-    done.wait()
-    agent.stop()
+    boot.serve(agent, boot.load_links(folder), lambda: spawn.ready(args.ready_fd))
     return 0
 
 

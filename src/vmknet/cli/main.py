@@ -18,6 +18,7 @@ import click
 
 from . import (
     commands_api,
+    commands_join,
     commands_lab,
     commands_mgmt,
     commands_objects,
@@ -67,6 +68,7 @@ for _command in (*commands_state.COMMANDS, commands_resolve.resolve,
     main.add_command(_command)
 main.add_command(esxcli)
 commands_objects.host.add_command(commands_mgmt.host_status)
+commands_objects.host.add_command(commands_join.join_token)
 main.add_command(commands_lab.lab)
 main.add_command(commands_api.api)
 for _command in commands_traffic.COMMANDS:

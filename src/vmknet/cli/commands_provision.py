@@ -29,9 +29,9 @@ from ..vm.units import (
     parse_rate,
     parse_size,
 )
-from .commands_vm import EXIT_ABORTED, _bound, print_report, rate, valid, vm, vm_name
 from .context import AppContext, pass_app, reported
 from .output import emit_json, is_terminal, say, table
+from .vm_common import EXIT_ABORTED, bound, print_report, rate, valid, vm, vm_name
 
 
 class TransferBar:
@@ -102,7 +102,7 @@ def _limit(text: str | None) -> float | None:
 def power_off_command(app: AppContext, name: str) -> None:
     """Stop VM NAME's process; its files and registration stay."""
     vm_name(name)
-    _, lab = _bound(app)
+    _, lab = bound(app)
     with reported():
         p = files.power_off(lab.name, name)
     say(f"VM {name} powered off (files on {p.host}:[{p.datastore}])")
@@ -114,7 +114,7 @@ def power_off_command(app: AppContext, name: str) -> None:
 def power_on_command(app: AppContext, name: str) -> None:
     """Boot VM NAME from its files on the host that holds them."""
     vm_name(name)
-    dc, lab = _bound(app)
+    dc, lab = bound(app)
     with reported():
         rec = files.power_on(dc, lab.name, name)
     say(f"VM {name} runs on {rec.host} (pid {rec.pid})", style="green")
@@ -125,7 +125,7 @@ def power_on_command(app: AppContext, name: str) -> None:
 @pass_app
 def files_command(app: AppContext, as_json: bool) -> None:
     """VMs with files: host, datastore, power state, disk and snapshots."""
-    _, lab = _bound(app)
+    _, lab = bound(app)
     rows: list[dict[str, Any]] = []
     for p in placement.records(lab.name):
         vmx = files.read_vmx(p)
@@ -154,7 +154,7 @@ def migrate_command(app: AppContext, name: str, target: str, datastore: str | No
     valid((names.VM, name, "VM name"), (names.HOST, target, "--to"),
           (names.DATASTORE, datastore, "--datastore"))
     bandwidth = _limit(limit)
-    dc, lab = _bound(app)
+    dc, lab = bound(app)
     with reported(), TransferBar(f"migrate {name}", not as_json) as bar:
         report = cold.migrate(dc, lab.name, name, target, datastore=datastore,
                               progress=bar.update, bandwidth_limit=bandwidth)
@@ -175,7 +175,7 @@ def clone_command(app: AppContext, name: str, target: str, new: str, datastore: 
     valid((names.VM, name, "VM name"), (names.HOST, target, "--to"),
           (names.VM, new, "--name"), (names.DATASTORE, datastore, "--datastore"))
     bandwidth = _limit(limit)
-    dc, lab = _bound(app)
+    dc, lab = bound(app)
     with reported(), TransferBar(f"clone {name}", not as_json) as bar:
         report = cold.clone(dc, lab.name, name, target, new, datastore=datastore,
                             progress=bar.update, bandwidth_limit=bandwidth)
@@ -193,7 +193,7 @@ def snapshot() -> None:
 @pass_app
 def snapshot_create(app: AppContext, name: str, snap: str) -> None:
     valid((names.VM, name, "VM name"), (names.SNAPSHOT, snap, "snapshot name"))
-    _, lab = _bound(app)
+    _, lab = bound(app)
     with reported():
         s = snapshots.create(lab.name, name, snap)
     say(f"snapshot {s.name} of {name}: {s.disk} is now read-only")
@@ -205,7 +205,7 @@ def snapshot_create(app: AppContext, name: str, snap: str) -> None:
 @pass_app
 def snapshot_list(app: AppContext, name: str, as_json: bool) -> None:
     vm_name(name)
-    _, lab = _bound(app)
+    _, lab = bound(app)
     with reported():
         snaps, current = snapshots.listing(lab.name, name)
     if as_json:
@@ -221,7 +221,7 @@ def snapshot_list(app: AppContext, name: str, as_json: bool) -> None:
 @pass_app
 def snapshot_revert(app: AppContext, name: str, snap: str | None) -> None:
     valid((names.VM, name, "VM name"), (names.SNAPSHOT, snap, "snapshot name"))
-    _, lab = _bound(app)
+    _, lab = bound(app)
     with reported():
         s = snapshots.revert(lab.name, name, snap)
     say(f"{name} reverted to snapshot {s.name}")
@@ -236,7 +236,7 @@ def create_with_disk(app: AppContext, name: str, host: str, memory: str, dirty_r
         memory_bytes = parse_size(memory, what="--memory", minimum=PAGE_SIZE,
                                   maximum=MAX_MEMORY)
         rate_bytes = parse_rate(dirty_rate, what="--dirty-rate", minimum=0)
-    dc, lab = _bound(app)
+    dc, lab = bound(app)
     with reported():
         p = files.create(dc, lab.name, name, host, disk=disk_bytes, memory=memory_bytes,
                          dirty_rate=rate_bytes, seed=seed, datastore=datastore,
@@ -255,7 +255,7 @@ def vmotion_with_datastore(app: AppContext, name: str, target: str, datastore: s
     """`vmotion --datastore`: disks over NFC, then memory over vMotion (live.vmotion)."""
     from ..provision import live
 
-    dc, lab = _bound(app)
+    dc, lab = bound(app)
     with reported(), TransferBar(f"disks of {name}", not as_json) as bar:
         report = live.vmotion(dc, lab, name, target, datastore=datastore,
                               progress=bar.update, **options)

@@ -29,9 +29,9 @@ from ..replication import ReplicationConfig, check, procs, recover, state_dir
 from ..replication.cbt import disk_digest
 from ..replication.state import flow_info, load_json
 from ..vm.units import human_bytes, parse_rate
-from .commands_vm import _bound, valid
 from .context import AppContext, pass_app, reported
 from .output import emit_json, say, table
+from .vm_common import bound, valid
 
 START_TIMEOUT = 30.0
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "": 1.0}
@@ -57,7 +57,7 @@ def replication() -> None:
 
 def _config(app: AppContext, vm: str, server: str, target: str, rpo: str, write_rate: str,
             datastore: str | None, netstack: str | None) -> tuple[ReplicationConfig, Path]:
-    dc, lab = _bound(app)
+    dc, lab = bound(app)
     p = placement.load(lab.name, vm)
     vmx = files.read_vmx(p)
     for host in (server, target):
@@ -175,7 +175,7 @@ def _secs(value: object) -> str:
 @pass_app
 def status_command(app: AppContext, as_json: bool) -> None:
     """Each replicated VM: last sync, achieved RPO (last/worst), met/missed, bytes, legs."""
-    _, lab = _bound(app)
+    _, lab = bound(app)
     rows = [_row(lab.name, vm, rec) for vm, rec in procs.records(lab.name).items()]
     if as_json:
         emit_json(rows)
@@ -198,7 +198,7 @@ def status_command(app: AppContext, as_json: bool) -> None:
 def stop_command(app: AppContext, vm_name: str) -> None:
     """Stop VM's replication daemon (its replica and state stay)."""
     valid((names.VM, vm_name, "VM name"))
-    _, lab = _bound(app)
+    _, lab = bound(app)
     with reported():
         if not procs.records(lab.name).get(vm_name):
             raise NotFound(f"VM {vm_name} is not replicated", vm=vm_name)
@@ -214,7 +214,7 @@ def stop_command(app: AppContext, vm_name: str) -> None:
 def recover_command(app: AppContext, vm_name: str, power_on: bool, as_json: bool) -> None:
     """Stop VM's replication and bring its last consistent replica up on the target."""
     valid((names.VM, vm_name, "VM name"))
-    dc, lab = _bound(app)
+    dc, lab = bound(app)
     with reported():
         server = load_json(_status(lab.name, vm_name)).get("server")
         if not server:

@@ -8,51 +8,19 @@
 from __future__ import annotations
 
 import sys
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import click
 
-from ..lab import Lab, require_lab
-from ..model import Datacenter, names
-from ..model.names import NameRule
+from ..model import names
 from ..vm import manage, registry
 from ..vm.units import MAX_MEMORY, PAGE_SIZE, human_bytes, parse_rate, parse_size
+from .commands_provision import create_with_disk, vmotion_with_datastore
 from .context import AppContext, pass_app, reported
 from .output import emit_json, is_terminal, say, table
+from .vm_common import EXIT_ABORTED, bound, print_report, rate, valid, vm, vm_name
 
-if TYPE_CHECKING:  # the engine loads numpy and cryptography: only `vmotion` imports it
-    from ..vmotion.report import MigrationReport
-
-EXIT_ABORTED = 1
 ENCRYPTION_MODES = ("disabled", "opportunistic", "required")  # = vmotion.crypto.MODES (tested)
-
-
-def valid(*given: tuple[NameRule, str | None, str]) -> None:
-    """Refuse bad names before anything is looked up (SEC-5): (rule, value, option) each."""
-    with reported():
-        for rule, value, option in given:
-            if value is not None:
-                names.require(rule, value, option)
-
-
-def vm_name(name: str) -> None:
-    valid((names.VM, name, "VM name"))
-
-
-def rate(text: str, option: str, minimum: int = 1) -> int:
-    with reported():
-        return parse_rate(text, what=option, minimum=minimum)
-
-
-def _bound(app: AppContext) -> tuple[Datacenter, Lab]:
-    with reported():
-        lab = require_lab(app.inventory)
-        return app.inventory.read(), lab
-
-
-@click.group("vm")
-def vm() -> None:
-    """Simulated VMs on lab hosts: real memory, written at a dirty rate, migratable."""
 
 
 @vm.command("create")
@@ -79,11 +47,9 @@ def create_command(app: AppContext, name: str, host: str, memory: str, dirty_rat
                                   maximum=MAX_MEMORY)
         rate_bytes = parse_rate(dirty_rate, what="--dirty-rate", minimum=0)
     if disk is not None:
-        from .commands_provision import create_with_disk
-
         create_with_disk(app, name, host, memory, dirty_rate, seed, disk, disk_data, datastore)
         return
-    dc, lab = _bound(app)
+    dc, lab = bound(app)
     with reported():
         rec = manage.create(dc, lab.name, name, host, memory_bytes, rate_bytes, seed)
     say(f"VM {rec.name} runs on {rec.host} (pid {rec.pid}, {human_bytes(rec.memory)}, "
@@ -95,7 +61,7 @@ def create_command(app: AppContext, name: str, host: str, memory: str, dirty_rat
 @pass_app
 def list_command(app: AppContext, as_json: bool) -> None:
     """VMs of the bound lab and the host each runs on."""
-    _, lab = _bound(app)
+    _, lab = bound(app)
     rows = manage.records(lab.name)
     if as_json:
         emit_json([r.__dict__ for r in rows])
@@ -111,7 +77,7 @@ def list_command(app: AppContext, as_json: bool) -> None:
 def show_command(app: AppContext, name: str) -> None:
     """Status of VM NAME (from its process): host, state, pages written so far."""
     vm_name(name)
-    _, lab = _bound(app)
+    _, lab = bound(app)
     with reported():
         emit_json(manage.status(lab.name, name))
 
@@ -122,7 +88,7 @@ def show_command(app: AppContext, name: str) -> None:
 def destroy_command(app: AppContext, name: str) -> None:
     """Stop VM NAME and release its memory."""
     vm_name(name)
-    _, lab = _bound(app)
+    _, lab = bound(app)
     with reported():
         rec = manage.destroy(lab.name, name)
     say(f"VM {rec.name} destroyed on {rec.host}")
@@ -136,7 +102,7 @@ def destroy_command(app: AppContext, name: str) -> None:
 def host_caps_command(app: AppContext, host: str, encryption: bool) -> None:
     """Declare what a host's migration agent supports (an older host: --no-encryption)."""
     valid((names.HOST, host, "--host"))
-    dc, lab = _bound(app)
+    dc, lab = bound(app)
     with reported():
         dc.host(host)
     registry.set_host_encryption(lab.name, host, encryption)
@@ -168,13 +134,11 @@ def vmotion_command(app: AppContext, name: str, target: str, max_downtime: float
           (names.DATASTORE, datastore, "--datastore"))
     limit = rate(rate_limit, "--rate-limit") if rate_limit else None
     if datastore is not None:
-        from .commands_provision import vmotion_with_datastore
-
         vmotion_with_datastore(app, name, target, datastore, as_json,
                                max_downtime=max_downtime / 1000, encryption=encryption,
                                timeout=timeout, rate_limit=limit)
         return
-    dc, lab = _bound(app)
+    dc, lab = bound(app)
     show = _Progress(enabled=not as_json)
     with reported(), show:
         report = migrate(dc, lab, name, target, max_downtime=max_downtime / 1000,
@@ -223,32 +187,6 @@ class _Progress:
             self.live.update(self.task, description=line)
         elif kind in ("round", "phase"):
             click.echo(line)
-
-
-def print_report(r: MigrationReport) -> None:
-    ok = r.completed
-    say(f"vMotion {r.vm} {r.source} -> {r.target}: {r.result} ({r.reason})",
-        style="green" if ok else "bold red")
-    downtime = f"{r.downtime_ms:.1f} ms" if r.downtime_ms is not None else "-"
-    click.echo(f"total {r.total_seconds:.2f} s, downtime {downtime} (max {r.max_downtime_ms:.0f}"
-               f" ms), {len(r.rounds)} rounds, {human_bytes(r.bytes)} at {r.gbps:.2f} Gbit/s, "
-               f"zero pages skipped {r.zero_pages_skipped}")
-    if r.verify_ms is not None:  # after resume: not part of the downtime
-        click.echo(f"verify after resume: source hashed its frozen memory in {r.digest_ms:.1f}"
-                   f" ms, committed {r.verify_ms:.1f} ms after the target resumed")
-    enc = f"{r.cipher}, {r.crypto_seconds * 1000:.0f} ms sealing" if r.encrypted else "plain"
-    click.echo(f"encryption {r.encryption_mode}: {enc} ({r.encryption_note or '-'})")
-    if r.throttled:
-        click.echo(f"throttled: {r.throttle_reason}")
-    table(("Round", "Pages", "Zero", "Bytes", "Seconds", "Dirty Left", "Stunned"),
-          [[s.round, s.pages, s.zero_pages, s.bytes, f"{s.seconds:.3f}", s.dirty_left,
-            "yes" if s.stunned else "no"] for s in r.rounds])
-    table(("Source", "Target", "Netstack", "Next Hop", "Bytes", "Seconds", "Gbit/s", "Failed"),
-          [[f"{p.source_vmk} {p.source_address}", f"{p.target_vmk} {p.target_address}",
-            p.netstack, p.next_hop, p.bytes, f"{p.seconds:.3f}", f"{p.gbps:.2f}", p.failed]
-           for p in r.pairs])
-    if r.digest:
-        click.echo(f"memory digest at switchover {r.digest[:16]} (source = target)")
 
 
 COMMANDS = (vm, vmotion_command)

@@ -3,17 +3,29 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from ..dataplane import naming
 from ..dataplane.base import Backend
 from ..errors import InvalidArgument, NotFound
 
-if TYPE_CHECKING:  # the inventory imports this package: no import cycle at run time
-    from ..inventory import Inventory
-
 LAB_KEY = "lab"
 DEFAULT_NAME = "lab"  # `vmknet lab up` without --name
+
+
+class _Meta(Protocol):
+    def meta(self, key: str) -> str | None: ...
+
+
+class Bound(Protocol):
+    """What the binding reads of an inventory: its store's meta table.
+
+    Not `Inventory` itself: the inventory imports this module (LAB_KEY, Lab), and the
+    import contract (pyproject.toml, docs/architecture.md) keeps the lab below it.
+    """
+
+    @property
+    def store(self) -> _Meta: ...
 
 
 @dataclass(frozen=True)
@@ -31,12 +43,12 @@ class Lab:
             raise InvalidArgument(str(err), name=name) from None
 
 
-def bound_lab(inv: Inventory) -> Lab | None:
+def bound_lab(inv: Bound) -> Lab | None:
     name = inv.store.meta(LAB_KEY)
     return Lab.named(name) if name is not None else None
 
 
-def require_lab(inv: Inventory) -> Lab:
+def require_lab(inv: Bound) -> Lab:
     lab = bound_lab(inv)
     if lab is None:
         raise NotFound("No lab is up for this inventory: run 'vmknet lab up'")

@@ -30,8 +30,10 @@ from ..errors import VmknetError
 from ..model import Datacenter, Service
 from ..resolve import LABEL, Endpoint, Flow, carriers, resolve
 from ..rules.topology import attachment
+from . import isolation as negative
 from .icmp import EchoResult, ping_once
 from .place import LabRef, adapter_addresses, stack_ns
+from .result import Result
 
 SMALL = 56
 IP_OVERHEAD = {4: 28, 6: 48}  # IP + ICMP headers: 20 + 8, 40 + 8
@@ -53,22 +55,6 @@ class Probe:
     target_ip: str
     size: int
     df: bool
-
-
-@dataclass(frozen=True, slots=True)
-class Result:
-    check: str
-    service: str
-    source: str
-    target: str
-    ok: bool
-    detail: str  # "0.181 ms", or why it failed
-    size: int | None = None
-
-    def record(self) -> dict[str, str | int | bool | None]:
-        return {"check": self.check, "service": self.service, "source": self.source,
-                "target": self.target, "result": "ok" if self.ok else "FAIL",
-                "detail": self.detail, "size": self.size}
 
 
 @dataclass(frozen=True, slots=True)
@@ -224,8 +210,6 @@ _ORDER = {"gateway": 1, "isolation": 2}
 
 def check(dc: Datacenter, lab: LabRef, timeout: float = 1.0, *,
           isolation: bool = True) -> Report:
-    from . import isolation as negative  # it builds on Result, defined here
-
     start = time.monotonic()
     probes, failed = plan(dc, lab)
     results = failed + run(probes, timeout)

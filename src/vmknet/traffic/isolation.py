@@ -34,9 +34,9 @@ from ipaddress import IPv4Address, IPv4Interface, IPv6Address, IPv6Interface
 from ..model import Datacenter, Service
 from ..model.services import EXCLUSIVE_STACK_SERVICE, SERVICE_PORTS
 from ..resolve import LABEL
-from .checks import Result
 from .icmp import ping_once
 from .place import LabRef, adapter_addresses, stack_ns
+from .result import Result
 
 TIMEOUT = 0.3  # a reachable peer answers in a millisecond; a dropped packet never does
 WORKERS = 96  # the probes mostly wait: many at once keep the whole set near one timeout

@@ -26,6 +26,8 @@ import pytest
 from kernelkit import wait_until
 from labkit import lab_name
 
+from vmknet.agent import host as host_cli
+from vmknet.agent.service import ControllerAddress
 from vmknet.controller.client import ControllerClient
 from vmknet.dataplane import naming
 from vmknet.inventory import Inventory
@@ -98,9 +100,10 @@ def test_a_host_joins_by_token_and_runs_as_a_service(built: Built, tmp_path: Pat
     grant = _run(VMKNET, "--store", built.store, "host", "join-token", "esx03")
     assert grant.returncode == 0, grant.stderr
     command = shlex.split(grant.stdout.strip().splitlines()[-1])
-    assert command[:2] == ["vmknet-agent", "join"] and "--ca-fingerprint" in command
-    assert command[command.index("--controller") + 1] == "198.18.0.250"
-    assert command[command.index("--host") + 1] == "esx03"
+    assert command[:2] == ["vmknet-agent", "join"]
+    printed = host_cli.parse(command[1:])
+    assert printed.controller == ControllerAddress("198.18.0.250") and printed.host == "esx03"
+    assert len(printed.ca_fingerprint) == 64 and printed.ca_fingerprint in grant.stdout
 
     # The host's side: join once, into a root-only state dir.
     state = tmp_path / "state"

@@ -17,8 +17,9 @@ from .context import AppContext, pass_app, reported
 
 
 def join_command(controller: str, token: str, fingerprint: str, host: str) -> str:
-    return shlex.join(["vmknet-agent", "join", "--controller", controller, "--token", token,
-                       "--ca-fingerprint", fingerprint, "--host", host])
+    """Shell-quoted, each value glued to its option: a value starting with '-' stays one."""
+    return shlex.join(["vmknet-agent", "join", f"--controller={controller}", f"--token={token}",
+                       f"--ca-fingerprint={fingerprint}", f"--host={host}"])
 
 
 @click.command("join-token")

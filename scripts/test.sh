@@ -9,6 +9,8 @@ echo "== ruff check"
 .venv/bin/ruff check src tests bench
 echo "== mypy --strict"
 .venv/bin/mypy --strict src bench
+echo "== lint-imports (the import contract: docs/architecture.md)"
+.venv/bin/lint-imports --no-logo --no-cache  # ~0.3 s: no cache directory in the tree
 echo "== pytest"
 # loadfile: a file's tests share one worker, in order, with one module-scoped lab each
 .venv/bin/pytest -n auto --dist loadfile -p no:cacheprovider "$@"

@@ -15,12 +15,14 @@ import threading
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 from hypothesis import given
 from hypothesis import strategies as st
 
 from vmknet.agent import boot, host
 from vmknet.agent.service import ControllerAddress
 from vmknet.cli.commands_join import join_command
+from vmknet.cli.main import main
 from vmknet.errors import InvalidArgument, VmknetError
 
 FP = "ab" * 32
@@ -272,3 +274,10 @@ def test_unit_file_verifies(tmp_path: Path) -> None:
                          timeout=60)
     mine = [line for line in (out.stdout + out.stderr).splitlines() if UNIT.name in line]
     assert out.returncode == 0 and mine == [], out.stdout + out.stderr
+
+
+def test_join_token_needs_the_controllers_lab(tmp_path: Path) -> None:
+    result = CliRunner().invoke(main, ["--store", str(tmp_path / "inv.db"), "host",
+                                       "join-token", "esx01"])
+    assert result.exit_code == 3
+    assert result.output.strip().startswith("Error [NotFound]: No lab is up"), result.output

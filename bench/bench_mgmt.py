@@ -27,8 +27,9 @@ Measured in one run:
    call) to all N agents, sequentially and from a pool of --pool callers;
    then `PORTGROUP_CHANGE` (the hook below) once the lead's push exists;
 5. baselines: the same agents and heartbeats against a bare TLS server with
-   the same frames and no controller work, thread per connection
-   (the controller's design) and asyncio; printed as ratios;
+   the same frames and no controller work: thread per connection (the
+   controller's design), the same with the controller's socket timeout, and
+   asyncio; printed as ratios;
 6. what one `store.read()` of this datacenter costs: the lab's controller
    calls it on every heartbeat (its inventory callable).
 """
@@ -66,6 +67,7 @@ CPU_AIM = 10.0  # % of one core, controller at steady state with 1,000 agents
 REST_P99_AIM = 0.050  # s
 PUSH_AIM = 5.0  # s, one port-group change realised on all hosts
 TICKET_KIND = "nfc"
+BASELINES = ("echo-threads", "echo-threads-timeout", "echo-async")
 STATUS, SESSION = "/api/v1/hosts/status", "/api/v1/session"
 AS_SERVED_STATUS, NODELAY_STATUS = "hosts/status", "hosts/status, TCP_NODELAY"
 # (label, listener in the controller's ready line, path): the listener the controller opens
@@ -252,6 +254,20 @@ def cpu_window(pids: dict[str, int], seconds: float) -> Window:
                   {n: after[n].threads for n in pids})
 
 
+@contextlib.contextmanager
+def measured(pids: dict[str, int]) -> Iterator[Window]:
+    """A Window over the `with` body: filled in (seconds, CPU %) when the body ends."""
+    window = Window(0.0, {}, 0.0)
+    before = {n: proc_sample(p) for n, p in pids.items()}
+    m0, t0, w0 = *machine_busy(), time.monotonic()
+    yield window
+    window.seconds = time.monotonic() - w0
+    m1, t1 = machine_busy()
+    window.cpu = {n: 100 * (proc_sample(p).cpu - before[n].cpu) / window.seconds
+                  for n, p in pids.items()}
+    window.machine = 100 * (m1 - m0) / max(1.0, t1 - t0)
+
+
 def fleet_stats(agents: list[Child]) -> dict[str, Any]:
     """The agent processes' stats summed (percentiles: the worst process's)."""
     parts = [a.ask("stats", "stats") for a in agents]
@@ -400,6 +416,8 @@ class Results:
     push_seq_wall: float = 0.0
     push_pool: list[float] = field(default_factory=list)
     push_pool_wall: float = 0.0
+    push_seq_window: Window | None = None
+    push_pool_window: Window | None = None
     push_delivered: tuple[int, int] = (0, 0)  # hosts with >= 1 and >= 2 tickets
     portgroup: float | None = None
     baselines: dict[str, tuple[Window, dict[str, Any]]] = field(default_factory=dict)
@@ -471,22 +489,19 @@ def controller_phase(cfg: Config, tmp: Path, r: Results) -> None:
             r.rest_rows = conditions(rows)
 
         for label, listener, path in REST_CALLS:
-            before = {n: proc_sample(p) for n, p in pids.items()}
-            w0 = time.monotonic()
-            r.rest[label] = rest_latencies(ready[listener], path, secret, cfg.rest_requests,
-                                           check_rows if path == STATUS else lambda _: None)
-            took = time.monotonic() - w0
+            with measured(pids) as window:
+                r.rest[label] = rest_latencies(ready[listener], path, secret,
+                                               cfg.rest_requests,
+                                               check_rows if path == STATUS else lambda _: None)
             if label == NODELAY_STATUS:
-                r.rest_window = Window(took, {n: 100 * (proc_sample(p).cpu - before[n].cpu)
-                                              / took for n, p in pids.items()}, 0.0)
+                r.rest_window = window
 
         names = [h for h, _ in hosts]
-        start = time.perf_counter()
-        r.push_seq = push_tickets(api, names, 1)
-        r.push_seq_wall = time.perf_counter() - start
-        start = time.perf_counter()
-        r.push_pool = push_tickets(api, names, cfg.pool)
-        r.push_pool_wall = time.perf_counter() - start
+        with measured(pids) as r.push_seq_window:
+            r.push_seq = push_tickets(api, names, 1)
+        with measured(pids) as r.push_pool_window:
+            r.push_pool = push_tickets(api, names, cfg.pool)
+        r.push_seq_wall, r.push_pool_wall = r.push_seq_window.seconds, r.push_pool_window.seconds
         got = fleet_stats(agents)["tickets"]
         r.push_delivered = (sum(1 for h in names if got.get(h, 0) >= 1),
                             sum(1 for h in names if got.get(h, 0) >= 2))
@@ -533,6 +548,13 @@ def agents_cpu(w: Window) -> float:
     return sum(v for k, v in w.cpu.items() if k.startswith("agents"))
 
 
+def cpu_note(w: Window | None) -> str:
+    if w is None or "controller" not in w.cpu:
+        return ""
+    return (f"; CPU controller {w.cpu['controller']:.0f}%, agents {agents_cpu(w):.0f}%, "
+            f"machine {w.machine:.0f}%")
+
+
 def report(r: Results) -> str:
     cfg, n = r.cfg, r.cfg.hosts
     lines = [f"{n} agents in {cfg.agent_procs} process(es), inventory {cfg.inventory}, "
@@ -563,7 +585,7 @@ def report(r: Results) -> str:
         bcpu = bw.cpu["server"]
         brate = bf["beats"] / bw.seconds if bw.seconds else 0.0
         ctl = r.steady.cpu["controller"] if r.steady else 0.0
-        lines.append(f"  baseline {mode:13}                {bcpu:8.1f} %  ({brate:.0f} beats/s, "
+        lines.append(f"  baseline {mode:21}        {bcpu:8.1f} %  ({brate:.0f} beats/s, "
                      f"p99 {ms(bf['rttP99'])}, RSS {bw.rss['server'] / 2**20:.1f} MiB, "
                      f"{bw.threads['server']} threads): controller = {ratio(ctl, bcpu)}")
     if r.rest:
@@ -587,11 +609,12 @@ def report(r: Results) -> str:
                       f"aim for a port-group change: {PUSH_AIM:.0f} s)"]
         lines.append(f"  sequential                 {r.push_seq_wall:8.2f} s   "
                      f"per call p50 {ms(percentile(r.push_seq, 50))}, "
-                     f"p99 {ms(percentile(r.push_seq, 99))}")
+                     f"p99 {ms(percentile(r.push_seq, 99))}{cpu_note(r.push_seq_window)}")
         lines.append(f"  pool of {cfg.pool:<3}                {r.push_pool_wall:8.2f} s   "
                      f"per call p50 {ms(percentile(r.push_pool, 50))}, "
                      f"p99 {ms(percentile(r.push_pool, 99))}; "
-                     f"{ratio(r.push_seq_wall, r.push_pool_wall)} faster")
+                     f"{ratio(r.push_seq_wall, r.push_pool_wall)} faster"
+                     f"{cpu_note(r.push_pool_window)}")
         lines.append(f"  delivered: {r.push_delivered[0]}/{n} hosts got the first, "
                      f"{r.push_delivered[1]}/{n} the second")
         lines.append("  port-group change (PORTGROUP_CHANGE hook): " + (
@@ -623,7 +646,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         controller_phase(cfg, tmp, r)
         if cfg.baselines:
-            for mode in ("echo-threads", "echo-async"):
+            for mode in BASELINES:
                 baseline_phase(cfg, tmp, mode, r)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -2,6 +2,7 @@
 
     python bench/mgmt_controller.py controller --folder F --hosts N [--inventory memory|store]
     python bench/mgmt_controller.py echo-threads --folder F
+    python bench/mgmt_controller.py echo-threads-timeout --folder F
     python bench/mgmt_controller.py echo-async --folder F
 
 `controller` is started the way `python -m vmknet.controller` starts it (a
@@ -19,6 +20,8 @@ The two baselines speak the same protocol to the same agents with the
 controller's own certificate (so the agents' checks pass), and do no
 controller work: each heartbeat gets a fixed reply.
 - echo-threads: the controller's design (a thread per connection, blocking ssl);
+- echo-threads-timeout: the same with the controller's socket timeout on each
+  connection (`settimeout`: every read becomes poll() + read);
 - echo-async:   one asyncio event loop for every connection.
 
 Each prints one JSON line `{"kind": "ready", ...}` and runs until SIGTERM.
@@ -110,8 +113,10 @@ def _credential_context(folder: Path) -> ssl.SSLContext:
 def run_echo_threads(args: argparse.Namespace, done: threading.Event) -> None:
     ctx = _credential_context(Path(args.folder))
     listener = socket.create_server(("127.0.0.1", 0), backlog=BACKLOG)
+    timeout = 15.0 if args.mode == "echo-threads-timeout" else None  # 3 * AGENT_TIMEOUT
 
     def serve(conn: socket.socket) -> None:
+        conn.settimeout(timeout)
         with contextlib.suppress(OSError, VmknetError, ValueError), conn, \
                 ctx.wrap_socket(conn, server_side=True) as tls:
             pki.peer(tls, pki.HOST)
@@ -153,7 +158,8 @@ def run_echo_async(args: argparse.Namespace, done: threading.Event) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("mode", choices=("controller", "echo-threads", "echo-async"))
+    p.add_argument("mode", choices=("controller", "echo-threads", "echo-threads-timeout",
+                                    "echo-async"))
     p.add_argument("--folder", required=True)
     p.add_argument("--hosts", type=int, default=50)
     p.add_argument("--agent-port", type=int, default=8443)
@@ -163,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
     done = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: done.set())
     run = {"controller": run_controller, "echo-threads": run_echo_threads,
-           "echo-async": run_echo_async}[args.mode]
+           "echo-threads-timeout": run_echo_threads, "echo-async": run_echo_async}[args.mode]
     run(args, done)
     return 0
 

@@ -196,6 +196,11 @@ def test_report_prints_aims_and_ratios() -> None:
     fast = next(x for x in text.splitlines() if "hosts/status, TCP_NODELAY" in x)
     assert "ok" in fast and "= 2.0x its listener's session" in fast
     assert "4.0x faster" in next(x for x in text.splitlines() if "pool of 16" in x)
+    r = _results()
+    r.push_pool_window = bench_mgmt.Window(0.1, {"controller": 90.0, "agents-0": 40.0,
+                                                 "agents-1": 45.0}, 99.0)
+    pool = next(x for x in bench_mgmt.report(r).splitlines() if "pool of 16" in x)
+    assert pool.endswith("CPU controller 90%, agents 85%, machine 99%")
     assert "not wired yet" in text
     assert "~400% of one core for 100 agents" in text  # 40 ms per read x 100 per s
 

@@ -190,10 +190,16 @@ def test_serve_runs_until_sigterm_then_stops_the_agent() -> None:
     agent = _FakeAgent()
     old = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
     ready = threading.Event()
+    # SIGTERM only once serve() says it is ready: its handler is in place by then (sent any
+    # earlier, the default action would end the test process).
     timer = threading.Timer(0.2, lambda: os.kill(os.getpid(), signal.SIGTERM))
-    try:
+
+    def on_ready() -> None:
+        ready.set()
         timer.start()
-        boot.serve(agent, [("198.18.0.11", "vmk0")], ready.set)  # type: ignore[arg-type]
+
+    try:
+        boot.serve(agent, [("198.18.0.11", "vmk0")], on_ready)  # type: ignore[arg-type]
     finally:
         timer.cancel()
         for s, handler in old.items():

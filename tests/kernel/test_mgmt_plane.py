@@ -29,7 +29,9 @@ from vmknet.dataplane.linux import netns
 from vmknet.errors import VmknetError
 from vmknet.inventory import Inventory
 from vmknet.lab import lifecycle
+from vmknet.lab.realise import KernelRealiser
 from vmknet.mgmt import paths, wire
+from vmknet.model import Datacenter
 from vmknet.processes import alive, lab_pids
 from vmknet.trust import pki
 from vmknet.trust.issuer import ControllerIssuer, book, issuer_for
@@ -194,3 +196,58 @@ def test_tickets_go_through_the_agents(built: Built) -> None:
     with pytest.raises(VmknetError) as err:
         issuer.issue("vmotion", "esx02", "nohost")
     assert err.value.code == "NotFound"
+
+
+def _vmk1_mtu(b: Built, host: str) -> int:
+    out = subprocess.run(["ip", "-n", b.ns(host, "vmotion"), "-o", "link", "show", "vmk1"],
+                         capture_output=True, text=True, check=True).stdout
+    return int(out.split(" mtu ")[1].split()[0])
+
+
+def _with_vmk1_mtu(b: Built, mtu: int) -> Datacenter:
+    dc = b.inv.read().model_copy(deep=True)
+    for host in HOSTS:
+        dc.hosts[host].vmknics["vmk1"].mtu = mtu
+    return dc
+
+
+def test_a_change_of_every_host_rolls_out_host_by_host_through_the_agents(built: Built) -> None:
+    realiser = built.inv.realiser
+    assert isinstance(realiser, KernelRealiser)
+    realiser.max_unavailable = 0.34  # one host at a time
+    try:
+        built.inv.apply(_with_vmk1_mtu(built, 8000))
+        done = realiser.last
+        assert done is not None and done.rollout is not None
+        assert done.rollout.batches == [["esx01"], ["esx02"], ["esx03"]]
+        assert sorted(done.rollout.host_seconds) == HOSTS
+        assert [_vmk1_mtu(built, h) for h in HOSTS] == [8000] * 3
+        version = built.inv.store.read()[0]
+        built.inv.apply(_with_vmk1_mtu(built, 8000))  # the same state again: nothing moves
+        assert built.inv.store.read()[0] == version
+        assert realiser.last is not None and not realiser.last.result.ops
+    finally:
+        realiser.max_unavailable = 0.5
+        built.inv.apply(_with_vmk1_mtu(built, 9000))
+    assert [_vmk1_mtu(built, h) for h in HOSTS] == [9000] * 3
+
+
+def test_a_hung_agent_stops_the_rollout_and_earlier_hosts_are_reverted(built: Built) -> None:
+    realiser = built.inv.realiser
+    assert isinstance(realiser, KernelRealiser)
+    (hung,) = [p for p in lab_pids(paths.AGENT_MARKER, built.name)
+               if b"--host=esx02" in Path(f"/proc/{p}/cmdline").read_bytes()]
+    before = built.inv.store.read()
+    realiser.max_unavailable = 0.34
+    os.kill(hung, signal.SIGSTOP)
+    try:
+        with pytest.raises(VmknetError) as err:
+            built.inv.apply(_with_vmk1_mtu(built, 8000))
+    finally:
+        os.kill(hung, signal.SIGCONT)
+        realiser.max_unavailable = 0.5
+    assert err.value.details.get("host") == "esx02", err.value.to_dict()
+    # esx01 ran its part and was reverted; esx03 was never touched; the store did not move.
+    assert [_vmk1_mtu(built, h) for h in HOSTS] == [9000] * 3
+    assert built.inv.store.read() == before
+    assert wait_until(lambda: _all_available(built), 10) is not None

@@ -26,7 +26,7 @@ from ..dataplane import kcodec, naming
 from ..dataplane.base import Backend
 from ..dataplane.kops import KernelOp
 from ..dataplane.plan import describe
-from ..errors import InvalidArgument
+from ..errors import DataplaneError, InvalidArgument
 
 CONFIRMED, ABANDONED, PENDING = "confirmed", "abandoned", "pending"
 RETRY = 0.1  # s between confirm attempts (each a new TLS connection)
@@ -37,6 +37,9 @@ MAX_TIMEOUT = 600.0
 Confirm = Callable[[str, float], str]
 Report = Callable[["RolledBack"], None]  # tells the controller; raises when it cannot
 REPORT_FOR = 60.0  # s the guard itself keeps trying to report, before the heartbeat takes over
+
+
+KEEP = 32  # confirmed changes whose undo is kept, for a rollout that stops later
 
 
 @dataclass
@@ -59,6 +62,16 @@ class RolledBack:
                 "seconds": round(self.seconds, 2)}
 
 
+def _undo(backend: Backend, undo: list[KernelOp]) -> list[str]:
+    failures = []
+    for op in undo:
+        try:
+            backend.execute(op)
+        except Exception as err:  # keep undoing: one stuck step must not stop the rest
+            failures.append(f"{describe(op)}: {' '.join(str(err).split())}")
+    return failures
+
+
 class RollbackGuard:
     def __init__(self, lab: str, host: str, confirm: Confirm, report: Report,
                  backend: Callable[[], Backend]) -> None:
@@ -68,6 +81,8 @@ class RollbackGuard:
         self._backend = backend
         self._lock = threading.Lock()
         self._armed: dict[str, Armed] = {}
+        # Confirmed changes, undo kept: a rollout that fails on a later host reverts them.
+        self._kept: dict[str, list[KernelOp]] = {}
         self.reports: list[RolledBack] = []  # not yet told to the controller
 
     def _allowed(self, op: KernelOp) -> bool:
@@ -82,24 +97,73 @@ class RollbackGuard:
             ns == own or ns.startswith(own + ".") or ns == naming.pnet_ns(self.lab)
             for ns in namespaces)
 
-    def arm(self, params: dict[str, Any]) -> dict[str, Any]:
-        generation = str(params.get("generation", ""))[:64]
-        raw = params.get("undo")
-        timeout = params.get("timeout")
-        if not generation or not isinstance(raw, list) or len(raw) > MAX_UNDO_OPS \
-                or not isinstance(timeout, int | float) or not 0 < timeout <= MAX_TIMEOUT:
-            raise InvalidArgument("rollback.arm needs a generation, at most "
-                                  f"{MAX_UNDO_OPS} undo ops and a timeout of 0-{MAX_TIMEOUT} s")
-        undo = [kcodec.decode_op(op) for op in raw]
-        foreign = [describe(op) for op in undo if not self._allowed(op)]
+    def _decode(self, raw: object, what: str) -> list[KernelOp]:
+        if not isinstance(raw, list) or len(raw) > MAX_UNDO_OPS:
+            raise InvalidArgument(f"{what}: a list of at most {MAX_UNDO_OPS} kernel ops")
+        ops = [kcodec.decode_op(op) for op in raw]
+        foreign = [describe(op) for op in ops if not self._allowed(op)]
         if foreign:
-            raise InvalidArgument(f"Undo op outside host {self.host}: {foreign[0]}",
+            raise InvalidArgument(f"Kernel op outside host {self.host}: {foreign[0]}",
                                   code="NotAuthorized")
-        armed = Armed(generation, undo, time.monotonic() + float(timeout))
+        return ops
+
+    @staticmethod
+    def _params(params: dict[str, Any]) -> tuple[str, float]:
+        generation = str(params.get("generation", ""))[:64]
+        timeout = params.get("timeout")
+        if not generation or not isinstance(timeout, int | float) \
+                or not 0 < timeout <= MAX_TIMEOUT:
+            raise InvalidArgument(f"A change needs a generation and a timeout of "
+                                  f"0-{MAX_TIMEOUT} s")
+        return generation, float(timeout)
+
+    def arm(self, params: dict[str, Any]) -> dict[str, Any]:
+        """Watch a change someone else applies to this host, holding its undo."""
+        generation, timeout = self._params(params)
+        undo = self._decode(params.get("undo"), "undo")
+        self._watch_later(generation, undo, timeout)
+        return {"armed": generation, "ops": len(undo)}
+
+    def realise(self, params: dict[str, Any]) -> dict[str, Any]:
+        """Run this host's part of a change, all or nothing, then watch it (MGMT-2)."""
+        generation, timeout = self._params(params)
+        ops = self._decode(params.get("ops"), "ops")
+        backend = self._backend()
+        started = time.monotonic()
+        for step, op in enumerate(ops):
+            try:
+                backend.execute(op)
+            except Exception as err:
+                failures = _undo(backend, [o.inverse() for o in reversed(ops[:step])])
+                raise DataplaneError(
+                    f"{self.host}: step {step + 1} of {len(ops)} failed ({describe(op)}): "
+                    f"{' '.join(str(err).split())}; the {step} steps before it were rolled "
+                    "back", host=self.host, rollback_failures=failures) from err
+        self._watch_later(generation, [o.inverse() for o in reversed(ops)], timeout)
+        return {"ops": len(ops), "seconds": round(time.monotonic() - started, 4)}
+
+    def revert(self, params: dict[str, Any]) -> dict[str, Any]:
+        """Undo a kept (confirmed) change now: a later host of the rollout failed."""
+        generation = str(params.get("generation", ""))
+        with self._lock:
+            armed = self._armed.pop(generation, None)
+            undo = self._kept.pop(generation, None)
+        if armed is not None:
+            armed.cancel.set()
+            undo = armed.undo
+        failures = _undo(self._backend(), undo or [])
+        return {"ops": len(undo or []), "failures": failures}
+
+    def release(self, params: dict[str, Any]) -> dict[str, Any]:
+        with self._lock:
+            return {"released": self._kept.pop(str(params.get("generation", "")), None)
+                    is not None}
+
+    def _watch_later(self, generation: str, undo: list[KernelOp], timeout: float) -> None:
+        armed = Armed(generation, undo, time.monotonic() + timeout)
         with self._lock:
             self._armed[generation] = armed
         threading.Thread(target=self._watch, args=(armed,), daemon=True).start()
-        return {"armed": generation, "ops": len(undo)}
 
     def _watch(self, armed: Armed) -> None:
         started = time.monotonic()
@@ -109,18 +173,12 @@ class RollbackGuard:
             except Exception:  # unreachable: that is what this loop waits out
                 answer = PENDING
             if answer in (CONFIRMED, ABANDONED):
-                self._disarm(armed.generation)
+                self._disarm(armed.generation, keep=armed.undo if answer == CONFIRMED else None)
                 return
             armed.cancel.wait(RETRY)
         if armed.cancel.is_set():
             return
-        backend = self._backend()
-        failures = []
-        for op in armed.undo:
-            try:
-                backend.execute(op)
-            except Exception as err:  # keep undoing: one stuck step must not stop the rest
-                failures.append(f"{describe(op)}: {err}")
+        failures = _undo(self._backend(), armed.undo)
         self._disarm(armed.generation)
         done = RolledBack(armed.generation, len(armed.undo), failures,
                           time.monotonic() - started)
@@ -134,9 +192,13 @@ class RollbackGuard:
         with self._lock:
             self.reports.append(done)  # the heartbeat tells it when the controller is back
 
-    def _disarm(self, generation: str) -> None:
+    def _disarm(self, generation: str, keep: list[KernelOp] | None = None) -> None:
         with self._lock:
             self._armed.pop(generation, None)
+            if keep is not None:
+                self._kept[generation] = keep
+                for old in list(self._kept)[:-KEEP]:
+                    del self._kept[old]
 
     def take_reports(self) -> list[RolledBack]:
         with self._lock:

@@ -40,7 +40,7 @@ from .rollback import RollbackGuard, RolledBack
 
 HEARTBEAT = 1.0  # s, as vSphere HA's network heartbeats
 TIMEOUT = 5.0
-MAX_REQUEST = 64 * 1024
+MAX_REQUEST = wire.MAX_FRAME  # a host's part of a change can be thousands of ops
 
 
 @dataclass(frozen=True)
@@ -197,6 +197,9 @@ class Agent:
         return {"ping": lambda p: {"host": self.host, "pid": os.getpid()},
                 "ticket.put": self._ticket_put,
                 "rollback.arm": self.guard.arm,
+                "realise": self.guard.realise,
+                "rollback.revert": self.guard.revert,
+                "rollback.release": self.guard.release,
                 "ticket.drop": self._ticket_drop}
 
     def _ticket_put(self, params: dict[str, Any]) -> dict[str, Any]:

@@ -17,6 +17,9 @@ from typing import Any
 
 ARMED, APPLIED, COMMITTED, FAILED, ABANDONED = (
     "armed", "applied", "committed", "failed", "abandoned")
+# After an agent's deadline: its undo (~0.1 s), STP settling after a re-plug (up to ~8 s on a
+# loaded box) and the reconnect that carries its report.
+REPORT_GRACE = 12.0
 KEEP = 50  # finished changes remembered (late confirms of a finished one still get an answer)
 
 
@@ -78,10 +81,12 @@ class Changes:
             return True
 
     def waited_for(self, generation: str) -> bool:
-        """Someone waits for this change's verdict (and records its events)."""
+        """Someone waits, or will, for this change's verdict (and records its events). Also
+        while still armed: a cut-off host's reply to `realise` only gets through once its
+        agent has reverted, so its report can come first."""
         with self._cond:
             change = self._changes.get(generation)
-            return change is not None and change.phase == APPLIED
+            return change is not None and change.phase in (ARMED, APPLIED)
 
     def wait(self, generation: str, timeout: float) -> dict[str, Any]:
         """Until every host confirmed or rolled back, or `timeout`: host -> state, and the

@@ -14,19 +14,31 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Sequence
+from typing import Any
 
 from ..dataplane import kcodec
 from ..dataplane.apply import ApplyResult
 from ..dataplane.kstate import KernelState
 from ..dataplane.ownership import partition
 from ..errors import RuleViolation
+from .changes import REPORT_GRACE
 from .client import ControllerClient
 from .service import rollback_event
 
-# After the agents' deadline: the undo (~0.1 s), STP settling after a re-plug (up to ~8 s on a
-# loaded box) and the reconnect that carries the report.
-REPORT_GRACE = 12.0
 _WHY = {"rolledBack": "reverted by its agent"}
+
+
+def cut_off(verdict: dict[str, Any], timeout: float, generation: str) -> RuleViolation:
+    """REQ-5 for the hosts of `verdict` that did not confirm, with their agents' reports."""
+    states: dict[str, str] = verdict["hosts"]
+    lost = sorted(h for h, s in states.items() if s != "confirmed")
+    how = ", ".join(f"{h} ({_WHY.get(states[h], 'no report')})" for h in lost)
+    return RuleViolation(
+        "REQ-5",
+        f"The change cuts the controller off from the management adapters of {how}: "
+        f"rolled back: no agent confirmation within {timeout:g} s (MGMT-2)",
+        hosts=lost, generation=generation, rolled_back=True,
+        rollbacks=[rollback_event(h, r) for h, r in verdict["reports"].items()])
 
 
 class AgentRollback:
@@ -66,13 +78,7 @@ class AgentRollback:
         for host in lost:
             if states[host] == "rolledBack":
                 self.result.undone_elsewhere.update(self.owned[host])
-        how = ", ".join(f"{h} ({_WHY.get(states[h], 'no report')})" for h in lost)
-        raise RuleViolation(
-            "REQ-5",
-            f"The change cuts the controller off from the management adapters of {how}: "
-            f"rolled back: no agent confirmation within {self.timeout:g} s (MGMT-2)",
-            hosts=lost, generation=self.generation,
-            rollbacks=[rollback_event(h, r) for h, r in verdict["reports"].items()])
+        raise cut_off(verdict, self.timeout, self.generation)
 
     def abandon(self) -> None:
         """The apply failed on its own: the armed agents stand down (its rollback undid all)."""

@@ -21,6 +21,7 @@ import socket
 import ssl
 import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -32,11 +33,13 @@ from ..model import Datacenter, Service
 from ..reach import static_v4
 from ..trust import pki, tickets
 from ..trust.pki import TrustError
-from .changes import ABANDONED, APPLIED, Changes
+from .changes import ABANDONED, APPLIED, REPORT_GRACE, Changes
 from .hosts import HostTable
 from .joins import JoinTokens
 
 AGENT_TIMEOUT = 5.0
+AGENT_CALLS = 32  # agents called at once in a batch
+AGENT_WORK_TIMEOUT = 120.0  # s for an agent to run its part of a change (a new host: ~400 ops)
 MAX_CSR = 8192
 
 
@@ -175,6 +178,11 @@ class Controller:
                                                                  ABANDONED),
             "rollback.wait": lambda p: self.changes.wait(str(p["generation"]),
                                                          min(float(p["timeout"]), 600.0)),
+            "rollout.batch": self._batch,
+            "rollout.revert": lambda p: self._each(p["hosts"], "rollback.revert",
+                                                   {"generation": str(p["generation"])}),
+            "rollout.release": lambda p: self._each(p["hosts"], "rollback.release",
+                                                    {"generation": str(p["generation"])}),
         }
         while not self._stop.is_set() and wire.answer(conn, handlers):
             pass
@@ -230,6 +238,49 @@ class Controller:
             raise
         return {"armed": sorted(undo)}
 
+    def _batch(self, params: dict[str, Any]) -> dict[str, Any]:
+        """One batch of a rollout (MGMT-3): each host's agent runs its part, then every one
+        must confirm over its management network (MGMT-2). All of the batch or none of it:
+        on a failure the others are reverted before this returns."""
+        generation, timeout = str(params["generation"]), float(params["timeout"])
+        parts: dict[str, list[Any]] = params["ops"]
+        self.changes.arm(generation, sorted(parts))
+        results = self._each(list(parts), "realise", {"generation": generation,
+                                                      "timeout": timeout},
+                             per_host={h: {"ops": parts[h]} for h in parts})
+        failed = {h: r for h, r in results.items() if "error" in r}
+        if failed:
+            # Revert before abandoning: an agent told "abandoned" first would drop its undo.
+            self._each([h for h in parts if h not in failed], "rollback.revert",
+                       {"generation": generation})
+            self.changes.set_phase(generation, ABANDONED)
+            host, why = sorted(failed.items())[0]
+            raise VmknetError(str(why["error"]["message"]), code=str(why["error"]["code"]),
+                              host=host, failed=sorted(failed))
+        self.changes.set_phase(generation, APPLIED)
+        verdict = self.changes.wait(generation, timeout + REPORT_GRACE)
+        confirmed = [h for h, s in verdict["hosts"].items() if s == "confirmed"]
+        if len(confirmed) < len(parts):
+            self._each(confirmed, "rollback.revert", {"generation": generation})
+        verdict["seconds"] = {h: r.get("seconds") for h, r in results.items()}
+        return verdict
+
+    def _each(self, hosts: list[str], method: str, params: dict[str, Any],
+              per_host: dict[str, dict[str, Any]] | None = None) -> dict[str, dict[str, Any]]:
+        """`method` on each host's agent in parallel; host -> result or {"error": ...}.
+        `per_host` adds to `params` for one host."""
+        def one(host: str) -> dict[str, Any]:
+            try:
+                args = {**params, **(per_host or {}).get(host, {})}
+                return dict(self.call_agent(host, method, args, AGENT_WORK_TIMEOUT) or {})
+            except VmknetError as err:
+                return {"error": err.to_dict()}
+
+        if not hosts:
+            return {}
+        with ThreadPoolExecutor(max_workers=min(AGENT_CALLS, len(hosts))) as pool:
+            return dict(zip(hosts, pool.map(one, hosts), strict=True))
+
     def _rolled_back(self, host: str, report: dict[str, Any]) -> dict[str, Any]:
         generation = str(report.get("generation", ""))
         if not self.changes.knows(generation, host):
@@ -246,7 +297,8 @@ class Controller:
 
     # -- talking to agents -------------------------------------------------------------------
 
-    def call_agent(self, host: str, method: str, params: dict[str, Any]) -> Any:
+    def call_agent(self, host: str, method: str, params: dict[str, Any],
+                   timeout: float = AGENT_TIMEOUT) -> Any:
         """One request to `host`'s agent over mutual TLS, trying each management address."""
         links = management_links(self.inventory(), host)
         if not links:
@@ -257,6 +309,7 @@ class Controller:
                 with socket.create_connection((address, self.port), AGENT_TIMEOUT) as raw, \
                         self._client_ctx.wrap_socket(raw) as tls:
                     pki.peer(tls, pki.HOST, host)
+                    tls.settimeout(timeout)
                     return wire.call(tls, method, params)
             except (OSError, TrustError, wire.WireError) as err:
                 last = err

@@ -116,6 +116,14 @@ def _replaced(current: Link, desired: Link | None) -> bool:
 
 
 def plan(current: KernelState, desired: KernelState) -> list[KernelOp]:
+    deletions, creations = phases(current, desired)
+    return deletions + creations
+
+
+def phases(current: KernelState, desired: KernelState) -> tuple[list[KernelOp], list[KernelOp]]:
+    """The plan in its two halves: what goes (children first), then what comes (parents
+    first). A host's agent can run its part of both after the fabric's creations and before
+    the fabric's deletions (vmknet.controller.realise)."""
     cur, want = canonical(current), canonical(desired)
     doomed = _doomed_links(cur, want)
     gone_addrs = {a for a in cur.addresses
@@ -133,6 +141,7 @@ def plan(current: KernelState, desired: KernelState) -> list[KernelOp]:
             if ns not in want.filters]
     ops += _delete_links(links, doomed)
     ops += _delete_namespaces(cur, want)
+    deletions, ops = ops, []
     ops += [CreateNamespace(ns) for ns in sorted(want.namespaces - cur.namespaces)]
     ops += [SetSysctl(k[0], k[1], cur.sysctls.get(k), v) for k, v in sorted(want.sysctls.items())
             if cur.sysctls.get(k) != v]
@@ -149,7 +158,7 @@ def plan(current: KernelState, desired: KernelState) -> list[KernelOp]:
             if cur.resolvers.get(ns) != r]
     ops += [SetFilter(ns, cur.filters.get(ns), f) for ns, f in sorted(want.filters.items())
             if cur.filters.get(ns) != f]
-    return ops
+    return deletions, ops
 
 
 def _doomed_links(cur: KernelState, want: KernelState) -> set[tuple[str, str]]:

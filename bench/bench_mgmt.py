@@ -622,9 +622,9 @@ def report(r: Results) -> str:
             if r.portgroup is None else
             f"{r.portgroup:.2f} s, aim {PUSH_AIM:.0f} s: {verdict(r.portgroup, PUSH_AIM)}"))
     if r.store_read:
-        lines += ["", f"store.read() of this datacenter      {ms(r.store_read)}: the lab's "
-                      f"controller calls it per heartbeat -> ~{r.store_read * n * 100:.0f}% of "
-                      f"one core for {n} agents at 1/s"]
+        lines += ["", f"store.read() of this datacenter      {ms(r.store_read)}: a read per "
+                      f"heartbeat would cost ~{r.store_read * n * 100:.0f}% of one core for {n} "
+                      "agents at 1/s; the controller's InventorySnapshot reads once per version"]
     return "\n".join(lines)
 
 

@@ -12,8 +12,8 @@ thread on `listen.listen_loopback`; the bench adds a second loopback listener
 with TCP_NODELAY, see `tcp_listener`), without entering a lab namespace: it listens
 on 127.0.0.1 and its inventory is the bench's datacenter of N hosts with
 management addresses 127.1.x.y (mgmt_common). With `--inventory store` the
-inventory callable reads that datacenter from a SQLite store on every call,
-as the lab's controller does (`lambda: store.read()[1]`); `memory` (default)
+inventory is the lab controller's own: an `InventorySnapshot` of a SQLite store
+(re-read only when the store's version moves); `memory` (default)
 hands out one datacenter object built once.
 
 The two baselines speak the same protocol to the same agents with the
@@ -39,6 +39,7 @@ import socket
 import ssl
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +48,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from mgmt_common import datacenter, frame, read_frame, say
 from vmknet.errors import VmknetError
 from vmknet.mgmt import wire
+from vmknet.model import Datacenter
 from vmknet.trust import pki
 
 BACKLOG = 64  # as vmknet.controller.__main__
@@ -74,6 +76,7 @@ def run_controller(args: argparse.Namespace, done: threading.Event) -> None:
     from vmknet.api.app import create_app
     from vmknet.api.tokens import TokenBook
     from vmknet.controller.service import Controller
+    from vmknet.controller.snapshot import InventorySnapshot
     from vmknet.inventory import Inventory
     from vmknet.store import Store
 
@@ -83,7 +86,8 @@ def run_controller(args: argparse.Namespace, done: threading.Event) -> None:
     store = Store(store_path)
     with store.transaction() as txn:
         txn.save(dc)
-    inventory = (lambda: store.read()[1]) if args.inventory == "store" else (lambda: dc)
+    inventory: Callable[[], Datacenter] = (
+        InventorySnapshot(store) if args.inventory == "store" else (lambda: dc))
     controller = Controller(folder / "controller", "bench", inventory, port=args.agent_port)
     local_path = folder / "api.sock"
     local = listen.listen_unix(local_path)

@@ -22,7 +22,9 @@ LOOPBACK = "127.0.0.1"
 
 def listen_loopback(port: int = DEFAULT_PORT) -> socket.socket:
     """A listening TCP socket on 127.0.0.1:`port` (another port if that one is taken)."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    # IPPROTO_TCP, not 0: asyncio turns Nagle off only for sockets that say they are TCP, and
+    # with Nagle on every small response waits ~40 ms for the client's delayed ACK.
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((LOOPBACK, port))

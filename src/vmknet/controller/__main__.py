@@ -3,7 +3,7 @@
 It enters the lab's controller namespace (where vCenter would sit: on the
 management VLAN, reaching other hosts through the router), listens there on
 its address, port 443, for the agents, and on `api.sock` for the CLI, and
-reads the inventory from the store each time it needs it. It also serves the
+reads the inventory from the store once per store version (`snapshot`). It also serves the
 REST API (`vmknet.api`) on `rest.sock` and on 127.0.0.1 of the root namespace.
 """
 
@@ -23,8 +23,9 @@ from ..dataplane.linux import netns
 from ..events import Event
 from ..inventory import Inventory
 from ..mgmt import paths, spawn
-from ..store import Store
+from ..store import open_store
 from .service import Controller
+from .snapshot import InventorySnapshot
 
 if TYPE_CHECKING:
     from ..api.serve import RestServer
@@ -41,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
                    "of the root namespace (default 8088, another if taken)")
     args = p.parse_args(argv)
     spawn.detach()
-    store = Store(args.store)
+    store = open_store(args.store)
     dc = store.read()[1]
     if dc.physical.controller is None:
         raise SystemExit("the lab has no controller address (physical.controller)")
@@ -55,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
         with store.transaction() as txn:
             txn.record(events)
 
-    controller = Controller(folder, args.lab, lambda: store.read()[1], record=record)
+    controller = Controller(folder, args.lab, InventorySnapshot(store), record=record)
     sock_path = paths.api_socket(args.lab)
     with contextlib.suppress(FileNotFoundError):
         sock_path.unlink()

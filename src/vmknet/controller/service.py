@@ -36,6 +36,7 @@ from ..trust.pki import TrustError
 from .changes import ABANDONED, APPLIED, REPORT_GRACE, Changes
 from .hosts import HostTable
 from .joins import JoinTokens
+from .snapshot import InventorySnapshot
 
 AGENT_TIMEOUT = 5.0
 AGENT_CALLS = 32  # agents called at once in a batch
@@ -74,6 +75,8 @@ class Controller:
         self.inventory = inventory
         self.record = record  # events into the inventory's log (NetworkRollbackEvent)
         self.changes = Changes()
+        self._links_of: Datacenter | None = None
+        self._links: dict[str, list[tuple[str, str]]] = {}
         self.port = port  # of the agents
         self.ca = pki.Authority.load_or_create(folder / "ca", label)
         tls_dir = folder / "tls"
@@ -130,14 +133,14 @@ class Controller:
 
     def join(self, params: dict[str, Any], peer: str) -> dict[str, Any]:
         def from_management(host: str) -> None:
-            links = management_links(self.inventory(), host)
+            links = self.links(host, fresh=True)
             if peer not in {a for a, _ in links}:
                 raise TrustError(f"Host {host} must join from one of its management adapters "
                                  f"({', '.join(a for a, _ in links) or 'none'}), not {peer}",
                                  code="SEC-2")
 
         host = self.joins.redeem(str(params.get("token", "")), from_management)
-        links = management_links(self.inventory(), host)
+        links = self.links(host)
         csr = str(params.get("csr", "")).encode()
         cert = self.ca.sign_request(csr, host, [a for a, _ in links])
         self.hosts.joined(host)
@@ -145,7 +148,7 @@ class Controller:
                 "links": [list(x) for x in links]}
 
     def heartbeat(self, host: str, peer: str, params: dict[str, Any]) -> dict[str, Any]:
-        links = management_links(self.inventory(), host)
+        links = self.links(host)
         vmk = dict(links).get(peer)
         if vmk is None:
             raise TrustError(f"Heartbeat of {host} from {peer}, which is not one of its "
@@ -188,12 +191,27 @@ class Controller:
             pass
 
     def host_status(self) -> list[dict[str, Any]]:
-        dc = self.inventory()
-        return self.hosts.report({h: management_links(dc, h) for h in dc.hosts})
+        return self.hosts.report({h: self.links(h) for h in self.inventory().hosts})
+
+    def links(self, host: str, fresh: bool = False) -> list[tuple[str, str]]:
+        """`management_links` of `host`, computed once per inventory version."""
+        dc = self._view(fresh)
+        if self._links_of is not dc:
+            self._links_of, self._links = dc, {}
+        found = self._links.get(host)
+        if found is None:
+            found = self._links[host] = management_links(dc, host)
+        return found
+
+    def _view(self, fresh: bool = False) -> Datacenter:
+        """The inventory; `fresh`: not a cached view older than now (joins, tickets)."""
+        if fresh and isinstance(self.inventory, InventorySnapshot):
+            return self.inventory(fresh=True)
+        return self.inventory()
 
     def _join_token(self, params: dict[str, Any]) -> dict[str, Any]:
         host = str(params.get("host", ""))
-        if host not in self.inventory().hosts:
+        if host not in self._view(fresh=True).hosts:
             raise NotFound(f"Host {host} is not in the inventory")
         return {"token": self.joins.create(host),
                 "caFingerprint": pki.fingerprint(self.ca.cert_pem)}
@@ -206,7 +224,7 @@ class Controller:
         ttl = params.get("ttl", tickets.DEFAULT_TTL)
         if not isinstance(ttl, int | float) or not 0 < ttl <= 3600:
             raise InvalidArgument("A ticket lives 0 to 3600 s")
-        dc = self.inventory()
+        dc = self._view(fresh=True)
         if source not in dc.hosts or target not in dc.hosts:
             raise NotFound(f"Ticket between {source} and {target}: not both in the inventory")
         key = bytes.fromhex(str(params["key"])) if params.get("key") else None
@@ -300,7 +318,7 @@ class Controller:
     def call_agent(self, host: str, method: str, params: dict[str, Any],
                    timeout: float = AGENT_TIMEOUT) -> Any:
         """One request to `host`'s agent over mutual TLS, trying each management address."""
-        links = management_links(self.inventory(), host)
+        links = self.links(host)
         if not links:
             raise NotFound(f"Host {host} has no management adapter with an address")
         last: Exception | None = None

@@ -102,6 +102,10 @@ class StoreBackend(Protocol):
         """(version, datacenter); (0, Datacenter()) when nothing was ever saved."""
         ...
 
+    def version(self) -> int:
+        """The version alone, without parsing the datacenter (cheap: readers poll it)."""
+        ...
+
     def transaction(self) -> AbstractContextManager[Transaction]:
         """Serialised with every other writer; an exception inside rolls everything back."""
         ...

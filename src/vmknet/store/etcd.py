@@ -140,6 +140,11 @@ class EtcdStore:
         _, (version, dc), _ = etcd.txn([], [etcd.range_op(VERSION), etcd.range_op(DATACENTER)])
         return _version(version), Datacenter.model_validate_json(_text(dc))
 
+    def version(self) -> int:
+        etcd = self.etcd
+        _, (version,), _ = etcd.txn([], [etcd.range_op(VERSION)])
+        return _version(version)
+
     @contextmanager
     def transaction(self) -> Iterator[EtcdTransaction]:
         lease = Lease(self.address, self.lock_ttl).start()

@@ -107,6 +107,15 @@ class SqliteStore:
             version, text = _current(conn)
         return version, Datacenter.model_validate_json(text)
 
+    def version(self) -> int:
+        if not self.path.exists():
+            return 0
+        with self._sqlite_errors(), closing(schema.connect(self.path)) as conn:
+            if not schema.has_tables(conn):
+                return 0
+            row = conn.execute("SELECT version FROM inventory WHERE id = 1").fetchone()
+        return int(row[0]) if row is not None else 0
+
     @contextmanager
     def transaction(self) -> Iterator[SqliteTransaction]:
         """Serialised with every other writer; an exception inside rolls everything back."""

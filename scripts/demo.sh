@@ -37,6 +37,8 @@ if [ "$(id -u)" -ne 0 ]; then
     exit 0
 fi
 step lab up "$file" --name "$lab"
+printf '\n# The management plane: one agent per host, heartbeating over its management adapter:\n'
+step host status
 step lab status
 step lab check
 step resolve vmotion esx01 esx03
@@ -52,10 +54,14 @@ step vm create db01 -H esx01 --memory 64MiB --dirty-rate 1MB/s --disk 8GiB --dis
 step vm power-off db01
 step vm migrate db01 --to esx03
 step vm files
-printf '\n# A change that cuts the controller off from esx01 is rolled back (REQ-5):\n'
+printf '\n# A change to every host rolls out through the host agents, one host at a time (MGMT-3):\n'
+sed '/dvportgroup: Provisioning/a\        mtu: 8000' "$file" > "$tmp/mtu.yaml"
+step apply --yes --max-unavailable 1 "$tmp/mtu.yaml"
+printf '\n# A change that cuts esx01 off from the controller: its agent reverts it (MGMT-2, REQ-5):\n'
 step esxcli -H esx01 network vswitch standard portgroup set -p "Management Network" -v 99 \
     && { echo "demo: REQ-5 did not refuse the change" >&2; exit 1; }
 step events
+step host status
 step vm destroy web01
 step lab status
 step lab down

@@ -214,7 +214,7 @@ def _with_vmk1_mtu(b: Built, mtu: int) -> Datacenter:
 def test_a_change_of_every_host_rolls_out_host_by_host_through_the_agents(built: Built) -> None:
     realiser = built.inv.realiser
     assert isinstance(realiser, KernelRealiser)
-    realiser.max_unavailable = 0.34  # one host at a time
+    realiser.max_unavailable = "1"  # one host at a time
     try:
         built.inv.apply(_with_vmk1_mtu(built, 8000))
         done = realiser.last
@@ -227,7 +227,7 @@ def test_a_change_of_every_host_rolls_out_host_by_host_through_the_agents(built:
         assert built.inv.store.read()[0] == version
         assert realiser.last is not None and not realiser.last.result.ops
     finally:
-        realiser.max_unavailable = 0.5
+        realiser.max_unavailable = "50%"
         built.inv.apply(_with_vmk1_mtu(built, 9000))
     assert [_vmk1_mtu(built, h) for h in HOSTS] == [9000] * 3
 
@@ -238,14 +238,14 @@ def test_a_hung_agent_stops_the_rollout_and_earlier_hosts_are_reverted(built: Bu
     (hung,) = [p for p in lab_pids(paths.AGENT_MARKER, built.name)
                if b"--host=esx02" in Path(f"/proc/{p}/cmdline").read_bytes()]
     before = built.inv.store.read()
-    realiser.max_unavailable = 0.34
+    realiser.max_unavailable = "1"
     os.kill(hung, signal.SIGSTOP)
     try:
         with pytest.raises(VmknetError) as err:
             built.inv.apply(_with_vmk1_mtu(built, 8000))
     finally:
         os.kill(hung, signal.SIGCONT)
-        realiser.max_unavailable = 0.5
+        realiser.max_unavailable = "50%"
     assert err.value.details.get("host") == "esx02", err.value.to_dict()
     # esx01 ran its part and was reverted; esx03 was never touched; the store did not move.
     assert [_vmk1_mtu(built, h) for h in HOSTS] == [9000] * 3

@@ -36,11 +36,11 @@ from ..dataplane.kops import KernelOp
 from ..dataplane.kstate import KernelState
 from ..dataplane.ownership import partition
 from ..dataplane.plan import describe, differences, phases
-from ..errors import DataplaneError, VmknetError
+from ..errors import DataplaneError, InvalidArgument, VmknetError
 from .client import ControllerClient
 from .rollback import cut_off
 
-MAX_UNAVAILABLE = 0.5  # kubernetes-nmstate's default: half the hosts at a time
+MAX_UNAVAILABLE = "50%"  # kubernetes-nmstate's default: half the hosts at a time
 VERIFY_ATTEMPTS, VERIFY_SETTLE = 5, 0.2
 
 
@@ -53,9 +53,22 @@ class Rollout:
     host_seconds: dict[str, float]
 
 
-def batch_size(hosts: int, max_unavailable: float) -> int:
-    """Hosts changed at once: a fraction (0 < f <= 1) of them, at least one."""
-    return max(1, math.floor(hosts * max_unavailable))
+def parse_max_unavailable(spec: str) -> str:
+    """`N` hosts or `P%` of them, as kubernetes-nmstate's maxUnavailable; refused otherwise."""
+    text = spec.strip()
+    number = text[:-1] if text.endswith("%") else text
+    if not number.isdigit() or int(number) < 1 or (text.endswith("%") and int(number) > 100):
+        raise InvalidArgument(f"--max-unavailable {spec!r}: give a number of hosts (1 or more) "
+                              "or a percentage (1% to 100%)")
+    return text
+
+
+def batch_size(hosts: int, max_unavailable: str) -> int:
+    """Hosts changed at once: `N`, or `P%` of them rounded down; at least one."""
+    spec = parse_max_unavailable(max_unavailable)
+    if spec.endswith("%"):
+        return max(1, math.floor(hosts * int(spec[:-1]) / 100))
+    return max(1, min(hosts, int(spec)))
 
 
 def _object(op: KernelOp) -> tuple[str, str, object]:
@@ -77,7 +90,7 @@ def _keys(ops: Sequence[KernelOp]) -> set[tuple[str, str, object]]:
 class AgentRollout:
     def __init__(self, backend: Backend, lab: str, prefix: str, hosts: Sequence[str],
                  connected: Sequence[str], timeout: float,
-                 max_unavailable: float = MAX_UNAVAILABLE) -> None:
+                 max_unavailable: str = MAX_UNAVAILABLE) -> None:
         self.backend, self.lab, self.prefix = backend, lab, prefix
         self.hosts, self.connected = list(hosts), set(connected)
         self.timeout, self.max_unavailable = timeout, max_unavailable

@@ -142,7 +142,7 @@ class KernelRealiser:
         self.check_management = check_management
         self.converge_timeout = converge_timeout
         self.probe_timeout = probe_timeout
-        self.max_unavailable = MAX_UNAVAILABLE  # hosts changed at once, a fraction (MGMT-3)
+        self.max_unavailable = MAX_UNAVAILABLE  # hosts changed at once: "N" or "P%" (MGMT-3)
         self.last: Realised | None = None
 
     def realise(self, lab: Lab, dc: Datacenter) -> Realised:

@@ -36,6 +36,7 @@ from ..mgmt.paths import MGMT_PORT
 from ..trust import pki, tickets
 from ..trust.pki import Credential, TrustError
 from ..trust.tickets import TicketBook
+from . import processes
 from .rollback import RollbackGuard, RolledBack
 
 HEARTBEAT = 1.0  # s, as vSphere HA's network heartbeats
@@ -200,7 +201,8 @@ class Agent:
                 "realise": self.guard.realise,
                 "rollback.revert": self.guard.revert,
                 "rollback.release": self.guard.release,
-                "ticket.drop": self._ticket_drop}
+                "ticket.drop": self._ticket_drop,
+                **processes.handlers(self)}
 
     def _ticket_put(self, params: dict[str, Any]) -> dict[str, Any]:
         ticket = tickets.Ticket.from_json(str(params.get("ticket", "")))

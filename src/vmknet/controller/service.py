@@ -33,6 +33,7 @@ from ..model import Datacenter, Service
 from ..reach import static_v4
 from ..trust import pki, tickets
 from ..trust.pki import TrustError
+from . import processes
 from .changes import ABANDONED, APPLIED, REPORT_GRACE, Changes
 from .hosts import HostTable
 from .joins import JoinTokens
@@ -186,6 +187,7 @@ class Controller:
                                                    {"generation": str(p["generation"])}),
             "rollout.release": lambda p: self._each(p["hosts"], "rollback.release",
                                                     {"generation": str(p["generation"])}),
+            **processes.handlers(self),
         }
         while not self._stop.is_set() and wire.answer(conn, handlers):
             pass

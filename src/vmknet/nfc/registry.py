@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 from pathlib import Path
 
 from ..lab.registry import run_dir
 from ..processes import lab_pids, terminate
+from ..supervise.records import NFC, write_json
 
-MARKER = "vmknet.nfc.server"
+MARKER = NFC
 
 
 def record_path(lab: str, host: str) -> Path:
@@ -24,12 +24,7 @@ def record_path(lab: str, host: str) -> Path:
 
 
 def record(lab: str, host: str, data: dict[str, object]) -> Path:
-    path = record_path(lab, host)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data), encoding="utf-8")
-    tmp.replace(path)  # a reader never sees half a record
-    return path
+    return write_json(record_path(lab, host), data)
 
 
 def forget(lab: str, host: str, pid: int | None = None) -> None:

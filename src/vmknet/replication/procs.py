@@ -13,9 +13,10 @@ from typing import Any
 
 from ..paths import inside
 from ..processes import alive, lab_pids, terminate
+from ..supervise.records import REPLICATION
 from .state import load_json, state_dir
 
-MARKER = "vmknet.replication.daemon"
+MARKER = REPLICATION
 
 
 def record_path(lab: str, vm: str) -> Path:

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 from ..lab.registry import run_dir
 from ..resolve import Flow
+from ..supervise.records import write_json
 
 
 def state_dir(lab: str) -> Path:
@@ -30,10 +30,7 @@ def load_json(path: Path) -> dict[str, Any]:
 
 
 def save_json(path: Path, data: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, indent=1), encoding="utf-8")
-    tmp.replace(path)  # a reader sees the old state or the new, never half
+    write_json(path, data, indent=1)  # a reader sees the old state or the new, never half
 
 
 def flow_info(flow: Flow) -> dict[str, str]:

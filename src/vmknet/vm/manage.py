@@ -9,13 +9,26 @@ import time
 from dataclasses import asdict
 from typing import Any
 
+from ..controller.client import ControllerClient
 from ..errors import AlreadyExists, InvalidArgument, NotFound
+from ..mgmt.paths import api_socket
 from ..model import Datacenter
 from . import control, registry
 from .launch import spawn
 from .registry import VmRecord, alive
 
 STOP_TIMEOUT = 5.0
+START_TIMEOUT = 100.0  # s: the controller gives the agent 90 s (a large guest populating)
+
+
+def via_controller(dc: Datacenter, lab: str) -> bool:
+    """Whether the lab's processes are started by its hosts' agents (through the controller).
+
+    A lab with a controller (physical.controller) that `lab up` started has one: its
+    api.sock exists. A lab without one (or an inventory realised without `lab up`) keeps
+    the direct path: the CLI process starts the VM itself, detached.
+    """
+    return dc.physical.controller is not None and api_socket(lab).exists()
 
 
 def create(dc: Datacenter, lab: str, name: str, host: str, memory: int, dirty_rate: int,
@@ -30,8 +43,14 @@ def create(dc: Datacenter, lab: str, name: str, host: str, memory: int, dirty_ra
         if alive(old.pid):
             raise AlreadyExists(f"VM {name} already runs on {old.host} (pid {old.pid})",
                                 vm=name)
-    spawn("run", lab, name, host, [f"--memory={memory}", f"--dirty-rate={dirty_rate}",
-                                    f"--seed={seed}"])
+    if via_controller(dc, lab):
+        # The host's agent starts the VM as its child and supervises it.
+        ControllerClient(lab, START_TIMEOUT).call("process.start", {
+            "host": host, "kind": "vm", "name": name,
+            "args": {"memory": memory, "dirtyRate": dirty_rate, "seed": seed}})
+    else:
+        spawn("run", lab, name, host, [f"--memory={memory}", f"--dirty-rate={dirty_rate}",
+                                        f"--seed={seed}"])
     return registry.load(lab, name)
 
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -21,8 +20,9 @@ from ..lab.registry import run_dir
 from ..paths import inside
 from ..processes import alive as alive  # re-exported: callers ask the registry
 from ..processes import lab_pids
+from ..supervise.records import VMX, write_json
 
-MARKER = "vmknet.vm.vmx"  # in every VM process's command line: `lab down` finds them by it
+MARKER = VMX  # in every VM process's command line: `lab down` finds them by it
 
 
 @dataclass
@@ -45,15 +45,8 @@ def vms_dir(lab: str) -> Path:
     return lab_dir(lab) / "vms"
 
 
-def _atomic_write(path: Path, data: dict[str, object]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data), encoding="utf-8")
-    tmp.replace(path)  # a reader never sees half a record
-
-
 def save(record: VmRecord) -> None:
-    _atomic_write(inside(vms_dir(record.lab), f"{record.name}.json"), asdict(record))
+    write_json(inside(vms_dir(record.lab), f"{record.name}.json"), asdict(record))
 
 
 def load(lab: str, name: str) -> VmRecord:
@@ -85,7 +78,7 @@ def remove(lab: str, name: str, pid: int | None = None) -> None:
 
 def set_host_encryption(lab: str, host: str, supported: bool) -> None:
     """Declare whether `host`'s migration agent can do encrypted vMotion (SEC-1)."""
-    _atomic_write(inside(lab_dir(lab), "hosts", f"{host}.json"), {"encryption": supported})
+    write_json(inside(lab_dir(lab), "hosts", f"{host}.json"), {"encryption": supported})
 
 
 def host_encryption(lab: str, host: str) -> bool:

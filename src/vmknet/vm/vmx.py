@@ -1,9 +1,11 @@
 """The VM process: `python -m vmknet.vm.vmx run|incoming --lab=LAB --name=VM --host=HOST ...`.
 
 It detaches itself (fork, new session: the command that started it may exit),
-tells its starter its pid through --ready-fd, then holds the guest and answers
-on its control socket until stopped, killed, or migrated away. `--lab=` on the
-command line is the marker `lab down` finds VM processes by (registry.vm_pids).
+unless `--foreground` says its starter stays its parent (the host agent, which
+supervises it: `vmknet.supervise`); it tells its starter its pid through
+--ready-fd, then holds the guest and answers on its control socket until
+stopped, killed, or migrated away. `--lab=` on the command line is the marker
+`lab down` finds VM processes by (registry.vm_pids).
 """
 
 from __future__ import annotations
@@ -159,6 +161,8 @@ def _args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--dirty-rate", type=int, default=0)
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--ready-fd", type=int, required=True)
+    p.add_argument("--foreground", action="store_true",
+                   help="stay the starter's child (it leads a session for us already)")
     p.add_argument("--mgmt-fds", default="")
     p.add_argument("--vm-fds", default="")
     p.add_argument("--ticket", default="", help="incoming: the migration's ticket id (SEC-4)")
@@ -171,9 +175,10 @@ def _fds(text: str) -> list[socket.socket]:
 
 def main(argv: list[str]) -> int:
     args = _args(argv)
-    if os.fork():  # detach: the starter reaps this parent at once, init adopts the VM
-        os._exit(0)
-    os.setsid()
+    if not args.foreground:
+        if os.fork():  # detach: the starter reaps this parent at once, init adopts the VM
+            os._exit(0)
+        os.setsid()
     vmx = Vmx(args.lab, args.name, args.host)
     signal.signal(signal.SIGTERM, lambda *_: vmx.stop.set())
     vmx.serve()

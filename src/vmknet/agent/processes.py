@@ -1,0 +1,192 @@
+"""The agent supervises its host's processes: `process.start | stop | list`.
+
+The agent is the parent of every process the controller asks it to start on
+its host (VMs, the NFC server): it starts them from a fixed table of kinds and
+argument schemas (`vmknet.supervise.kinds`, never an argv from the wire), reaps
+them with one waiter thread each, and records one that dies unexpectedly (it
+is listed by `process.list` and becomes the agent's `error`, which the next
+heartbeat carries to the controller). A VM outlives its agent (kill -9, as on
+an ESXi hostd restart): the next agent adopts the host's running processes it
+finds in the registry and /proc. When the agent ends normally (SIGTERM: `lab
+down`) it stops its children and the processes it adopted.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import threading
+import time
+import weakref
+from typing import Any, Protocol
+
+from ..errors import InvalidArgument, NotFound
+from ..lab.registry import run_dir
+from ..mgmt import wire
+from ..nfc import registry as nfc_registry
+from ..paths import inside
+from ..processes import alive
+from ..supervise import kinds, records, scan
+from ..supervise import start as launch
+from ..supervise.records import ProcessRecord
+
+STOP_GRACE = 1.5  # s: lab down gives an agent 2 s before SIGKILL; its children go first
+MAX_DIED = 32  # unexpected deaths kept for process.list
+
+
+class _Guard(Protocol):
+    @property
+    def lab(self) -> str: ...
+
+
+class Agent(Protocol):
+    """What the supervisor needs of `service.Agent` (which imports this module)."""
+
+    error: str | None
+
+    @property
+    def host(self) -> str: ...
+
+    @property
+    def guard(self) -> _Guard: ...
+
+
+class Supervisor:
+    def __init__(self, agent: Agent, lab: str, host: str) -> None:
+        self.agent, self.lab, self.host = agent, lab, host
+        self._lock = threading.Lock()
+        self.children: dict[tuple[str, str], launch.Child] = {}
+        self.adopted: dict[tuple[str, str], ProcessRecord] = {}
+        self.died: list[dict[str, Any]] = []
+        self._stopping: set[int] = set()  # pids we asked to stop: their death is expected
+        self.adopt()
+
+    def adopt(self) -> list[ProcessRecord]:
+        """Take over the host's running processes that are not our children (a restart)."""
+        found = []
+        with self._lock:
+            for rec in scan.find(self.lab, self.host):
+                key = (rec.kind, rec.name)
+                if key not in self.children and key not in self.adopted:
+                    self.adopted[key] = rec
+                    records.save(rec)
+                    found.append(rec)
+        return found
+
+    # -- the RPC methods ------------------------------------------------------------------
+
+    def start(self, params: dict[str, Any]) -> dict[str, Any]:
+        kind, name = params.get("kind"), params.get("name")
+        module, argv = kinds.command(kind, name, params.get("args", {}), self.lab, self.host)
+        assert isinstance(kind, str) and isinstance(name, str)  # checked by command()
+        with self._lock:
+            self._forget_dead()
+            key = (kind, name)
+            running = self.children.get(key)
+            other = running.record if running else self.adopted.get(key)
+            if other is None:  # a VM runs once in the whole lab (incoming, or elsewhere)
+                same = ("vm", "incoming") if kind == "vm" else (kind,)
+                other = next((r for r in scan.find(self.lab, None if kind == "vm" else self.host)
+                              if r.kind in same and r.name == name), None)
+            if other is not None:
+                raise InvalidArgument(f"{kind} {name} already runs on {other.host} "
+                                      f"(pid {other.pid})", code="AlreadyExists")
+        spec = kinds.TABLE[kind]
+        log = inside(run_dir(), self.lab) / "processes" / f"{kind}-{name}.log"
+        child = launch.start(kind, self.lab, self.host, name, module,
+                            [*argv, "--foreground"] if kind == "vm" else argv, log,
+                            ready_fd=spec.ready_fd, ready=self._ready_check(kind))
+        with self._lock:
+            self.children[key] = child
+        threading.Thread(target=self._reap, args=(key, child), daemon=True,
+                         name=f"reap-{kind}-{name}").start()
+        return child.record.to_dict()
+
+    def _ready_check(self, kind: str) -> Any:
+        if kind != "nfc":
+            return None
+
+        def listening(pid: int) -> bool:  # the server records itself once it listens
+            data = records.read_json(nfc_registry.record_path(self.lab, self.host))
+            return data.get("pid") == pid
+
+        return listening
+
+    def stop(self, params: dict[str, Any]) -> dict[str, Any]:
+        kind, name = str(params.get("kind", "")), str(params.get("name", ""))
+        with self._lock:
+            child = self.children.get((kind, name))
+            rec = child.record if child else self.adopted.pop((kind, name), None)
+            if rec is None:
+                raise NotFound(f"No {kind} process {name!r} on {self.host}", kind=kind[:32])
+            self._stopping.add(rec.pid)
+        return {"stopped": launch.stop([rec], STOP_GRACE)}
+
+    def listing(self, _params: dict[str, Any]) -> dict[str, Any]:
+        self.adopt()  # a process started around the agent (a migration's target) counts too
+        with self._lock:
+            self._forget_dead()
+            rows = [c.record.to_dict() | {"child": True} for c in self.children.values()]
+            rows += [r.to_dict() | {"child": False} for r in self.adopted.values()]
+            return {"host": self.host, "processes": sorted(rows, key=lambda r: (
+                r["kind"], r["name"])), "died": list(self.died)}
+
+    # -- life ------------------------------------------------------------------------------
+
+    def _forget_dead(self) -> None:
+        for key, rec in list(self.adopted.items()):
+            if not alive(rec.pid):
+                del self.adopted[key]  # not ours to reap: it ended or moved (a migration)
+
+    def _reap(self, key: tuple[str, str], child: launch.Child) -> None:
+        code = child.proc.wait()
+        with self._lock:
+            if self.children.get(key) is child:
+                del self.children[key]
+            expected = child.record.pid in self._stopping or code == 0
+            self._stopping.discard(child.record.pid)
+            if not expected:
+                death = {"kind": key[0], "name": key[1], "pid": child.record.pid,
+                         "exit": code, "at": time.time()}
+                self.died = [*self.died, death][-MAX_DIED:]
+                # The heartbeat carries the agent's error to the controller's host status.
+                self.agent.error = (f"{key[0]} {key[1]} (pid {child.record.pid}) died "
+                                    f"unexpectedly: {_exit(code)}")
+        with contextlib.suppress(OSError, InvalidArgument):
+            records.remove(child.record)
+
+    def stop_all(self) -> list[int]:
+        """Stop every child and adopted process (the agent ends: SIGTERM, lab down)."""
+        with self._lock:
+            recs = [c.record for c in self.children.values()] + list(self.adopted.values())
+            self._stopping.update(r.pid for r in recs)
+            self.adopted.clear()
+        return launch.stop(recs, STOP_GRACE) if recs else []
+
+
+def _exit(code: int) -> str:
+    return f"killed by signal {-code}" if code < 0 else f"exit status {code}"
+
+
+_SUPERVISORS: weakref.WeakKeyDictionary[Any, Supervisor] = weakref.WeakKeyDictionary()
+_GUARD = threading.Lock()
+
+
+def supervisor(agent: Agent) -> Supervisor:
+    """The agent's supervisor, made (and the host's processes adopted) on first use."""
+    with _GUARD:
+        sup = _SUPERVISORS.get(agent)
+        if sup is None:
+            sup = Supervisor(agent, agent.guard.lab, agent.host)
+            _SUPERVISORS[agent] = sup
+            # The agent ends by returning from main after SIGTERM: its children go with it.
+            atexit.register(sup.stop_all)
+        return sup
+
+
+def handlers(agent: Agent) -> dict[str, wire.Handler]:
+    """The agent's process methods (Agent.handlers() merges them into its table)."""
+    if not agent.guard.lab:
+        return {}  # a host outside a lab runs no lab processes
+    sup = supervisor(agent)
+    return {"process.start": sup.start, "process.stop": sup.stop, "process.list": sup.listing}

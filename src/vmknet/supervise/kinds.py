@@ -1,0 +1,97 @@
+"""What may be started on a host from the wire: a fixed table of kinds and their arguments.
+
+`process.start` carries `{kind, name, args}`; `command()` turns it into the
+process's command line only after checking every argument against the
+kind's schema (type, range, shape). Nothing of the request becomes argv that
+the table did not name: the lab and the host come from the agent itself, the
+module from the kind. An incoming VM is not in the table: a migration starts
+it, with the sockets it already accepted (vMotion's orchestrator).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import PurePosixPath
+from typing import Any
+
+from ..errors import InvalidArgument
+from .records import MARKERS
+
+NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+MAX_MEMORY = 64 << 30  # bytes of a VM's stand-in memory
+MAX_RATE = 16 << 30  # bytes per second of its dirty rate
+
+
+@dataclass(frozen=True)
+class Arg:
+    flag: str  # the command-line flag it becomes: --flag=value
+    check: Callable[[Any], bool]
+    why: str  # what a valid value is, for the refusal
+    default: Any = None  # None: left out when not given (unless required)
+    required: bool = False
+
+
+def _int(lo: int, hi: int) -> Callable[[Any], bool]:
+    return lambda v: isinstance(v, int) and not isinstance(v, bool) and lo <= v <= hi
+
+
+def _abs_path(v: Any) -> bool:
+    if not isinstance(v, str) or not 0 < len(v) <= 4096 or "\0" in v:
+        return False
+    p = PurePosixPath(v)
+    return p.is_absolute() and ".." not in p.parts
+
+
+@dataclass(frozen=True)
+class Kind:
+    head: tuple[str, ...]  # fixed arguments after the module
+    args: dict[str, Arg]
+    ready_fd: bool  # the process reports its pid on --ready-fd (else: its record appears)
+
+
+TABLE: dict[str, Kind] = {
+    "vm": Kind(("run",), {
+        "memory": Arg("memory", _int(1, MAX_MEMORY), f"bytes, 1 to {MAX_MEMORY}",
+                      required=True),
+        "dirtyRate": Arg("dirty-rate", _int(0, MAX_RATE), f"bytes/s, 0 to {MAX_RATE}", 0),
+        "seed": Arg("seed", _int(0, 2**31 - 1), "an integer 0 to 2^31-1", 1),
+    }, ready_fd=True),
+    "nfc": Kind((), {
+        "base": Arg("base", _abs_path, "an absolute path without '..'"),
+        "port": Arg("port", _int(1, 65535), "a TCP port"),
+    }, ready_fd=False),
+}
+
+
+def command(kind: Any, name: Any, args: Any, lab: str, host: str) -> tuple[str, list[str]]:
+    """(module, arguments) for `kind`; InvalidArgument for anything outside the table."""
+    spec = TABLE.get(kind) if isinstance(kind, str) else None
+    if spec is None:
+        raise InvalidArgument(f"Process kind {kind!r} cannot be started here (allowed: "
+                              f"{', '.join(sorted(TABLE))})", kind=str(kind)[:32])
+    if not isinstance(name, str) or not NAME.fullmatch(name):
+        raise InvalidArgument(f"Process name {str(name)[:70]!r} is not a plain name "
+                              "(letters, digits, '_', '.', '-', up to 64)")
+    if kind == "nfc" and name != host:
+        raise InvalidArgument(f"The NFC server of {host} is named {host}, not {name!r}")
+    if not isinstance(args, dict):
+        raise InvalidArgument("The arguments of a process are an object")
+    unknown = sorted(str(k)[:32] for k in args if k not in spec.args)
+    if unknown:
+        raise InvalidArgument(f"Unknown arguments for a {kind} process: {', '.join(unknown)} "
+                              f"(allowed: {', '.join(sorted(spec.args))})", kind=kind)
+    out = [*spec.head, f"--lab={lab}", f"--name={name}" if kind == "vm" else "",
+           f"--host={host}"]
+    for key, arg in spec.args.items():
+        value = args.get(key, arg.default)
+        if value is None:
+            if arg.required:
+                raise InvalidArgument(f"A {kind} process needs {key} ({arg.why})", kind=kind)
+            continue
+        if not arg.check(value):
+            raise InvalidArgument(f"Argument {key} of a {kind} process: {arg.why}, not "
+                                  f"{str(value)[:40]!r}", kind=kind, argument=key)
+        out.append(f"--{arg.flag}={value}")
+    return MARKERS[kind], [a for a in out if a]

@@ -1,0 +1,149 @@
+"""The one process model's pure parts: records, the atomic writer, the kinds table, parsing."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from vmknet.errors import InvalidArgument
+from vmknet.lab.registry import RUN_DIR_ENV
+from vmknet.supervise import kinds, records, scan
+from vmknet.supervise.records import ProcessRecord
+
+
+@pytest.fixture
+def run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv(RUN_DIR_ENV, str(tmp_path))
+    return tmp_path
+
+
+def test_record_round_trip_and_remove_only_own_pid(run: Path) -> None:
+    rec = ProcessRecord("vm", "web01", "esx01", "h10", 4242, 1.5, records.VMX, "/x.log")
+    path = records.save(rec)
+    assert path == run / "labs" / "h10" / "processes" / "vm-web01.json"
+    assert records.load("h10", "vm", "web01") == rec
+    assert records.saved("h10") == [rec]
+    other = ProcessRecord("vm", "web01", "esx02", "h10", 4343, 2.0, records.VMX)
+    records.remove(other)  # the file names 4242: not this one's to remove
+    assert records.load("h10", "vm", "web01") == rec
+    records.remove(rec)
+    assert records.load("h10", "vm", "web01") is None and records.saved("h10") == []
+
+
+def test_record_names_stay_inside(run: Path) -> None:
+    with pytest.raises(InvalidArgument):
+        records.record_path("h10", "vm", "../../etc")
+    with pytest.raises(InvalidArgument):
+        records.registry_dir("..")
+
+
+def test_write_json_is_atomic_and_leaves_no_temporary(tmp_path: Path) -> None:
+    path = tmp_path / "a" / "b.json"
+    records.write_json(path, {"x": 1})
+    records.write_json(path, {"x": 2}, indent=1, mode=0o600)
+    assert records.read_json(path) == {"x": 2}
+    assert os.stat(path).st_mode & 0o777 == 0o600 & ~_umask()
+    assert [p.name for p in path.parent.iterdir()] == ["b.json"]
+    with pytest.raises(TypeError):
+        records.write_json(path, {"x": object()})  # a failed dump keeps the old file
+    assert records.read_json(path) == {"x": 2}
+    assert [p.name for p in path.parent.iterdir()] == ["b.json"]
+    assert records.read_json(tmp_path / "missing.json") == {}
+
+
+def _umask() -> int:
+    old = os.umask(0)
+    os.umask(old)
+    return old
+
+
+def test_vm_command_from_the_table() -> None:
+    module, argv = kinds.command("vm", "web01", {"memory": 4096, "dirtyRate": 10}, "h10",
+                                 "esx01")
+    assert module == "vmknet.vm.vmx"
+    assert argv == ["run", "--lab=h10", "--name=web01", "--host=esx01", "--memory=4096",
+                    "--dirty-rate=10", "--seed=1"]
+    module, argv = kinds.command("nfc", "esx02", {"base": "/tmp/ds"}, "h10", "esx02")
+    assert (module, argv) == ("vmknet.nfc.server", ["--lab=h10", "--host=esx02",
+                                                    "--base=/tmp/ds"])
+
+
+@pytest.mark.parametrize(("kind", "name", "args"), [
+    ("shell", "x", {}),  # not a kind of the table
+    ("incoming", "web01", {}),  # a migration starts it, with its sockets
+    ("replication", "web01", {}),
+    ("vm", "web01", {}),  # memory is required
+    ("vm", "web01", {"memory": 0}),
+    ("vm", "web01", {"memory": True}),
+    ("vm", "web01", {"memory": "4096"}),
+    ("vm", "web01", {"memory": 4096, "argv": ["sh"]}),
+    ("vm", "web01", {"memory": 4096, "dirtyRate": -1}),
+    ("vm", "../x", {"memory": 4096}),
+    ("vm", "--lab=other", {"memory": 4096}),
+    ("vm", "web01", ["--memory=1"]),
+    ("nfc", "esx01", {}),  # another host's server
+    ("nfc", "esx02", {"base": "relative"}),
+    ("nfc", "esx02", {"base": "/a/../etc"}),
+    ("nfc", "esx02", {"port": 70000}),
+    (None, "web01", {}),
+])
+def test_refused_outside_the_table(kind: object, name: object, args: object) -> None:
+    with pytest.raises(InvalidArgument):
+        kinds.command(kind, name, args, "h10", "esx02")
+
+
+@given(st.dictionaries(st.text(max_size=12), st.integers() | st.text(max_size=12),
+                       max_size=4))
+def test_any_argv_is_flags_of_the_table(args: dict[str, object]) -> None:
+    """Whatever a request carries, the argv holds only the table's flags with checked values."""
+    try:
+        _, argv = kinds.command("vm", "web01", {"memory": 1, **args}, "h10", "esx01")
+    except InvalidArgument:
+        return
+    flags = {a.split("=", 1)[0] for a in argv[1:]}
+    assert argv[0] == "run" and flags <= {"--lab", "--name", "--host", "--memory",
+                                          "--dirty-rate", "--seed"}
+    assert all(a.split("=", 1)[1].lstrip("-").isdigit() for a in argv if a.startswith(
+        ("--memory", "--dirty-rate", "--seed")))
+
+
+def test_parse_command_lines() -> None:
+    vm = ["python", "-m", "vmknet.vm.vmx", "run", "--lab=h10", "--name=web01", "--host=esx01"]
+    assert scan.parse(7, vm, "h10") is not None
+    rec = scan.parse(7, vm, "h10")
+    assert rec is not None and (rec.kind, rec.name, rec.host) == ("vm", "web01", "esx01")
+    inc = [*vm[:3], "incoming", *vm[4:]]
+    rec = scan.parse(7, inc, "h10")
+    assert rec is not None and rec.kind == "incoming"
+    nfc = ["python", "-m", "vmknet.nfc.server", "--lab=h10", "--host=esx02"]
+    rec = scan.parse(8, nfc, "h10")
+    assert rec is not None and (rec.kind, rec.name, rec.host) == ("nfc", "esx02", "esx02")
+    rep = ["python", "-m", "vmknet.replication.daemon", "--lab=h10", "--vm=db", "--server=esx03"]
+    rec = scan.parse(9, rep, "h10")
+    assert rec is not None and (rec.kind, rec.name, rec.host) == ("replication", "db", "esx03")
+    assert scan.parse(7, vm, "h1") is None  # --lab=h10 is not lab h1
+    assert scan.parse(7, ["python", "-m", "vmknet.agent", "--lab=h10"], "h10") is None
+
+
+def test_find_from_proc_alone(run: Path) -> None:
+    """A process is found by its command line with no record at all (a crash lost them)."""
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)",
+                             "vmknet.nfc.server", "--lab=h10unit", "--host=esx09"])
+    try:
+        deadline = time.monotonic() + 5
+        while not (found := scan.find("h10unit")) and time.monotonic() < deadline:
+            time.sleep(0.01)  # until the child has exec'd its command line
+        assert [(r.kind, r.name, r.pid) for r in found] == [("nfc", "esx09", proc.pid)]
+        assert found[0].started > 0 and scan.find("h10unit", host="esx01") == []
+        assert scan.find("h10unit", kind="vm") == []
+    finally:
+        proc.kill()
+        proc.wait()
+    assert scan.find("h10unit") == []

@@ -251,3 +251,17 @@ def test_a_hung_agent_stops_the_rollout_and_earlier_hosts_are_reverted(built: Bu
     assert [_vmk1_mtu(built, h) for h in HOSTS] == [9000] * 3
     assert built.inv.store.read() == before
     assert wait_until(lambda: _all_available(built), 10) is not None
+
+
+def test_lab_status_names_a_dead_agent_and_repair_starts_it(built: Built) -> None:
+    pid = next(p for p in lab_pids(paths.AGENT_MARKER, built.name)
+               if b"--host=esx03" in Path(f"/proc/{p}/cmdline").read_bytes())
+    os.kill(pid, signal.SIGKILL)
+    assert wait_until(lambda: not alive(pid), 3) is not None
+    runner = CliRunner()
+    result = runner.invoke(main, ["--store", str(built.store), "lab", "status"])
+    assert result.exit_code == 1 and "not running: the agent of esx03" in result.output
+    result = runner.invoke(main, ["--store", str(built.store), "lab", "status", "--repair"])
+    assert result.exit_code == 0, result.output
+    assert "started the agent of esx03" in result.output
+    assert wait_until(lambda: _all_available(built), 10) is not None

@@ -93,8 +93,10 @@ def status(app: AppContext, repair: bool) -> None:
         state = lifecycle.status(app.inventory)
         if repair and not state.in_sync:
             _print_drift(state)
-            app.inventory.realise()
-            say("Repaired: re-applied the inventory.", style="yellow")
+            lifecycle.repair(app.inventory, state)
+            say("Repaired: re-applied the inventory"
+                + (f", started the {', '.join(state.stopped)}" if state.stopped else "") + ".",
+                style="yellow")
             state = lifecycle.status(app.inventory)
     _print_status(state)
     if not state.in_sync:
@@ -110,12 +112,17 @@ def _print_status(state: lifecycle.Status) -> None:
         answer = f"{rtt * 1000:.2f} ms" if rtt is not None else "NO REPLY"
         say(f"  controller -> {target.host} {target.vmk} {target.address}: {answer}")
     if state.in_sync:
-        say("In sync: the kernel holds exactly the desired state.", style="green")
+        say("In sync: the kernel holds exactly the desired state; controller and agents run.",
+            style="green")
         return
+    for what in state.stopped:
+        say(f"  not running: the {what}", style="red")
     _print_drift(state)
 
 
 def _print_drift(state: lifecycle.Status) -> None:
+    if not state.drift:
+        return
     total = sum(len(lines) for lines in state.drift.values())
     say(f"Drift: {total} differences in {len(state.drift)} namespaces "
         "(what the kernel lacks, as plan steps)", style="bold red")

@@ -94,6 +94,13 @@ def _start_agent(client: ControllerClient, lab: str, dc: Datacenter, host: str,
     return spawn.start(paths.AGENT_MARKER, args, paths.agent_dir(lab, host).parent / "agent.log")
 
 
+def stopped(lab: str, dc: Datacenter) -> list[str]:
+    """What of the lab's management plane is not running: "controller", "agent of HOST"."""
+    out = [] if _pids(paths.CONTROLLER_MARKER, lab) else ["controller"]
+    return out + [f"agent of {h}" for h in sorted(dc.hosts)
+                  if management_links(dc, h) and not _agent_pids(lab, h)]
+
+
 def stop(lab: str) -> list[int]:
     """End every agent, then the controller, of `lab` (SIGTERM, then SIGKILL)."""
     return terminate(_pids(paths.AGENT_MARKER, lab)) + terminate(

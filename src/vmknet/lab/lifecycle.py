@@ -29,6 +29,7 @@ from ..errors import AlreadyExists, NotFound, VmknetError
 from ..inventory import Inventory
 from ..model import Datacenter
 from ..state import load_file
+from ..storage import arrays as storage_arrays
 from ..store import Store
 from . import probe, registry, stp
 from .binding import DEFAULT_NAME, Lab, backend_for, bound_lab, require_lab
@@ -68,6 +69,7 @@ class UpReport:
     realised: Realised | None  # None when a custom realiser did the work
     reapplied: bool  # the lab was this store's already
     management: MgmtReport | None = None  # controller and agents (None: no controller)
+    arrays: list[storage_arrays.StartedArray] = field(default_factory=list)  # iSCSI targets
 
 
 def up(inv: Inventory, file: Path, name: str = DEFAULT_NAME) -> UpReport:
@@ -92,6 +94,7 @@ def up(inv: Inventory, file: Path, name: str = DEFAULT_NAME) -> UpReport:
         if bound is None:
             registry.forget(lab.name)  # the apply rolled the kernel back: nothing is up
         raise
+    started = _start_arrays(lab.name, desired)
     management = None
     if desired.physical.controller is not None:
         # The management plane: a controller and one agent per host (MGMT-1); on failure the
@@ -101,7 +104,20 @@ def up(inv: Inventory, file: Path, name: str = DEFAULT_NAME) -> UpReport:
     realiser = inv.realiser
     last = realiser.last if isinstance(realiser, KernelRealiser) else None
     return UpReport(lab, desired, render(desired, lab.name), seconds, last, bound is not None,
-                    management)
+                    management, started)
+
+
+def _start_arrays(lab: str, desired: Datacenter) -> list[storage_arrays.StartedArray]:
+    """A real iSCSI target per storage array (STO-6), once its namespace exists.
+
+    On failure the namespaces stay, as the bind made them; `lab down` removes them.
+    """
+    return storage_arrays.start(lab, desired)
+
+
+def _stop_arrays(lab: str) -> None:
+    """The lab's targets (tgtd ignores SIGTERM: killed), their sockets and backing files."""
+    storage_arrays.stop(lab)
 
 
 # ------------------------------------------------------------------ status
@@ -114,10 +130,20 @@ class Status:
     current: KernelState
     drift: dict[str, list[str]]  # namespace -> what the kernel lacks, one plan line each
     replies: dict[Target, float | None] = field(default_factory=dict)
+    stopped: list[str] = field(default_factory=list)  # "controller", "agent of esx02", ...
 
     @property
     def in_sync(self) -> bool:
-        return not self.drift
+        return not self.drift and not self.stopped
+
+
+def repair(inv: Inventory, state: Status) -> None:
+    """Re-apply the inventory if the kernel drifted; start what of the management plane is
+    not running (an agent restarted finds its credential and rejoins nothing)."""
+    if state.drift:
+        inv.realise()
+    if state.stopped:
+        mgmt.start(state.lab.name, inv.read(), str(inv.store.path))
 
 
 def status(inv: Inventory) -> Status:
@@ -129,6 +155,8 @@ def status(inv: Inventory) -> Status:
     for op in plan(current, desired):
         drift.setdefault(op_namespace(op), []).append(describe(op))
     result = Status(lab, desired, current, dict(sorted(drift.items())))
+    if dc.physical.controller is not None:
+        result.stopped = mgmt.stopped(lab.name, dc)
     controller = naming.controller_ns(lab.name)
     targets = management_targets(dc)
     if dc.physical.controller is not None and controller in current.namespaces and targets:
@@ -173,14 +201,18 @@ def down(inv: Inventory, name: str | None = None, *, every: bool = False) -> lis
 
 def _down_one(inv: Inventory, lab: Lab) -> Downed:
     # The lab's processes (VMs, NFC servers) hold sockets in its namespaces: stop them first.
+    # The agents go first: each stops its children (the processes it started or adopted) as
+    # it ends; then the /proc sweep ends whatever is left (an agent or the controller was
+    # killed with -9, or a process was started on the direct path).
     from ..nfc.registry import stop_servers
     from ..replication.procs import stop_all as stop_replication
     from ..vm.reaper import kill_lab_vms
 
+    mgmt.stop(lab.name)
     stop_replication(lab.name)
     stop_servers(lab.name)
     kill_lab_vms(lab.name)
-    mgmt.stop(lab.name)
+    _stop_arrays(lab.name)
     removed = LinuxBackend().cleanup(lab.prefix)  # the prefix alone: no store needed
     unbound = []
     stores = [inv.store.path]

@@ -16,10 +16,13 @@ namespace (its wires' far ends): nothing else of the lab is its to touch.
 
 from __future__ import annotations
 
+import contextlib
+import json
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from ..dataplane import kcodec, naming
@@ -40,6 +43,7 @@ REPORT_FOR = 60.0  # s the guard itself keeps trying to report, before the heart
 
 
 KEEP = 32  # confirmed changes whose undo is kept, for a rollout that stops later
+RESUME_GRACE = 1.0  # s to hear from the controller about a change whose deadline passed
 
 
 @dataclass
@@ -74,7 +78,10 @@ def _undo(backend: Backend, undo: list[KernelOp]) -> list[str]:
 
 class RollbackGuard:
     def __init__(self, lab: str, host: str, confirm: Confirm, report: Report,
-                 backend: Callable[[], Backend]) -> None:
+                 backend: Callable[[], Backend], folder: Path | None = None) -> None:
+        # Armed changes are also on disk (`<folder>/<generation>.json`): an agent killed while
+        # it waits for its confirmation picks the wait up again when it restarts (`resume`).
+        self._folder = folder
         self.lab, self.host = lab, host
         self._confirm = confirm
         self._report = report
@@ -151,6 +158,7 @@ class RollbackGuard:
         if armed is not None:
             armed.cancel.set()
             undo = armed.undo
+        self._forget(generation)
         failures = _undo(self._backend(), undo or [])
         return {"ops": len(undo or []), "failures": failures}
 
@@ -161,9 +169,50 @@ class RollbackGuard:
 
     def _watch_later(self, generation: str, undo: list[KernelOp], timeout: float) -> None:
         armed = Armed(generation, undo, time.monotonic() + timeout)
+        self._save(armed, time.time() + timeout)
         with self._lock:
             self._armed[generation] = armed
         threading.Thread(target=self._watch, args=(armed,), daemon=True).start()
+
+    def _file(self, generation: str) -> Path | None:
+        if self._folder is None or not generation.isalnum():
+            return None
+        return self._folder / f"{generation}.json"
+
+    def _save(self, armed: Armed, deadline: float) -> None:
+        path = self._file(armed.generation)
+        if path is None:
+            return
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        tmp = path.with_name(f".{path.name}.tmp")
+        tmp.write_text(json.dumps({"generation": armed.generation, "deadline": deadline,
+                                   "undo": [kcodec.encode(op) for op in armed.undo]}))
+        tmp.replace(path)
+
+    def _forget(self, generation: str) -> None:
+        path = self._file(generation)
+        if path is not None:
+            with contextlib.suppress(OSError):
+                path.unlink()
+
+    def resume(self) -> list[str]:
+        """Watch again what was armed when the agent stopped; the generations resumed. One
+        past its deadline gets one last chance to hear "confirmed" or "abandoned" (the
+        controller may have settled it meanwhile) before the undo runs."""
+        if self._folder is None or not self._folder.is_dir():
+            return []
+        resumed = []
+        for path in sorted(self._folder.glob("*.json")):
+            try:
+                data = json.loads(path.read_text())
+                undo = self._decode(data["undo"], "undo")
+                generation, left = str(data["generation"]), float(data["deadline"]) - time.time()
+            except (OSError, ValueError, KeyError, TypeError, InvalidArgument):
+                path.unlink(missing_ok=True)  # not ours, or half written: nothing to keep
+                continue
+            self._watch_later(generation, undo, max(left, RESUME_GRACE))
+            resumed.append(generation)
+        return resumed
 
     def _watch(self, armed: Armed) -> None:
         started = time.monotonic()
@@ -193,6 +242,7 @@ class RollbackGuard:
             self.reports.append(done)  # the heartbeat tells it when the controller is back
 
     def _disarm(self, generation: str, keep: list[KernelOp] | None = None) -> None:
+        self._forget(generation)
         with self._lock:
             self._armed.pop(generation, None)
             if keep is not None:

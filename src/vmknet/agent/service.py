@@ -60,7 +60,8 @@ class Agent:
                  book: TicketBook, port: int = MGMT_PORT, lab: str = "") -> None:
         self.host, self.folder, self.controller = host, folder, controller
         self.book, self.port = book, port
-        self.guard = RollbackGuard(lab, host, self.confirm, self.report, LinuxBackend)
+        self.guard = RollbackGuard(lab, host, self.confirm, self.report, LinuxBackend,
+                                   folder / "armed")
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._listeners: dict[str, socket.socket] = {}
@@ -106,6 +107,7 @@ class Agent:
         self._server_ctx = pki.server_context(cred, self.folder)
         self._client_ctx = pki.client_context(cred, self.folder)
         self.follow(first_links)
+        self.guard.resume()  # a change armed before a crash is still watched (MGMT-2)
 
     def follow(self, links: list[tuple[str, str]]) -> None:
         """Listen and heartbeat on exactly these management addresses."""

@@ -222,6 +222,9 @@ def test_a_change_of_every_host_rolls_out_host_by_host_through_the_agents(built:
         assert done.rollout.batches == [["esx01"], ["esx02"], ["esx03"]]
         assert sorted(done.rollout.host_seconds) == HOSTS
         assert [_vmk1_mtu(built, h) for h in HOSTS] == [8000] * 3
+        rows = _status(built)
+        assert {h: rows[h]["lastChange"]["state"] for h in HOSTS} == dict.fromkeys(HOSTS,
+                                                                               "confirmed")
         version = built.inv.store.read()[0]
         built.inv.apply(_with_vmk1_mtu(built, 8000))  # the same state again: nothing moves
         assert built.inv.store.read()[0] == version
@@ -251,6 +254,10 @@ def test_a_hung_agent_stops_the_rollout_and_earlier_hosts_are_reverted(built: Bu
     assert [_vmk1_mtu(built, h) for h in HOSTS] == [9000] * 3
     assert built.inv.store.read() == before
     assert wait_until(lambda: _all_available(built), 10) is not None
+    rows = _status(built)
+    change = {h: rows[h]["lastChange"] for h in ("esx01", "esx02")}
+    assert change["esx01"]["state"] == "reverted", change
+    assert change["esx02"]["state"] == "failed", change
 
 
 def test_lab_status_names_a_dead_agent_and_repair_starts_it(built: Built) -> None:

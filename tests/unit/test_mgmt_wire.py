@@ -83,6 +83,13 @@ def test_conditions_follow_heartbeats(monkeypatch: pytest.MonkeyPatch) -> None:
     now[0] += 5
     row = table.report(links)[0]
     assert row["condition"] == "Failing" and row["connected"] is False
+    table.heartbeat("esx01", "198.18.0.11", "vmk0", 7, None)
+    table.heartbeat("esx01", "198.18.1.11", "vmk1", 7, None)
+    table.changed("esx01", "g1", "progressing")
+    assert table.report(links)[0]["condition"] == "Progressing"
+    table.changed("esx01", "g1", "reverted", "cut off")
+    row = table.report(links)[0]  # a reverted change leaves a healthy host
+    assert row["condition"] == "Available" and row["lastChange"]["error"] == "cut off"
 
 
 def test_join_token_single_use_expiry_and_refusal_keeps_it(tmp_path: Path) -> None:

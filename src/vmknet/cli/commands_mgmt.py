@@ -11,7 +11,8 @@ import click
 from .context import AppContext, pass_app, reported
 from .output import table
 
-COLUMNS = ["host", "condition", "connected", "last heartbeat", "links", "agent pid", "error"]
+COLUMNS = ["host", "condition", "connected", "last heartbeat", "links", "agent pid",
+           "last change", "error"]
 
 
 def _age(stamp: float | None, now: float) -> str:
@@ -23,8 +24,12 @@ def rows(hosts: list[dict[str, Any]], now: float) -> list[list[object]]:
     for h in hosts:
         links = "; ".join(f"{lk['vmk']} {lk['address']} {_age(lk['lastHeartbeat'], now)}"
                           for lk in h["links"])
+        change = h.get("lastChange") or {}
+        last = (f"{change['state']} {_age(change.get('time'), now)}"
+                + (f": {change['error']}" if change.get("error") else "")) if change else ""
         out.append([h["host"], h["condition"], "yes" if h["connected"] else "no",
-                    _age(h["lastHeartbeat"], now), links, h["agentPid"], h["error"] or ""])
+                    _age(h["lastHeartbeat"], now), links, h["agentPid"], last,
+                    h["error"] or ""])
     return out
 
 

@@ -4,7 +4,9 @@ Conditions in the manner of kubernetes-nmstate's enactments:
 Available (every management link heartbeats), Degraded (some links are
 silent, the host is still reached), Failing (no heartbeat for
 `LOST_AFTER` seconds, or the agent reported an error), Progressing (joined,
-no heartbeat yet).
+no heartbeat yet, or a change is being rolled out to it). How the host's last
+change ended (confirmed, failed, reverted, and why) is reported beside the
+condition: a reverted change leaves a healthy host.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+# The last change of a host: being applied, confirmed, failed on it, reverted (MGMT-2/3).
+CHANGING, CONFIRMED, FAILED, REVERTED = "progressing", "confirmed", "failed", "reverted"
 LOST_AFTER = 3.0  # s without a heartbeat on a link: that link is silent (heartbeats are 1 s)
 AVAILABLE, DEGRADED, FAILING, PROGRESSING, NOT_JOINED = (
     "Available", "Degraded", "Failing", "Progressing", "NotJoined")
@@ -33,10 +37,14 @@ class HostRecord:
     links: dict[str, Link] = field(default_factory=dict)  # by source address
     agent_pid: int | None = None
     error: str | None = None
+    change: dict[str, Any] | None = None  # the last change rolled out to it: generation, state
 
     def condition(self, expected: list[tuple[str, str]], now: float) -> str:
         if self.joined is None:
             return NOT_JOINED
+        state = (self.change or {}).get("state")
+        if state == CHANGING:
+            return PROGRESSING
         if self.error:
             return FAILING
         live = [a for a, _ in expected if now - self.links.get(a, Link(a, "")).last < LOST_AFTER]
@@ -68,6 +76,12 @@ class HostTable:
             link.vmk, link.last = vmk, time.time()
             rec.agent_pid, rec.error = pid, error
 
+    def changed(self, host: str, generation: str, state: str, error: str | None = None) -> None:
+        with self._lock:
+            rec = self._hosts.setdefault(host, HostRecord(host))
+            rec.change = {"generation": generation, "state": state, "time": time.time(),
+                          "error": error}
+
     def report(self, expected: dict[str, list[tuple[str, str]]]) -> list[dict[str, Any]]:
         """One row per host of the inventory (`expected`: host -> [(address, vmk)])."""
         now = time.time()
@@ -87,5 +101,6 @@ class HostTable:
                               for addr, vmk in expected[host]],
                     "agentPid": rec.agent_pid,
                     "error": rec.error,
+                    "lastChange": dict(rec.change) if rec.change else None,
                 })
         return rows

@@ -35,7 +35,7 @@ from ..trust import pki, tickets
 from ..trust.pki import TrustError
 from . import processes
 from .changes import ABANDONED, APPLIED, REPORT_GRACE, Changes
-from .hosts import HostTable
+from .hosts import CHANGING, CONFIRMED, FAILED, REVERTED, HostTable
 from .joins import JoinTokens
 from .snapshot import InventorySnapshot
 
@@ -183,8 +183,7 @@ class Controller:
             "rollback.wait": lambda p: self.changes.wait(str(p["generation"]),
                                                          min(float(p["timeout"]), 600.0)),
             "rollout.batch": self._batch,
-            "rollout.revert": lambda p: self._each(p["hosts"], "rollback.revert",
-                                                   {"generation": str(p["generation"])}),
+            "rollout.revert": self._revert,
             "rollout.release": lambda p: self._each(p["hosts"], "rollback.release",
                                                     {"generation": str(p["generation"])}),
             **processes.handlers(self),
@@ -265,15 +264,23 @@ class Controller:
         generation, timeout = str(params["generation"]), float(params["timeout"])
         parts: dict[str, list[Any]] = params["ops"]
         self.changes.arm(generation, sorted(parts))
+        for host in parts:
+            self.hosts.changed(host, generation, CHANGING)
         results = self._each(list(parts), "realise", {"generation": generation,
                                                       "timeout": timeout},
                              per_host={h: {"ops": parts[h]} for h in parts})
         failed = {h: r for h, r in results.items() if "error" in r}
+        for host, why in failed.items():
+            self.hosts.changed(host, generation, FAILED, str(why["error"]["message"]))
         if failed:
             # Revert before abandoning: an agent told "abandoned" first would drop its undo.
             self._each([h for h in parts if h not in failed], "rollback.revert",
                        {"generation": generation})
             self.changes.set_phase(generation, ABANDONED)
+            for host in parts:
+                if host not in failed:
+                    self.hosts.changed(host, generation, REVERTED,
+                                       f"reverted: {', '.join(sorted(failed))} failed")
             host, why = sorted(failed.items())[0]
             raise VmknetError(str(why["error"]["message"]), code=str(why["error"]["code"]),
                               host=host, failed=sorted(failed))
@@ -282,8 +289,25 @@ class Controller:
         confirmed = [h for h, s in verdict["hosts"].items() if s == "confirmed"]
         if len(confirmed) < len(parts):
             self._each(confirmed, "rollback.revert", {"generation": generation})
+        lost = sorted(set(parts) - set(confirmed))
+        for host in parts:
+            if not lost:
+                self.hosts.changed(host, generation, CONFIRMED)
+            elif host in lost:
+                self.hosts.changed(host, generation, REVERTED,
+                                   "the change cut it off from the controller (MGMT-2)")
+            else:
+                self.hosts.changed(host, generation, REVERTED,
+                                   f"reverted: {', '.join(lost)} lost the controller")
         verdict["seconds"] = {h: r.get("seconds") for h, r in results.items()}
         return verdict
+
+    def _revert(self, params: dict[str, Any]) -> dict[str, dict[str, Any]]:
+        """A later batch of the rollout failed: these hosts take their part back."""
+        generation = str(params["generation"])
+        for host in params["hosts"]:
+            self.hosts.changed(host, generation, REVERTED, "reverted: a later host failed")
+        return self._each(list(params["hosts"]), "rollback.revert", {"generation": generation})
 
     def _each(self, hosts: list[str], method: str, params: dict[str, Any],
               per_host: dict[str, dict[str, Any]] | None = None) -> dict[str, dict[str, Any]]:

@@ -272,3 +272,22 @@ def test_lab_status_names_a_dead_agent_and_repair_starts_it(built: Built) -> Non
     assert result.exit_code == 0, result.output
     assert "started the agent of esx03" in result.output
     assert wait_until(lambda: _all_available(built), 10) is not None
+
+
+def _tcp(ns: str) -> list[tuple[str, str]]:
+    """(local, peer) of every established TCP connection in `ns`."""
+    out = subprocess.run(["ip", "netns", "exec", ns, "ss", "-Htn", "state", "established"],
+                         capture_output=True, text=True, check=True).stdout
+    return [(line.split()[2], line.split()[3]) for line in out.splitlines()]
+
+
+def test_management_traffic_uses_only_the_management_adapters(built: Built) -> None:
+    """SEC-2 in the kernel: every management connection of a host is in its management
+    stack, from its management address, to the controller; no other stack carries any."""
+    assert wait_until(lambda: _all_available(built), 10) is not None
+    for host in HOSTS:
+        mine = _tcp(built.ns(host))
+        assert mine and all(local.split(":")[0] == MGMT[host] for local, _ in mine), mine
+        assert any(peer == "198.18.0.250:443" for _, peer in mine), mine
+        for stack in ("vmotion", "vSphereProvisioning"):
+            assert _tcp(built.ns(host, stack)) == []

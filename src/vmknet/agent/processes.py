@@ -137,6 +137,8 @@ class Supervisor:
         for key, rec in list(self.adopted.items()):
             if not alive(rec.pid):
                 del self.adopted[key]  # not ours to reap: it ended or moved (a migration)
+                with contextlib.suppress(OSError, InvalidArgument):
+                    records.remove(rec)
 
     def _reap(self, key: tuple[str, str], child: launch.Child) -> None:
         code = child.proc.wait()

@@ -56,7 +56,7 @@ TABLE: dict[str, Kind] = {
         "memory": Arg("memory", _int(1, MAX_MEMORY), f"bytes, 1 to {MAX_MEMORY}",
                       required=True),
         "dirtyRate": Arg("dirty-rate", _int(0, MAX_RATE), f"bytes/s, 0 to {MAX_RATE}", 0),
-        "seed": Arg("seed", _int(0, 2**31 - 1), "an integer 0 to 2^31-1", 1),
+        "seed": Arg("seed", _int(0, 2**32 - 1), "an integer 0 to 2^32-1", 1),  # as the CLI
     }, ready_fd=True),
     "nfc": Kind((), {
         "base": Arg("base", _abs_path, "an absolute path without '..'"),

@@ -45,6 +45,8 @@ from typing import Any, cast
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from mgmt_common import call, frame, percentile, read_frame, say
+from vmknet.dataplane import kcodec
+from vmknet.dataplane.plan import describe
 from vmknet.errors import VmknetError
 from vmknet.trust import pki, tickets
 
@@ -61,6 +63,10 @@ class Fleet:
         self.beat_errors = 0
         self.connected: set[str] = set()
         self.tickets: Counter[str] = Counter()
+        self.realised: Counter[str] = Counter()  # changes confirmed, per host
+        self.client_ctx: dict[str, ssl.SSLContext] = {}
+        self.confirming: set[asyncio.Task[None]] = set()
+        self.addr: dict[str, str] = {}
         self.last_error = ""
 
     # -- join ------------------------------------------------------------------------------
@@ -114,6 +120,7 @@ class Fleet:
             servers.append(await asyncio.start_server(
                 functools.partial(self.serve, host), addr, self.args.agent_port,
                 ssl=server_ctx, backlog=16))
+            self.client_ctx[host], self.addr[host] = client_ctx, addr
             beating.append(asyncio.create_task(self.heartbeat(host, addr, client_ctx)))
         say("listening", hosts=len(servers))
         await self.commands()
@@ -155,7 +162,7 @@ class Fleet:
             ssl_object: Any = writer.get_extra_info("ssl_object")
             if pki.identity(ssl_object.getpeercert(binary_form=True)).role != pki.CONTROLLER:
                 return
-            while (request := await read_frame(reader, 64 * 1024)) is not None:
+            while (request := await read_frame(reader, 4 * 1024 * 1024)) is not None:
                 method, params = request.get("method"), request.get("params") or {}
                 result: dict[str, Any]
                 if method == "ticket.put":
@@ -164,7 +171,17 @@ class Fleet:
                         raise pki.TrustError("ticket for another host", code="BadTicket")
                     self.tickets[host] += 1
                     result = {"id": ticket.id}
-                elif method in ("ticket.drop", "ping"):
+                elif method == "realise":
+                    # The agent's part of a change (MGMT-3): decoded and checked as the real
+                    # agent does; no kernel here. Then it must confirm (MGMT-2), like the agent.
+                    ops = [kcodec.decode_op(op) for op in params.get("ops", [])]
+                    if any(host not in describe(op) for op in ops):
+                        raise pki.TrustError("an op outside this host", code="NotAuthorized")
+                    task = asyncio.create_task(self.confirm(host, str(params["generation"])))
+                    self.confirming.add(task)
+                    task.add_done_callback(self.confirming.discard)
+                    result = {"ops": len(ops), "seconds": 0.0}
+                elif method in ("ticket.drop", "ping", "rollback.release", "rollback.revert"):
                     result = {"host": host, "pid": os.getpid()}
                 else:
                     writer.write(frame({"id": request.get("id"), "error": {
@@ -173,6 +190,27 @@ class Fleet:
                 writer.write(frame({"id": request.get("id"), "result": result}))
                 await writer.drain()
         writer.close()
+
+    async def confirm(self, host: str, generation: str) -> None:
+        """Ask over fresh connections until the controller says the change stands."""
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            writer = None
+            try:
+                reader, writer = await asyncio.wait_for(asyncio.open_connection(
+                    "127.0.0.1", self.args.controller_port, ssl=self.client_ctx[host],
+                    server_hostname="", local_addr=(self.addr[host], 0)), TIMEOUT)
+                answer = await asyncio.wait_for(call(reader, writer, "confirm",
+                                                     {"generation": generation}), TIMEOUT)
+                if answer in ("confirmed", "abandoned"):
+                    self.realised[host] += answer == "confirmed"
+                    return
+            except (TimeoutError, OSError, VmknetError, ValueError):
+                pass
+            finally:
+                if writer is not None:
+                    writer.close()
+            await asyncio.sleep(0.1)
 
     # -- the parent's commands ----------------------------------------------------------------
 
@@ -194,7 +232,8 @@ class Fleet:
                 "rttP50": percentile(rtts, 50) if rtts else None,
                 "rttP99": percentile(rtts, 99) if rtts else None,
                 "rttMax": max(rtts) if rtts else None,
-                "tickets": dict(self.tickets), "lastError": self.last_error}
+                "tickets": dict(self.tickets), "realised": dict(self.realised),
+                "lastError": self.last_error}
 
 
 async def main_async(args: argparse.Namespace) -> None:

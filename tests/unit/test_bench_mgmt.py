@@ -201,7 +201,7 @@ def test_report_prints_aims_and_ratios() -> None:
                                                  "agents-1": 45.0}, 99.0)
     pool = next(x for x in bench_mgmt.report(r).splitlines() if "pool of 16" in x)
     assert pool.endswith("CPU controller 90%, agents 85%, machine 99%")
-    assert "not wired yet" in text
+    assert "not run" in text
     assert "~400% of one core for 100 agents" in text  # 40 ms per read x 100 per s
 
 

@@ -20,6 +20,7 @@ ARMED, APPLIED, COMMITTED, FAILED, ABANDONED = (
 # After an agent's deadline: its undo (~0.1 s), STP settling after a re-plug (up to ~8 s on a
 # loaded box) and the reconnect that carries its report.
 REPORT_GRACE = 12.0
+HOLD = 2.0  # s a confirm waits for the change to be applied before it answers "pending"
 KEEP = 50  # finished changes remembered (late confirms of a finished one still get an answer)
 
 
@@ -49,12 +50,15 @@ class Changes:
                 change.phase = phase
             self._cond.notify_all()
 
-    def confirm(self, generation: str, host: str) -> str:
-        """The answer to an agent's confirm: confirmed, pending or abandoned."""
+    def confirm(self, generation: str, host: str, hold: float = HOLD) -> str:
+        """The answer to an agent's confirm: confirmed, pending or abandoned. While the
+        change is still being applied the answer waits up to `hold` seconds (a long poll:
+        an agent opens one connection, not one every few hundred milliseconds)."""
         with self._cond:
             change = self._changes.get(generation)
             if change is None or host not in change.hosts:
                 return "abandoned"  # not a change this controller knows: nothing to keep
+            self._cond.wait_for(lambda: change.phase != ARMED, hold)
             if change.phase in (ABANDONED, FAILED):
                 return "abandoned"
             if change.phase == ARMED:

@@ -9,6 +9,7 @@ is used instead, and :func:`vmknet.dataplane.render.render_index` maps it back.
     vmkl-lab._pnet              the physical switch fabric: one bridge ``vl<vlan>`` per VLAN
     vmkl-lab._rtr.<router>      a router joining VLAN segments
     vmkl-lab._ctl               the controller (talks to management adapters, REQ-5)
+    vmkl-lab._sto.<array>       a storage array: its interfaces ``s<i>`` and its iSCSI target
     vmkl-lab.<host>             the host's switching plane: per-adapter bridges and uplink wires
     vmkl-lab.<host>.<stack>     one kernel TCP/IP stack (NS-2) holding its adapters ``vmkN``
 """
@@ -27,6 +28,7 @@ IFNAMSIZ = 15  # usable characters of a Linux interface name
 PNET = "_pnet"
 CONTROLLER = "_ctl"
 ROUTER = "_rtr"
+ARRAY = "_sto"
 _LAB_NAME = re.compile(r"[A-Za-z0-9_-]{1,32}")
 _VMK = re.compile(r"vmk(\d{1,4})")
 _VMNIC = re.compile(r"vmnic(\d{1,4})")
@@ -58,6 +60,11 @@ def router_ns(lab: str, router: str) -> str:
 
 def controller_ns(lab: str = "lab") -> str:
     return prefix(lab) + CONTROLLER
+
+
+def array_ns(lab: str, array: str) -> str:
+    """A storage array's own namespace (STO-6): its target process runs in it."""
+    return f"{prefix(lab)}{ARRAY}.{_safe(array)}"
 
 
 def _safe(part: str) -> str:
@@ -135,6 +142,22 @@ def router_port(router: str, index: int) -> str:
     return f"{router[:4]}_{_short_hash(router, 4)}-{index}"
 
 
+def array_ifname(index: int) -> str:
+    return f"s{index}"
+
+
+def array_port(array: str, index: int) -> str:
+    """`<array>.<i>` in `_pnet`, shortened with a hash when it would not fit.
+
+    The dot keeps it apart from router ports (`<router>-<i>`: router names have
+    no dots), wires (`w<hex>`), segments (`vl<id>`) and the controller (`ctl`).
+    """
+    name = f"{array}.{index}"
+    if fits(name):
+        return name
+    return f"{array[:4]}.{_short_hash(array, 4)}.{index}"
+
+
 CONTROLLER_IF = "ctl0"
 CONTROLLER_PORT = "ctl"
 
@@ -176,7 +199,7 @@ def natural_key(name: str) -> tuple[str, int, str]:
 
 # -------------------------------------------------------------- mapping back
 
-NsKind = Literal["host", "stack", "pnet", "router", "controller"]
+NsKind = Literal["host", "stack", "pnet", "router", "controller", "array"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,6 +208,7 @@ class NsInfo:
     host: str | None = None
     stack: str | None = None
     router: str | None = None
+    array: str | None = None
 
 
 def parse_ns(ns: str, lab: str = "lab", hosts: Collection[str] = ()) -> NsInfo | None:
@@ -203,6 +227,8 @@ def parse_ns(ns: str, lab: str = "lab", hosts: Collection[str] = ()) -> NsInfo |
         return NsInfo("controller")
     if rest.startswith(ROUTER + "."):
         return NsInfo("router", router=rest[len(ROUTER) + 1:])
+    if rest.startswith(ARRAY + "."):
+        return NsInfo("array", array=rest[len(ARRAY) + 1:])
     for host in sorted(hosts, key=len, reverse=True):
         safe = _safe(host)
         if rest == safe:
@@ -220,9 +246,11 @@ class Endpoint:
     """What one interface stands for, for stats and the CLI (see `render_index`)."""
 
     role: Literal["adapter", "adapter-port", "adapter-bridge", "wire-host", "wire-pnet",
-                  "segment", "router-if", "router-port", "controller-if", "controller-port"]
+                  "segment", "router-if", "router-port", "controller-if", "controller-port",
+                  "array-if", "array-port"]
     host: str | None = None
     vmk: str | None = None
     nic: str | None = None
     vlan: int | None = None
     router: str | None = None
+    array: str | None = None

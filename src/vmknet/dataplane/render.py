@@ -21,7 +21,7 @@ from dataclasses import dataclass, field, replace
 from ipaddress import IPv4Address, IPv4Interface, IPv6Address, IPv6Interface, ip_network
 
 from ..errors import InvalidArgument
-from ..model import Datacenter, Host, Netstack, Router, Vmknic, derived_mac
+from ..model import Datacenter, Host, Netstack, Router, StorageArray, Vmknic, derived_mac
 from ..rules.topology import Attachment, attachment
 from . import naming
 from .kstate import Address, Filter, KernelState, Link, Qdisc, Resolver, Route, Rule
@@ -40,6 +40,12 @@ _ROUTER_SYSCTLS = {
     "net.ipv4.ip_forward": "1",
     "net.ipv6.conf.all.forwarding": "1",
     "net.ipv4.conf.all.promote_secondaries": "1",
+    **_NO_DAD,
+}
+_ARRAY_SYSCTLS = {  # an end system: never forwards; each interface answers for its own address
+    "net.ipv4.ip_forward": "0",
+    "net.ipv4.conf.all.arp_ignore": "1",
+    "net.ipv4.conf.all.arp_announce": "2",
     **_NO_DAD,
 }
 IPIface = IPv4Interface | IPv6Interface
@@ -102,6 +108,8 @@ def _build(dc: Datacenter, lab: str) -> _Builder:
         _host(b, dc, name, dc.hosts[name])
     for name in sorted(dc.physical.routers):
         _router(b, dc, name)
+    for name in sorted(dc.physical.storage_arrays):
+        _array(b, name, dc.physical.storage_arrays[name])
     _controller(b, dc)
     _bridge_mtus(b.state)
     return b
@@ -336,6 +344,20 @@ def router_filter(ns: str, router: Router) -> Filter:
     refuse = {(naming.router_ifname(a), str(address.ip)) for a in n for b in n
               if not router.forwards(a, b) for address in router.interfaces[b].addresses}
     return Filter(ns, frozenset(forward), frozenset(refuse))
+
+
+def _array(b: _Builder, name: str, array: StorageArray) -> None:
+    """A storage array (STO-6): one interface per VLAN segment, plugged in as a router is."""
+    ns = naming.array_ns(b.lab, name)
+    b.namespace(ns, _ARRAY_SYSCTLS)
+    for i, iface in enumerate(array.interfaces):
+        inner = Link(ns, naming.array_ifname(i), "veth", mtu=iface.mtu)
+        outer = Link(naming.pnet_ns(b.lab), naming.array_port(name, i), "veth",
+                     master=b.segment(iface.vlan), mtu=iface.mtu)
+        b.veth(inner, Endpoint("array-if", vlan=iface.vlan, array=name),
+               outer, Endpoint("array-port", vlan=iface.vlan, array=name))
+        for address in iface.addresses:
+            b.state.addresses.add(Address(ns, inner.name, str(address)))
 
 
 def _controller(b: _Builder, dc: Datacenter) -> None:

@@ -1,5 +1,6 @@
 """The vmknet model: pure objects of SPEC section 1, no I/O."""
 
+from .arrays import ArrayInterface, IscsiTarget, Lun, StorageArray
 from .cluster import Cluster
 from .datacenter import Datacenter
 from .dvs import DistributedSwitch, DvPortGroup
@@ -27,6 +28,7 @@ __all__ = [
     "MANAGEMENT_PORTGROUP",
     "PROVISIONING_STACK",
     "VMOTION_STACK",
+    "ArrayInterface",
     "Cluster",
     "Controller",
     "Datacenter",
@@ -37,7 +39,9 @@ __all__ = [
     "IPv4Config",
     "IPv6Config",
     "IscsiAdapter",
+    "IscsiTarget",
     "LoadBalancing",
+    "Lun",
     "Netstack",
     "NfsMount",
     "PhysicalNetwork",
@@ -49,6 +53,7 @@ __all__ = [
     "Service",
     "StandardSwitch",
     "Storage",
+    "StorageArray",
     "TeamingPolicy",
     "Vmknic",
     "default_nics",

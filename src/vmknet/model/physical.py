@@ -19,6 +19,7 @@ from typing import Annotated
 
 from pydantic import Field, model_validator
 
+from .arrays import ArrayName, StorageArray
 from .base import VmknetModel
 
 TrafficType = Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_-]{0,31}$")]
@@ -70,3 +71,43 @@ class Controller(VmknetModel):
 class PhysicalNetwork(VmknetModel):
     routers: dict[str, Router] = {}
     controller: Controller | None = None
+    storage_arrays: dict[ArrayName, StorageArray] = {}  # `storageArrays:` (STO-6)
+
+    @model_validator(mode="after")
+    def _arrays_apart(self) -> PhysicalNetwork:
+        """STO-6: an array address is nobody else's, an IQN names one target in the lab."""
+        if not self.storage_arrays:
+            return self
+        owners: dict[IPv4Address, str] = {}
+        for name, router in self.routers.items():
+            for iface in router.interfaces:
+                for address in iface.addresses:
+                    if isinstance(address, IPv4Interface):
+                        owners[address.ip] = f"router {name}"
+        if self.controller is not None:
+            owners[self.controller.address.ip] = "the controller"
+        iqns: dict[str, str] = {}
+        for name, array in sorted(self.storage_arrays.items()):
+            twice = _seen_twice(array)
+            for address in array.addresses:
+                other = owners.setdefault(address.ip, f"array {name}")
+                if address.ip in twice:
+                    raise ValueError(f"array {name}: address {address.ip} is declared twice "
+                                     "(STO-6)")
+                if other != f"array {name}":
+                    raise ValueError(f"array {name}: address {address.ip} is also {other}'s "
+                                     "(STO-6)")
+            for iqn in array.iqns:
+                other = iqns.setdefault(iqn, name)
+                if other != name:
+                    raise ValueError(f"array {name}: target {iqn} is also array {other}'s: "
+                                     "an IQN names one target (STO-6)")
+        return self
+
+
+def _seen_twice(array: StorageArray) -> set[IPv4Address]:
+    seen: set[IPv4Address] = set()
+    twice: set[IPv4Address] = set()
+    for address in array.addresses:
+        (twice if address.ip in seen else seen).add(address.ip)
+    return twice

@@ -5,6 +5,7 @@
     esxcli network nic ...
     esxcli iscsi software|adapter|networkportal ...
     esxcli vsan network ...
+    esxcli storage core adapter rescan | path list | device list
 
 Every command parses ESXi's options (long and short names), runs one
 operation of `vmknet.ops` all or nothing, and prints ESXi's columns; every
@@ -28,6 +29,7 @@ from .netstack import netstack
 from .nic import nic
 from .route_dns import dns, route
 from .storage import iscsi, vsan
+from .storage_core import storage
 from .vswitch import vswitch
 
 __all__ = ["esxcli"]
@@ -73,5 +75,5 @@ for _command in (interface, netstack, route, dns, connection, neighbor):
     ip.add_command(_command)
 for _command in (ip, vswitch, nic):
     network.add_command(_command)
-for _command in (network, iscsi, vsan):
+for _command in (network, iscsi, vsan, storage):
     esxcli.add_command(_command)

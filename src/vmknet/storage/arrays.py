@@ -1,0 +1,85 @@
+"""The storage arrays of a lab: a real iSCSI target per array namespace, up and down (STO-6).
+
+    started = start(lab, dc)     # lab up, after the namespaces exist: tgtd + targets + LUNs
+    stop(lab)                    # lab down, before the namespaces go: even after a crash
+
+Backing files are sparse files under /run/vmknet/labs/<lab>/arrays/<array>/,
+so a 64 GiB LUN costs only the blocks written to it, and they go with the lab.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..dataplane import naming
+from ..lab.registry import run_dir
+from ..model import Datacenter, StorageArray
+from ..paths import inside
+from . import tgt
+
+
+@dataclass(frozen=True, slots=True)
+class StartedArray:
+    name: str
+    ns: str
+    pid: int
+    control_port: int
+    targets: int
+    luns: int
+
+
+def arrays_dir(lab: str) -> Path:
+    return run_dir() / lab / "arrays"
+
+
+def backing_file(lab: str, array: str, tid: int, lun: int) -> Path:
+    """`<run>/labs/<lab>/arrays/<array>/t<tid>-lun<lun>.img` (SEC-5: names stay inside)."""
+    return inside(arrays_dir(lab), array, f"t{tid}-lun{lun}.img")
+
+
+def start(lab: str, dc: Datacenter) -> list[StartedArray]:
+    """Start every array of `dc` (all or nothing: on a failure the started ones are stopped)."""
+    started: list[StartedArray] = []
+    try:
+        for name in sorted(dc.physical.storage_arrays):
+            started.append(_start_one(lab, name, dc.physical.storage_arrays[name]))
+    except BaseException:
+        stop(lab)
+        raise
+    return started
+
+
+def _start_one(lab: str, name: str, array: StorageArray) -> StartedArray:
+    ns = naming.array_ns(lab, name)
+    folder = inside(arrays_dir(lab), name)
+    folder.mkdir(parents=True, exist_ok=True)
+    port = tgt.control_port(lab, name)
+    proc = tgt.start(ns, port, folder / "tgtd.pid", folder / "tgtd.log")
+    luns = 0
+    targets = [] if array.iscsi is None else array.iscsi.targets
+    for tid, target in enumerate(targets, start=1):
+        tgt.add_target(port, tid, target.iqn)
+        for lun in target.luns:
+            path = backing_file(lab, name, tid, lun.id)
+            with path.open("wb") as f:
+                f.truncate(int(lun.size))  # sparse: no block is written until the initiator does
+            tgt.add_lun(port, tid, lun.id, path)
+            luns += 1
+        tgt.allow_all(port, tid)
+    return StartedArray(name, ns, proc.pid, port, len(targets), luns)
+
+
+def stop(lab: str) -> list[int]:
+    """Kill the lab's tgtds (found in /proc), remove their sockets and backing files."""
+    pids = tgt.lab_pids(lab)
+    ports = [p for p in (tgt.port_of(pid) for pid in pids) if p is not None]
+    tgt.stop_pids(pids, *ports)
+    folder = arrays_dir(lab)
+    if folder.is_dir():
+        for entry in os.listdir(folder):
+            tgt.forget_port(tgt.control_port(lab, entry))  # a tgtd killed earlier: its sockets
+        shutil.rmtree(folder, ignore_errors=True)
+    return pids

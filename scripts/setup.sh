@@ -2,7 +2,8 @@
 # Create .venv and install vmknet with its dev tools; idempotent and quick when nothing changed.
 # Works on a fresh Debian machine with Python 3.11: installs with apt-get (as root) what is
 # missing: python3-venv, and the tools the lab uses (iproute2: ip/bridge/tc; iputils-ping;
-# iperf3 for traffic tests; nftables for the routers' filter; tcpdump for captures).
+# iperf3 for traffic tests; nftables for the routers' filter; tcpdump for captures; tgt and
+# libiscsi-bin for IP storage: the arrays' iSCSI targets and the hosts' initiators).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -38,6 +39,8 @@ command -v nft >/dev/null || missing+=(nftables)  # routers' traffic-type filter
 command -v etcd >/dev/null || missing+=(etcd-server)  # the etcd store (docs/store.md)
 command -v etcdctl >/dev/null || missing+=(etcd-client)  # looking into it by hand
 command -v tcpdump >/dev/null || missing+=(tcpdump)  # SEC-4 test: no key in a management capture
+command -v tgtd >/dev/null && command -v tgtadm >/dev/null || missing+=(tgt)  # arrays' iSCSI targets
+command -v iscsi-ls >/dev/null || missing+=(libiscsi-bin)  # hosts' iSCSI initiator (docs/storage.md)
 if [ ${#missing[@]} -gt 0 ]; then
     if [ "$(id -u)" -eq 0 ]; then
         echo "setup: apt-get install ${missing[*]}"

@@ -1,6 +1,7 @@
 """The storage arrays of a lab: a real iSCSI target per array namespace, up and down (STO-6).
 
-    started = start(lab, dc)     # lab up, after the namespaces exist: tgtd + targets + LUNs
+    started = start(lab, dc)     # lab up, after the namespaces exist: tgtd + targets + LUNs,
+                                 # then STP settles on the storage ports (a rescan finds them)
     stop(lab)                    # lab down, before the namespaces go: even after a crash
 
 Backing files are sparse files under /run/vmknet/labs/<lab>/arrays/<array>/,
@@ -15,10 +16,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..dataplane import naming
+from ..dataplane.render import render_index
 from ..lab.registry import run_dir
+from ..lab.stp import wait_converged
 from ..model import Datacenter, StorageArray
 from ..paths import inside
 from . import tgt
+
+CONVERGE_TIMEOUT = 30.0  # s: STP's listening + learning is 2 x forward delay, well below
+_BOUND_ROLES = frozenset({"adapter-port", "wire-host", "wire-pnet"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,7 +55,18 @@ def start(lab: str, dc: Datacenter) -> list[StartedArray]:
     except BaseException:
         stop(lab)
         raise
+    if started:
+        wait_converged(storage_ports(dc, lab), CONVERGE_TIMEOUT)
     return started
+
+
+def storage_ports(dc: Datacenter, lab: str) -> list[tuple[str, str]]:
+    """Bridge ports an iSCSI frame crosses: the arrays' and the iSCSI-bound adapters' wires."""
+    bound = {(name, vmk) for name, host in dc.hosts.items() if host.storage.iscsi is not None
+             for vmk in host.storage.iscsi.bound_vmknics}
+    return sorted(key for key, end in render_index(dc, lab).items()
+                  if end.role == "array-port"
+                  or (end.role in _BOUND_ROLES and (end.host, end.vmk) in bound))
 
 
 def _start_one(lab: str, name: str, array: StorageArray) -> StartedArray:

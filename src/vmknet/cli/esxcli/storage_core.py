@@ -58,9 +58,10 @@ def adapter_rescan(esx: Esx, adapter: str | None, every: bool) -> None:
     """Discover targets and LUNs through every bound adapter (SendTargets, libiscsi)."""
     if adapter is None and not every:
         raise click.UsageError("give -A vmhbaN or --all")
+    names = _adapters(esx, adapter)  # an unknown adapter is refused before the lab is asked
     lab = _lab(esx)
     dc = esx.datacenter()
-    for name in _adapters(esx, adapter):
+    for name in names:
         with esxcli_reported():
             scans = scan.rescan(dc, lab.name, esx.host, name)
         for failed in (s for s in scans if s.error is not None):

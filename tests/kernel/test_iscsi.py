@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -63,6 +65,13 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[IscsiLab]:
     it = IscsiLab(name, store, load_file(EXAMPLE))
     try:
         it.cli("lab", "up", str(EXAMPLE), "--name", name)
+        # esx02 is set up by hand, as on ESXi; esx01 keeps what the file declares.
+        for vmk in ("vmk2", "vmk3"):
+            it.esxcli("esx02", "iscsi", "networkportal", "remove", "-A", "vmhba64", "-n", vmk)
+        it.esxcli("esx02", "iscsi", "software", "set", "-e", "false")
+        it.esxcli("esx02", "iscsi", "software", "set", "-e", "true")
+        for vmk in ("vmk2", "vmk3"):
+            it.esxcli("esx02", "iscsi", "networkportal", "add", "-A", "vmhba64", "-n", vmk)
         for host in HOSTS:
             it.esxcli(host, "iscsi", "adapter", "discovery", "sendtarget", "add",
                       "-A", "vmhba64", "-a", PORTAL)
@@ -170,3 +179,26 @@ def test_lab_down_leaves_no_target_socket_or_backing_file(lab: IscsiLab) -> None
     assert not arrays_dir(lab.name).exists()
     assert not os.path.exists(run_dir() / lab.name)
     assert netns.listed(naming.prefix(lab.name)) == []
+
+
+def test_down_after_a_killed_up_still_stops_the_target(tmp_path: Path) -> None:
+    name = lab_name()
+    store = ["--store", str(tmp_path / "crashed.db")]
+    up = subprocess.Popen([sys.executable, "-m", "vmknet.cli.main", *store, "lab", "up",
+                           str(EXAMPLE), "--name", name],
+                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        # Killed once its target runs (lab up then waits for STP on the storage ports).
+        assert wait_until(lambda: bool(tgt.lab_pids(name)), 30, step=0.02)
+    finally:
+        up.send_signal(signal.SIGKILL)
+        up.wait(timeout=10)
+    pids = tgt.lab_pids(name)
+    assert pids  # the target outlives the killed `lab up`: it runs in its own session
+    port = tgt.port_of(pids[0])
+    result = CliRunner().invoke(main, [*store, "lab", "down", "--name", name])
+    assert result.exit_code == 0, result.output
+    assert tgt.lab_pids(name) == []
+    assert not (tgt.SOCKET_DIR / f"socket.{port}").exists()
+    assert not arrays_dir(name).exists()
+    assert netns.listed(naming.prefix(name)) == []

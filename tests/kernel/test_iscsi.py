@@ -170,6 +170,24 @@ def test_a_path_dies_with_its_uplink_and_the_other_stays_active(lab: IscsiLab) -
     assert wait_until(lambda: set(states("esx01").values()) == {"active"}, 20, step=0.5)
 
 
+def test_without_port_binding_the_stack_routes_one_path_per_lun(lab: IscsiLab) -> None:
+    host = "esx02"
+    for vmk in ("vmk2", "vmk3"):
+        lab.esxcli(host, "iscsi", "networkportal", "remove", "-A", "vmhba64", "-n", vmk)
+    try:
+        lab.esxcli(host, "storage", "core", "adapter", "rescan", "-A", "vmhba64")
+        scans = scan.load(lab.name, host, "vmhba64")
+        assert [(s.channel, s.vmk, s.error) for s in scans] == [(0, None, None)]
+        rows = lab.paths(host)
+        assert sorted((str(r["Runtime Name"]), r["State"], r["Vmknic"]) for r in rows) == [
+            ("vmhba64:C0:T0:L1", "active", ""), ("vmhba64:C0:T0:L2", "active", "")]
+    finally:
+        for vmk in ("vmk2", "vmk3"):
+            lab.esxcli(host, "iscsi", "networkportal", "add", "-A", "vmhba64", "-n", vmk)
+        lab.esxcli(host, "storage", "core", "adapter", "rescan", "-A", "vmhba64")
+    assert len(lab.paths(host)) == 4
+
+
 def test_lab_down_leaves_no_target_socket_or_backing_file(lab: IscsiLab) -> None:
     port = tgt.control_port(lab.name, "array01")
     lab.cli("lab", "down", "--name", lab.name)

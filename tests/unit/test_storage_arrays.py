@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from ipaddress import IPv4Interface
 from pathlib import Path
 from typing import Any
@@ -186,6 +187,11 @@ def test_storage_core_without_a_lab_is_one_line(tmp_path: Path) -> None:
         assert result.exit_code != 0
         assert len(result.output.strip().splitlines()) == 1, result.output
         assert "lab" in result.output
+    listed = runner.invoke(main, [*store, "esxcli", "-H", "esx01", "storage", "core", "adapter",
+                                  "list", "--json"])
+    assert listed.exit_code == 0, listed.output
+    assert [(a["HBA Name"], a["Driver"]) for a in json.loads(listed.output)] == [
+        ("vmhba64", "iscsi_vmk")]
     wrong = runner.invoke(main, [*store, "esxcli", "-H", "esx01", "storage", "core", "adapter",
                                  "rescan", "-A", "vmhba65"])
     assert wrong.exit_code != 0 and "Adapter vmhba65 not found" in wrong.output

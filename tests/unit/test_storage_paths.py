@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+from pathlib import Path
 
 from hypothesis import given
 from hypothesis import strategies as st
@@ -131,3 +132,14 @@ def test_initiator_names_look_like_esxis() -> None:
 def test_a_labs_tgtd_is_found_by_its_pid_file_marker_only() -> None:
     assert tgt.marker("lab1") == "/labs/lab1/arrays/"
     assert tgt.marker("lab1") not in "/run/vmknet/labs/lab10/arrays/a/tgtd.pid"
+
+
+def test_a_failed_tgtd_is_explained_by_its_cause_not_its_noise(tmp_path: Path) -> None:
+    log = tmp_path / "tgtd.log"
+    log.write_text("tgtd: iser_ib_init(3431) Failed to initialize RDMA; load kernel modules?\n"
+                   "-C argument value '45000' out of range\n"
+                   "Try `tgtd --help' for more information.\n", encoding="utf-8")
+    assert tgt._last(log) == "-C argument value '45000' out of range"
+    log.write_text("tgtd: bs_init(387) use signalfd notification\n", encoding="utf-8")
+    assert tgt._last(log) == "tgtd: bs_init(387) use signalfd notification"
+    assert tgt._last(tmp_path / "missing.log") == "no log"

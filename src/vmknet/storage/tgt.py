@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import os
+import shutil
 import subprocess
 import time
 import zlib
@@ -46,6 +47,9 @@ def marker(lab: str) -> str:
 
 def start(ns: str, port: int, pid_file: Path, log: Path) -> subprocess.Popen[bytes]:
     """tgtd in namespace `ns` on control port `port`, in the foreground, logging to `log`."""
+    if shutil.which(TGTD) is None:
+        raise NotFound("tgtd is not installed: run scripts/setup.sh (Debian package tgt)",
+                       code="NotFound")
     if (SOCKET_DIR / f"socket.{port}.lock").exists() and _port_busy(port):
         raise DataplaneError(f"tgtd control port {port} is in use by another tgtd: rename "
                              "the array or stop that target", code="DataplaneError", port=port)
@@ -58,14 +62,32 @@ def start(ns: str, port: int, pid_file: Path, log: Path) -> subprocess.Popen[byt
     deadline = time.monotonic() + READY_TIMEOUT
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise DataplaneError(f"tgtd in {ns} exited with {proc.returncode}: see {log}",
+            # The log goes with the lab's run directory: quote its last line instead.
+            raise DataplaneError(f"tgtd in {ns} exited with {proc.returncode}: {_last(log)}",
                                  code="DataplaneError", ns=ns)
         if _port_busy(port):
             return proc
         time.sleep(0.05)
     stop_pids([proc.pid], port)
     raise DataplaneError(f"tgtd in {ns} did not open control port {port} within "
-                         f"{READY_TIMEOUT:.0f} s: see {log}", code="DataplaneError", ns=ns)
+                         f"{READY_TIMEOUT:.0f} s: {_last(log)}", code="DataplaneError", ns=ns)
+
+
+def _last(log: Path) -> str:
+    """The line of tgtd's log that names the cause (its last complaint, else its last line).
+
+    tgtd always logs that RDMA is unavailable and it cannot adjust its OOM score
+    here; those are noise, not causes.
+    """
+    try:
+        lines = log.read_text(encoding="utf-8", errors="replace").strip().splitlines()
+    except OSError:
+        return "no log"
+    noise = ("RDMA", "oom", "nr_open")
+    causes = [line for line in lines if not any(n in line for n in noise)
+              and any(w in line.lower() for w in ("error", "fail", "range", "unable", "cannot",
+                                                  "can't", "in use"))]
+    return (causes or lines or ["nothing logged"])[-1][:200]
 
 
 def _port_busy(port: int) -> bool:

@@ -15,8 +15,9 @@ from ...storage import scan
 from ...storage.paths import Device, StoragePath, devices, initiator_name, paths
 from .common import Esx, pass_esx
 from .errors import esxcli_reported
-from .formatting import Record, json_option, show_blocks
+from .formatting import Record, json_option, show_blocks, show_table
 
+ADAPTER_COLUMNS = ("HBA Name", "Driver", "Link State", "UID", "Capabilities", "Description")
 MB = 1 << 20
 MAX_IO_SIZE = 131072  # bytes, ESXi's default for software iSCSI paths
 
@@ -48,6 +49,18 @@ def _adapters(esx: Esx, adapter: str | None) -> list[str]:
         if adapter is not None:
             return [scan.software_adapter(esx.datacenter(), esx.host, adapter).name]
     return [] if sw is None else [sw.name]
+
+
+@core_adapter.command("list")
+@json_option
+@pass_esx
+def adapter_list(esx: Esx, as_json: bool) -> None:
+    """List the storage adapters (the software iSCSI adapter when it is enabled)."""
+    rows: list[Record] = [{"HBA Name": name, "Driver": "iscsi_vmk", "Link State": "online",
+                           "UID": initiator_name(esx.host), "Capabilities": "Second Level Lun ID",
+                           "Description": "iSCSI Software Adapter"}
+                          for name in _adapters(esx, None)]
+    show_table(ADAPTER_COLUMNS, rows, as_json, type_name="Adapter")
 
 
 @core_adapter.command("rescan")

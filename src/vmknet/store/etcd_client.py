@@ -57,7 +57,12 @@ def parse(location: str) -> Address:
     if url.scheme != SCHEME or not url.hostname or url.query or url.fragment:
         raise InvalidArgument(f"Bad etcd store address {location!r}: "
                               f"expected {SCHEME}://HOST[:PORT][/PREFIX]")
-    prefix = "/" + url.path.strip("/") if url.path.strip("/") else DEFAULT_PREFIX
+    parts = [p for p in url.path.split("/") if p]
+    if any(p in (".", "..") for p in parts):
+        # A path would fold them away (pathlib, click): the store would change under you.
+        raise InvalidArgument(f"Bad etcd store address {location!r}: a prefix has no '.' or "
+                              "'..' parts")
+    prefix = "/" + "/".join(parts) if parts else DEFAULT_PREFIX
     return Address(url.hostname, port, prefix)
 
 

@@ -154,6 +154,22 @@ def test_io_moves_only_over_the_bound_adapters(lab: IscsiLab) -> None:
         assert sum(grown[vmk]) < 64 * 1024, (vmk, grown)  # stray broadcasts at most
 
 
+def test_lab_up_again_keeps_the_target_serving(lab: IscsiLab) -> None:
+    before = tgt.lab_pids(lab.name)
+    lun1 = arrays_dir(lab.name) / "array01" / "t1-lun1.img"
+    inode = lun1.stat().st_ino
+    assert "re-applied" in lab.cli("lab", "up", str(EXAMPLE), "--name", lab.name)
+    assert tgt.lab_pids(lab.name) == before  # the same tgtd: sessions and data are kept
+    assert lun1.stat().st_ino == inode
+    assert {r["State"] for r in lab.paths("esx01")} == {"active"}
+    # The file has no send targets (they were added with esxcli): add them again.
+    for host in HOSTS:
+        lab.esxcli(host, "iscsi", "adapter", "discovery", "sendtarget", "add",
+                   "-A", "vmhba64", "-a", PORTAL)
+        lab.esxcli(host, "storage", "core", "adapter", "rescan", "-A", "vmhba64")
+        assert len(lab.paths(host)) == 4
+
+
 def test_a_path_dies_with_its_uplink_and_the_other_stays_active(lab: IscsiLab) -> None:
     def states(host: str) -> dict[str, str]:
         return {str(r["Runtime Name"]): str(r["State"]) for r in lab.paths(host)}

@@ -47,13 +47,19 @@ def backing_file(lab: str, array: str, tid: int, lun: int) -> Path:
 
 
 def start(lab: str, dc: Datacenter) -> list[StartedArray]:
-    """Start every array of `dc` (all or nothing: on a failure the started ones are stopped)."""
+    """Start every array of `dc` that is not running yet.
+
+    All or nothing: on a failure the targets this call started are stopped
+    (ones that ran before it serve on); `lab down` removes their files.
+    """
     started: list[StartedArray] = []
+    before = set(tgt.lab_pids(lab))
     try:
         for name in sorted(dc.physical.storage_arrays):
             started.append(_start_one(lab, name, dc.physical.storage_arrays[name]))
     except BaseException:
-        stop(lab)
+        new = [pid for pid in tgt.lab_pids(lab) if pid not in before]
+        tgt.stop_pids(new, *[p for p in map(tgt.port_of, new) if p is not None])
         raise
     if started:
         wait_converged(storage_ports(dc, lab), CONVERGE_TIMEOUT)
@@ -74,17 +80,20 @@ def _start_one(lab: str, name: str, array: StorageArray) -> StartedArray:
     folder = inside(arrays_dir(lab), name)
     folder.mkdir(parents=True, exist_ok=True)
     port = tgt.control_port(lab, name)
-    proc = tgt.start(ns, port, folder / "tgtd.pid", folder / "tgtd.log")
-    luns = 0
     targets = [] if array.iscsi is None else array.iscsi.targets
+    luns = sum(len(t.luns) for t in targets)
+    running = [pid for pid in tgt.lab_pids(lab) if tgt.port_of(pid) == port]
+    if running:
+        # `lab up` again on the lab's own store: the target serves on, its data kept.
+        return StartedArray(name, ns, running[0], port, len(targets), luns)
+    proc = tgt.start(ns, port, folder / "tgtd.pid", folder / "tgtd.log")
     for tid, target in enumerate(targets, start=1):
         tgt.add_target(port, tid, target.iqn)
         for lun in target.luns:
             path = backing_file(lab, name, tid, lun.id)
-            with path.open("wb") as f:
-                f.truncate(int(lun.size))  # sparse: no block is written until the initiator does
+            with path.open("ab") as f:  # sparse, and a file kept from before keeps its data
+                f.truncate(int(lun.size))
             tgt.add_lun(port, tid, lun.id, path)
-            luns += 1
         tgt.allow_all(port, tid)
     return StartedArray(name, ns, proc.pid, port, len(targets), luns)
 

@@ -24,15 +24,19 @@ from ..errors import VmknetError
 START_TIMEOUT = 20.0
 
 
-def start(module: str, args: Sequence[str], log: Path, timeout: float = START_TIMEOUT) -> int:
+def start(module: str, args: Sequence[str], log: Path, timeout: float = START_TIMEOUT, *,
+          pass_fds: Sequence[int] = (), what: str | None = None,
+          code: str = "ProcessStartFailed") -> int:
+    """The daemon's pid once it is ready; else VmknetError(`code`) saying `what` failed
+    (default "<module> did not start") with the last line of its log."""
     log.parent.mkdir(parents=True, exist_ok=True)
     read_end, write_end = os.pipe()
     try:
         with log.open("ab") as err:
             proc = subprocess.Popen(
                 [sys.executable, "-m", module, *args, f"--ready-fd={write_end}"],
-                stdin=subprocess.DEVNULL, stdout=err, stderr=err, pass_fds=(write_end,),
-                start_new_session=True)
+                stdin=subprocess.DEVNULL, stdout=err, stderr=err,
+                pass_fds=(*pass_fds, write_end), start_new_session=True)
         os.close(write_end)
         write_end = -1
         proc.wait()  # the first process only forks the daemon off and exits
@@ -44,8 +48,8 @@ def start(module: str, args: Sequence[str], log: Path, timeout: float = START_TI
             os.close(write_end)
     if not line.isdigit():
         tail = log.read_text(errors="replace").strip().splitlines()[-1:] if log.exists() else []
-        raise VmknetError(f"{module} did not start: {' '.join(tail) or 'no output'} (log {log})",
-                          code="ProcessStartFailed")
+        raise VmknetError(f"{what or f'{module} did not start'}: "
+                          f"{' '.join(tail) or 'no output'} (log {log})", code=code)
     return int(line)
 
 

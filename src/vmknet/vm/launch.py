@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import os
-import select
-import subprocess
-import sys
 from collections.abc import Sequence
 
-from ..errors import VmknetError
+from ..mgmt.spawn import start
 from ..paths import inside
 from .registry import MARKER, vms_dir
 
@@ -20,26 +16,6 @@ def spawn(mode: str, lab: str, name: str, host: str, extra: Sequence[str] = (),
     """Run `python -m vmknet.vm.vmx MODE ...` detached; the VM's pid once it is ready."""
     folder = vms_dir(lab)
     folder.mkdir(parents=True, exist_ok=True)
-    log = inside(folder, f"{name}.log")  # SEC-5
-    read_end, write_end = os.pipe()
-    try:
-        with log.open("ab") as err:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", MARKER, mode, f"--lab={lab}", f"--name={name}",
-                 f"--host={host}", f"--ready-fd={write_end}", *extra],
-                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err,
-                pass_fds=(*pass_fds, write_end), start_new_session=True)
-        os.close(write_end)
-        write_end = -1
-        proc.wait()  # the first process only forks the VM off and exits
-        ready, _, _ = select.select([read_end], [], [], START_TIMEOUT)
-        line = os.read(read_end, 64).decode().strip() if ready else ""
-    finally:
-        os.close(read_end)
-        if write_end >= 0:
-            os.close(write_end)
-    if not line.isdigit():
-        tail = log.read_text(errors="replace").strip().splitlines()[-1:] if log.exists() else []
-        raise VmknetError(f"VM {name} did not start on {host}: {' '.join(tail) or 'no output'}"
-                          f" (log {log})", code="VmStartFailed")
-    return int(line)
+    return start(MARKER, [mode, f"--lab={lab}", f"--name={name}", f"--host={host}", *extra],
+                 inside(folder, f"{name}.log"), START_TIMEOUT, pass_fds=pass_fds,  # SEC-5
+                 what=f"VM {name} did not start on {host}", code="VmStartFailed")

@@ -12,6 +12,7 @@ import signal
 import socket
 import ssl
 import subprocess
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -291,3 +292,40 @@ def test_management_traffic_uses_only_the_management_adapters(built: Built) -> N
         assert any(peer == "198.18.0.250:443" for _, peer in mine), mine
         for stack in ("vmotion", "vSphereProvisioning"):
             assert _tcp(built.ns(host, stack)) == []
+
+
+def test_controller_killed_during_a_rollout_the_hosts_take_their_parts_back(
+        built: Built) -> None:
+    """A kill point: the controller dies while a change rolls out. Agents that ran their part
+    cannot confirm it, so each reverts by itself after the rollback timeout (MGMT-2); the
+    store never moved; a restarted controller finds the lab as it was."""
+    realiser = built.inv.realiser
+    assert isinstance(realiser, KernelRealiser)
+    before = built.inv.store.read()
+    outcome: dict[str, BaseException | None] = {}
+
+    def change() -> None:
+        try:
+            built.inv.apply(_with_vmk1_mtu(built, 8000))
+            outcome["error"] = None
+        except BaseException as err:
+            outcome["error"] = err
+
+    realiser.max_unavailable = "1"
+    worker = threading.Thread(target=change)
+    try:
+        worker.start()
+        assert wait_until(lambda: _vmk1_mtu(built, "esx01") == 8000, 15) is not None
+        (ctl,) = lab_pids(paths.CONTROLLER_MARKER, built.name)
+        os.kill(ctl, signal.SIGKILL)
+        worker.join(60)
+    finally:
+        realiser.max_unavailable = "50%"
+    assert isinstance(outcome.get("error"), VmknetError), outcome
+    assert built.inv.store.read() == before
+    timeout = built.inv.read().physical.controller.rollbackTimeout
+    assert wait_until(lambda: _vmk1_mtu(built, "esx01") == 9000, timeout + 10) is not None
+    assert [_vmk1_mtu(built, h) for h in HOSTS] == [9000] * 3
+    mgmt.start(built.name, built.inv.read(), str(built.store))
+    assert wait_until(lambda: _all_available(built), 15) is not None
+    assert lifecycle.status(built.inv).in_sync

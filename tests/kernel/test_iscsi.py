@@ -29,7 +29,8 @@ from vmknet.model import Datacenter
 from vmknet.state import load_file
 from vmknet.storage import libiscsi, scan, tgt
 from vmknet.storage.arrays import arrays_dir
-from vmknet.storage.paths import initiator_name
+from vmknet.storage.initiator import IscsiError
+from vmknet.storage.paths import StoragePath, initiator_name, paths
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "iscsi-lab.yaml"
 PORTAL = "198.18.30.100:3260"
@@ -154,6 +155,33 @@ def test_io_moves_only_over_the_bound_adapters(lab: IscsiLab) -> None:
         assert sum(grown[vmk]) < 64 * 1024, (vmk, grown)  # stray broadcasts at most
 
 
+def _path(lab: IscsiLab, host: str, runtime_name: str) -> StoragePath:
+    found = paths("vmhba64", scan.load(lab.name, host, "vmhba64"))
+    return next(p for p in found if p.runtime_name == runtime_name)
+
+
+def test_bytes_written_over_one_path_are_read_over_another_hosts_path(lab: IscsiLab) -> None:
+    """vmknet's initiator writes through esx01's vmk2 and reads through esx02's vmk3."""
+    default = {h: naming.stack_ns(lab.name, h, "defaultTcpipStack") for h in HOSTS}
+    vmks = [(h, v) for h in HOSTS for v in ("vmk2", "vmk3")]
+    before = {(h, v): _counters(default[h], v) for h, v in vmks}
+    data = os.urandom(256 * 1024)  # more than one burst: R2T and Data-Out are used too
+    with scan.path_session(lab.dc, lab.name, "esx01", _path(lab, "esx01", "vmhba64:C0:T0:L2")
+                           ) as session:
+        session.write(2, lba=100, data=data)
+    with scan.path_session(lab.dc, lab.name, "esx02", _path(lab, "esx02", "vmhba64:C1:T0:L2")
+                           ) as session:
+        assert session.read(2, lba=100, blocks=len(data) // 512) == data
+    backing = arrays_dir(lab.name) / "array01" / "t1-lun2.img"
+    with backing.open("rb") as f:  # on the array's disk, where LBA 100 says
+        f.seek(100 * 512)
+        assert f.read(len(data)) == data
+    rx = {k: _counters(default[k[0]], k[1])[0] - before[k][0] for k in vmks}
+    tx = {k: _counters(default[k[0]], k[1])[1] - before[k][1] for k in vmks}
+    assert tx[("esx01", "vmk2")] > len(data) and tx[("esx01", "vmk3")] < 16 * 1024, tx
+    assert rx[("esx02", "vmk3")] > len(data) and rx[("esx02", "vmk2")] < 16 * 1024, rx
+
+
 def test_lab_up_again_keeps_the_target_serving(lab: IscsiLab) -> None:
     before = tgt.lab_pids(lab.name)
     lun1 = arrays_dir(lab.name) / "array01" / "t1-lun1.img"
@@ -180,6 +208,12 @@ def test_a_path_dies_with_its_uplink_and_the_other_stays_active(lab: IscsiLab) -
         assert now == {"vmhba64:C0:T0:L1": "dead", "vmhba64:C0:T0:L2": "dead",
                        "vmhba64:C1:T0:L1": "active", "vmhba64:C1:T0:L2": "active"}
         assert set(states("esx02").values()) == {"active"}  # another host's paths are its own
+        with pytest.raises(IscsiError, match="via vmk2"):  # vmknet's initiator agrees
+            scan.path_session(lab.dc, lab.name, "esx01", _path(lab, "esx01", "vmhba64:C0:T0:L1"),
+                              timeout=1.0)
+        with scan.path_session(lab.dc, lab.name, "esx01",
+                               _path(lab, "esx01", "vmhba64:C1:T0:L1")) as session:
+            assert len(session.read(1, lba=0, blocks=8)) == 4096
     finally:
         lab.esxcli("esx01", "network", "nic", "up", "-n", "vmnic2")
     # The re-plugged wire goes through STP listening and learning before it forwards.

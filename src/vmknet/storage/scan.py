@@ -2,6 +2,7 @@
 
     scans = rescan(dc, lab, "esx01", "vmhba64")   # discovery per bound adapter x portal
     states = path_states(dc, lab, "esx01", "vmhba64")   # each path's login test, in parallel
+    with path_session(dc, lab, "esx01", path) as s: s.read(1, 0, 8)   # I/O over one path
 
 A rescan runs SendTargets discovery from every bound adapter (a channel) to
 every send-target portal, then reads each LUN's capacity through that
@@ -25,6 +26,7 @@ from ..lab.registry import host_dir
 from ..model import DEFAULT_STACK, Datacenter, IscsiAdapter
 from ..paths import inside
 from . import libiscsi
+from .initiator import Session
 from .paths import Scan, ScannedLun, ScannedTarget, StoragePath, initiator_name, paths
 
 DIRECT_ACCESS = "DIRECT_ACCESS"  # a disk; LUN 0 of tgt is its controller, not a device
@@ -135,3 +137,18 @@ def path_states(dc: Datacenter, lab: str, host: str, adapter: str
     with ThreadPoolExecutor(max_workers=MAX_WORKERS) as pool:
         states = list(pool.map(state, found))
     return list(zip(found, states, strict=True))
+
+
+def path_session(dc: Datacenter, lab: str, host: str, path: StoragePath,
+                 timeout: float = libiscsi.LOGIN_TIMEOUT) -> Session:
+    """vmknet's own initiator logged in over `path`: from its adapter's stack, interface and
+    address (IscsiError when the path is dead)."""
+    sw = software_adapter(dc, host, path.adapter)
+    for channel, vmk, ns, ifname in channels(dc, lab, host, sw):
+        if channel == path.channel and vmk == path.vmk:
+            nic = dc.host(host).vmknics[vmk] if vmk is not None else None
+            source = nic.ipv4.address if nic is not None else None
+            return Session.open(ns, ifname, str(source.ip) if source is not None else None,
+                                path.portal, initiator_name(host), path.iqn, timeout)
+    raise NotFound(f"Path {path.runtime_name} is not bound on {host} any more: rescan "
+                   f"{path.adapter}", path=path.runtime_name)

@@ -119,7 +119,7 @@ class Session:
                 raise IscsiError(f"the target sent a {length}-byte data segment, more than "
                                  f"the {MAX_RECV} declared")
             self._recv_exact(ahs)
-            data = self._recv_exact(len(pdu.pad(b"\0" * length)))[:length]
+            data = self._recv_exact(length + (-length % 4))[:length]  # padded to 4 bytes
             got = pdu.Pdu(header, data)
             if got.opcode == pdu.REJECT:
                 raise IscsiError(f"the target {self.target} rejected a PDU (reason "

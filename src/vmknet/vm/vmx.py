@@ -20,11 +20,16 @@ import threading
 import time
 import traceback
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from . import registry
 from .control import LineReader, Message, send_line
 from .guest import Guest
 from .memory import GuestMemory, Workload
+
+if TYPE_CHECKING:
+    from ..ft.primary import Primary
+    from ..ft.secondary import Secondary
 
 
 class Vmx:
@@ -34,6 +39,8 @@ class Vmx:
         self.state = "booting"
         self.stop = threading.Event()
         self.migrating = threading.Lock()
+        self.ft: Primary | None = None  # FT: this VM is a protected primary
+        self.ft_secondary: Secondary | None = None  # FT: this process is a secondary
         self.control = str(registry.vms_dir(lab) / f"{name}.{os.getpid()}.sock")
 
     # ------------------------------------------------------------- registry
@@ -96,6 +103,13 @@ class Vmx:
             self.stop.set()
         elif cmd == "migrate":
             self.migrate(conn, request, fds)
+        elif cmd == "ft":
+            self.ft_on(conn, request, fds)
+        elif cmd == "ft-off":
+            if self.ft is not None:
+                self.ft.stop()
+                self.ft = None
+            send_line(conn, {"ok": True})
         else:
             send_line(conn, {"ok": False, "error": f"unknown command {cmd!r}"})
 
@@ -107,7 +121,9 @@ class Vmx:
                 "dirty_rate": g.workload.rate if g else None,
                 "writes": g.workload.writes if g else 0,
                 "throttle": g.workload.throttle if g else 1.0,
-                "running": bool(g and g.workload.running)}
+                "running": bool(g and g.workload.running), "seed": g.seed if g else None,
+                "ft": (self.ft.stats() if self.ft else self.ft_secondary.stats()
+                       if self.ft_secondary else None)}
 
     def paused_digest(self) -> str:
         if self.guest is None:
@@ -148,12 +164,32 @@ class Vmx:
             self.migrating.release()
 
 
+    def ft_on(self, conn: socket.socket, request: Message, fds: list[int]) -> None:
+        """Protect this VM: checkpoints to the secondary over the FT socket handed in."""
+        from ..ft.primary import Primary  # only a protected VM loads the engine
+
+        socks = [socket.socket(fileno=fd) for fd in fds]
+        if self.guest is None or self.ft is not None or len(socks) != 1:
+            for s in socks:
+                s.close()
+            send_line(conn, {"ok": False, "error": f"VM {self.name} cannot be protected now"})
+            return
+
+        def lost() -> None:  # the secondary went live: this copy must not run on
+            self.state = "stood-down"
+            self.stop.set()
+
+        self.ft = Primary(self.guest, socks[0], request["params"], lost)
+        self.ft.start()
+        send_line(conn, {"ok": True})
+
+
 # ------------------------------------------------------------------ main
 
 
 def _args(argv: list[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="vmknet.vm.vmx")
-    p.add_argument("mode", choices=("run", "incoming"))
+    p.add_argument("mode", choices=("run", "incoming", "ft-secondary"))
     p.add_argument("--lab", required=True)
     p.add_argument("--name", required=True)
     p.add_argument("--host", required=True)
@@ -166,6 +202,11 @@ def _args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--mgmt-fds", default="")
     p.add_argument("--vm-fds", default="")
     p.add_argument("--ticket", default="", help="incoming: the migration's ticket id (SEC-4)")
+    p.add_argument("--ft-session", default="", help="ft-secondary: the arbiter's key (FT-2)")
+    p.add_argument("--ft-timeout", type=float, default=2.0,
+                   help="ft-secondary: seconds without a checkpoint that mean the link is lost")
+    p.add_argument("--ft-verify", action="store_true",
+                   help="ft-secondary: hash the memory it goes live from (tests)")
     return p.parse_args(argv)
 
 
@@ -200,6 +241,9 @@ def _run(args: argparse.Namespace, vmx: Vmx) -> int:
         load.start()
         vmx.publish(guest)
         _ready(args.ready_fd)
+    elif args.mode == "ft-secondary":
+        if not _ft_secondary(args, vmx):
+            return 0  # stood down or `ft off`: the primary runs the VM
     else:
         from ..vmotion.target import migrate_in
 
@@ -219,6 +263,22 @@ def _run(args: argparse.Namespace, vmx: Vmx) -> int:
         vmx.guest.workload.stop()
         registry.remove(args.lab, args.name, pid=os.getpid())
     return 0
+
+
+def _ft_secondary(args: argparse.Namespace, vmx: Vmx) -> bool:
+    from ..ft.secondary import Secondary
+
+    memory = GuestMemory(args.memory)
+    guest = Guest(args.name, args.lab, args.host, args.seed, memory,
+                  Workload(memory, args.dirty_rate, args.seed))
+    vmx.state = "secondary"
+    vmx.ft_secondary = Secondary(guest, args.ft_session, args.ft_timeout, args.ft_verify)
+    _ready(args.ready_fd)
+    try:
+        return vmx.ft_secondary.run(_fds(args.vm_fds), args.ticket, vmx.publish)
+    except (OSError, ValueError, KeyError):
+        traceback.print_exc()
+        return False
 
 
 def _ready(fd: int) -> None:

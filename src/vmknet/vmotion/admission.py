@@ -29,9 +29,9 @@ POLL = 0.2  # s: how fast close() stops the accept thread
 
 class Door:
     def __init__(self, listeners: list[socket.socket], lab: str, host: str, ticket_id: str,
-                 service: str) -> None:
+                 service: str, kind: str = "vmotion") -> None:
         self.listeners, self.lab, self.host = listeners, lab, host
-        self.ticket_id, self.service = ticket_id, service
+        self.ticket_id, self.service, self.kind = ticket_id, service, kind  # kind: FT shares it
         self._admitted: queue.Queue[tuple[socket.socket, Admission]] = queue.Queue()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._accept, daemon=True,
@@ -54,12 +54,12 @@ class Door:
                                  name=f"vmotion-admit-{self.service}").start()
 
     def _admit(self, conn: socket.socket) -> None:
-        got = admitted(conn, self.lab, self.host, "vmotion", self.service)
+        got = admitted(conn, self.lab, self.host, self.kind, self.service)
         if got is None:
             return  # refused, recorded, closed
         if got.ticket.id != self.ticket_id:
             refuse(conn, self.lab, self.host, self.service, "ForeignTicket",
-                   f"a vmotion ticket of {got.ticket.operation}, not of the migration "
+                   f"a {self.kind} ticket of {got.ticket.operation}, not of the operation "
                    "this incoming VM waits for")
             return
         if self._stop.is_set():

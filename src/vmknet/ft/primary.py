@@ -1,0 +1,130 @@
+"""The primary's side of FT, run inside the VM's own process (it holds the memory).
+
+One sync round sends every page while the guest runs (vMotion's pre-copy round,
+`vmotion.streams.run_round`); then every epoch a checkpoint: pause the guest's
+writer, take the pages it dirtied since the last checkpoint (the dirty log pre-copy
+uses), send them as round number N over the FT logging connection, wait for the
+secondary's ACK of N (vMotion's round barrier: sent once N is applied), resume.
+
+When the link fails (a send error, or no ACK within `timeout`) the guest stays
+paused and asks the arbiter (FT-2): won, it goes on unprotected; lost, the
+secondary is live already and this copy stops without running another instruction.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from ..vm.guest import Guest
+from ..vmotion.precopy import chunks
+from ..vmotion.report import PairStat
+from ..vmotion.streams import AllStreamsFailed, Stream, run_round
+from . import arbiter, records
+
+SYNC_ROUND = 1  # rounds 2, 3, ... are checkpoints
+
+
+class Primary:
+    """Checkpoints of one protected VM; `stats()` is what `vm ft status` shows."""
+
+    def __init__(self, guest: Guest, sock: socket.socket, params: dict[str, Any],
+                 on_lost: Callable[[], None]) -> None:
+        self.guest = guest
+        self.session = str(params["session"])
+        self.epoch = float(params.get("epoch", 0.05))
+        self.verify = bool(params.get("verify", False))
+        pair = PairStat(**params["pair"])
+        self.stream = Stream(0, sock, pair, float(params.get("timeout", 2.0)))
+        self.on_lost = on_lost
+        self.state = "syncing"
+        self.checkpoints = 0
+        self.last_acked = 0
+        self.last_ack_time = 0.0
+        self.last_bytes = 0
+        self.checkpoint_bytes = 0
+        self.sync_bytes = 0
+        self.paused_s = 0.0
+        self.started = 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="ft-primary", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        """`ft off`: the secondary gets BYE and stands down; the guest runs on here."""
+        self._stop.set()
+        self._thread.join(10.0)
+
+    def stats(self) -> dict[str, Any]:
+        elapsed = time.monotonic() - self.started if self.started else 0.0
+        return {"state": self.state, "checkpoints": self.checkpoints,
+                "last_acked": self.last_acked,
+                "checkpoints_per_s": self.checkpoints / elapsed if elapsed > 0 else 0.0,
+                "bytes_per_checkpoint": (self.checkpoint_bytes / self.checkpoints
+                                         if self.checkpoints else 0.0),
+                "last_bytes": self.last_bytes, "sync_bytes": self.sync_bytes,
+                "lag_ms": ((time.monotonic() - self.last_ack_time) * 1000
+                           if self.last_ack_time else None),
+                "paused_fraction": self.paused_s / elapsed if elapsed > 0 else 0.0,
+                "epoch_ms": self.epoch * 1000, "adapter": self.stream.stat.source_vmk,
+                "peer": f"{self.stream.stat.target_vmk} {self.stream.stat.target_address}"}
+
+    def _run(self) -> None:
+        mem, load = self.guest.memory, self.guest.workload
+        try:
+            mem.mark_all_dirty()
+            self.sync_bytes = run_round([self.stream], mem, SYNC_ROUND,
+                                        chunks(mem.take_dirty())).bytes
+            self.started = time.monotonic()
+            self.state = "protected"
+            rnd = SYNC_ROUND
+            while not self._stop.wait(self.epoch):
+                rnd += 1
+                t = time.perf_counter()
+                load.pause()
+                try:
+                    sent = run_round([self.stream], mem, rnd, chunks(mem.take_dirty())).bytes
+                    if self.verify:  # test hook: the memory this checkpoint stands for
+                        with records.checkpoint_log(self.guest.lab, self.guest.name).open(
+                                "a", encoding="utf-8") as log:
+                            log.write(f"{rnd} {mem.digest()}\n")
+                except AllStreamsFailed as err:
+                    self._link_lost(str(err))  # returns only when this copy goes on
+                    return
+                finally:
+                    if self.state != "stood-down":
+                        load.resume()
+                    self.paused_s += time.perf_counter() - t
+                self.checkpoints += 1
+                self.last_acked, self.last_ack_time = rnd, time.monotonic()
+                self.last_bytes = sent
+                self.checkpoint_bytes += sent
+            self.stream.close(bye=True)
+            self.state = "off"
+        except AllStreamsFailed as err:  # the sync round: the secondary never had a state
+            self.state = "unprotected"
+            records.event(self.guest.lab, self.guest.name, "link-lost",
+                          f"FT link lost during the sync round: {err}")
+        finally:
+            with contextlib.suppress(OSError):
+                self.stream.sock.close()
+
+    def _link_lost(self, why: str) -> None:
+        """The guest is paused: ask the arbiter before it runs another instruction."""
+        lab, vm = self.guest.lab, self.guest.name
+        if arbiter.claim(lab, self.session, arbiter.PRIMARY):
+            self.state = "unprotected"
+            records.update(lab, vm, state=records.UNPROTECTED)
+            records.event(lab, vm, "link-lost", f"FT link lost ({why}): the primary won the "
+                          "arbiter and runs on unprotected", checkpoint=self.last_acked)
+            return
+        self.state = "stood-down"
+        records.event(lab, vm, "stood-down", f"FT link lost ({why}): the secondary won the "
+                      "arbiter, the primary stops", checkpoint=self.last_acked)
+        self.on_lost()

@@ -18,6 +18,7 @@ import click
 
 from . import (
     commands_api,
+    commands_ft,  # noqa: F401 - adds `ft` to the `vm` group
     commands_join,
     commands_lab,
     commands_mgmt,

@@ -89,11 +89,12 @@ class Primary:
                 t = time.perf_counter()
                 load.pause()
                 try:
-                    sent = run_round([self.stream], mem, rnd, chunks(mem.take_dirty())).bytes
-                    if self.verify:  # test hook: the memory this checkpoint stands for
+                    if self.verify:  # test hook: the memory this checkpoint stands for,
+                        # logged before it is sent (this process may die before the ACK)
                         with records.checkpoint_log(self.guest.lab, self.guest.name).open(
                                 "a", encoding="utf-8") as log:
                             log.write(f"{rnd} {mem.digest()}\n")
+                    sent = run_round([self.stream], mem, rnd, chunks(mem.take_dirty())).bytes
                 except AllStreamsFailed as err:
                     self._link_lost(str(err))  # returns only when this copy goes on
                     return

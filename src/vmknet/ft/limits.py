@@ -14,6 +14,9 @@ Protected = tuple[str, str, int]  # primary host, secondary host, vCPUs
 
 def check(protected: Iterable[Protected], primary: str, secondary: str, vcpus: int) -> None:
     """Refuse (FT-3) when protecting one more VM of `vcpus` would break a host's limits."""
+    if primary == secondary:
+        raise RuleViolation("FT-1", f"The secondary must run on another host than the "
+                            f"primary ({primary})", host=primary)
     if vcpus < 1:
         raise RuleViolation("FT-3", f"An FT VM has at least one vCPU, not {vcpus}")
     vms: dict[str, int] = {}

@@ -3,12 +3,15 @@
 One sync round sends every page while the guest runs (vMotion's pre-copy round,
 `vmotion.streams.run_round`); then every epoch a checkpoint: pause the guest's
 writer, take the pages it dirtied since the last checkpoint (the dirty log pre-copy
-uses), send them as round number N over the FT logging connection, wait for the
-secondary's ACK of N (vMotion's round barrier: sent once N is applied), resume.
+uses), copy them into a checkpoint buffer and resume (as Remus does: the guest is
+stopped for a memory copy, not for the network), then send the copy as round number
+N over the FT logging connection and wait for the secondary's ACK of N (vMotion's
+round barrier: sent once N is applied). The buffer is a second guest-sized anonymous
+mapping, faulted in only where pages were ever dirtied.
 
-When the link fails (a send error, or no ACK within `timeout`) the guest stays
-paused and asks the arbiter (FT-2): won, it goes on unprotected; lost, the
-secondary is live already and this copy stops without running another instruction.
+When the link fails (a send error, or no ACK within `timeout`) the guest is paused
+and asks the arbiter (FT-2): won, it goes on unprotected; lost, the secondary is
+live already and this copy stops without running another instruction.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..vm.guest import Guest
+from ..vm.memory import GuestMemory
 from ..vmotion.precopy import chunks
 from ..vmotion.report import PairStat
 from ..vmotion.streams import AllStreamsFailed, Stream, run_round
@@ -49,6 +53,7 @@ class Primary:
         self.checkpoint_bytes = 0
         self.sync_bytes = 0
         self.paused_s = 0.0
+        self.checkpoint_s = 0.0  # pause to ACK, summed
         self.started = 0.0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="ft-primary", daemon=True)
@@ -72,6 +77,8 @@ class Primary:
                 "lag_ms": ((time.monotonic() - self.last_ack_time) * 1000
                            if self.last_ack_time else None),
                 "paused_fraction": self.paused_s / elapsed if elapsed > 0 else 0.0,
+                "checkpoint_ms": (self.checkpoint_s / self.checkpoints * 1000
+                                  if self.checkpoints else 0.0),
                 "epoch_ms": self.epoch * 1000, "adapter": self.stream.stat.source_vmk,
                 "peer": f"{self.stream.stat.target_vmk} {self.stream.stat.target_address}"}
 
@@ -83,27 +90,37 @@ class Primary:
                                         chunks(mem.take_dirty())).bytes
             self.started = time.monotonic()
             self.state = "protected"
-            rnd = SYNC_ROUND
-            while not self._stop.wait(self.epoch):
+            shadow = GuestMemory(mem.size)  # the checkpoint buffer: pages as at the pause
+            rnd, due = SYNC_ROUND, time.monotonic()
+            while True:
+                due = max(due + self.epoch, time.monotonic())  # a period, not a gap
+                if self._stop.wait(due - time.monotonic()):
+                    break
                 rnd += 1
                 t = time.perf_counter()
                 load.pause()
-                try:
+                try:  # Remus: copy the epoch's pages out, resume, then send the copy
+                    idx = mem.take_dirty()
+                    shadow.pages[idx] = mem.pages[idx]
                     if self.verify:  # test hook: the memory this checkpoint stands for,
                         # logged before it is sent (this process may die before the ACK)
                         with records.checkpoint_log(self.guest.lab, self.guest.name).open(
                                 "a", encoding="utf-8") as log:
                             log.write(f"{rnd} {mem.digest()}\n")
-                    sent = run_round([self.stream], mem, rnd, chunks(mem.take_dirty())).bytes
-                except AllStreamsFailed as err:
-                    self._link_lost(str(err))  # returns only when this copy goes on
-                    return
                 finally:
+                    load.resume()
+                    self.paused_s += time.perf_counter() - t
+                try:
+                    sent = run_round([self.stream], shadow, rnd, chunks(idx)).bytes
+                except AllStreamsFailed as err:
+                    load.pause()  # no instruction runs until the arbiter has answered
+                    self._link_lost(str(err))  # returns only when this copy goes on
                     if self.state != "stood-down":
                         load.resume()
-                    self.paused_s += time.perf_counter() - t
+                    return
                 self.checkpoints += 1
                 self.last_acked, self.last_ack_time = rnd, time.monotonic()
+                self.checkpoint_s += time.perf_counter() - t
                 self.last_bytes = sent
                 self.checkpoint_bytes += sent
             self.stream.close(bye=True)

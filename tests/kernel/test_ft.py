@@ -69,6 +69,9 @@ def test_refusals_before_anything_starts(env: tuple[Datacenter, str]) -> None:
     assert no_adapter.value.code == "PATH-3" and "esx03" in no_adapter.value.message
     with pytest.raises(NoPath):
         enable.ft_on(dc, lab, "web01", "esx04")
+    with pytest.raises(RuleViolation) as same_host:
+        enable.ft_on(dc, lab, "web01", "esx01")
+    assert same_host.value.code == "FT-1"
     assert len(vm_processes(lab)) == 1, "a refused ft on starts no secondary"
     enable.ft_on(dc, lab, "web01", "esx02", vcpus=8, timeout=TIMEOUT)
     manage.create(dc, lab, "web02", "esx02", 4 << 20, RATE)

@@ -20,7 +20,7 @@ import time
 from dataclasses import asdict
 from typing import Any
 
-from ..errors import AlreadyExists, InvalidArgument, NotFound, VmknetError
+from ..errors import AlreadyExists, InvalidArgument, NotFound, RuleViolation, VmknetError
 from ..model import Datacenter, Service
 from ..resolve import resolve
 from ..traffic.place import LabRef, lab_name
@@ -50,8 +50,8 @@ def ft_on(dc: Datacenter, lab: LabRef, vm: str, secondary: str, *, epoch: float 
     if not 0.005 <= epoch <= 10:
         raise InvalidArgument(f"FT epoch {epoch * 1000:.0f} ms: use 5 to 10000 ms")
     if secondary == rec.host:
-        raise InvalidArgument(f"The secondary of {vm} must run on another host than "
-                              f"{rec.host}", vm=vm)
+        raise RuleViolation("FT-1", f"The secondary of {vm} must run on another host than "
+                            f"the primary ({rec.host})", vm=vm)
     if secondary not in dc.hosts:
         raise NotFound(f"Host {secondary} is not in the inventory", host=secondary)
     with contextlib.suppress(NotFound):

@@ -8,17 +8,21 @@ memory is the primary's at the last acknowledged checkpoint), and the link-only 
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 from ftkit import FT_LAB, wait_for
 from labkit import lab_name
 from traffickit import wait_path
 from vmotionkit import vm_processes, wait_writes
 
+from vmknet.cli.main import main
 from vmknet.errors import NoPath, RuleViolation
 from vmknet.ft import arbiter, enable, records
 from vmknet.inventory import Inventory
@@ -35,7 +39,7 @@ BOUND = 20.0  # s any outcome may take on a loaded machine
 
 
 @pytest.fixture(scope="module")
-def flab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Inventory, str]]:
+def flab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Inventory, str, Path]]:
     folder = tmp_path_factory.mktemp("ft")
     (folder / "lab.yaml").write_text(FT_LAB, encoding="utf-8")
     inv = Inventory.open(folder / "inventory.db")
@@ -43,15 +47,15 @@ def flab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Inventory, 
     try:
         lifecycle.up(inv, folder / "lab.yaml", name)
         wait_path(name, "esx01", DEFAULT_STACK, "198.18.16.12")  # the FT wire forwards
-        yield inv, name
+        yield inv, name, folder / "inventory.db"
     finally:
         lifecycle.down(inv, name)
         assert vm_processes(name) == [], "a VM process survived lab down"
 
 
 @pytest.fixture
-def env(flab: tuple[Inventory, str]) -> Iterator[tuple[Datacenter, str]]:
-    inv, name = flab
+def env(flab: tuple[Inventory, str, Path]) -> Iterator[tuple[Datacenter, str]]:
+    inv, name, _ = flab
     yield inv.read(), name
     kill_lab_vms(name)
     assert vm_processes(name) == []
@@ -176,3 +180,29 @@ def _runs(lab: str, vm: str, pid: int) -> registry.VmRecord | None:
     except Exception:
         return None
     return rec if rec.pid == pid else None
+
+
+def test_cli_on_status_off(flab: tuple[Inventory, str, Path],
+                           env: tuple[Datacenter, str]) -> None:
+    store = flab[2]
+
+    def cli(*args: str) -> tuple[int, str]:
+        got = CliRunner().invoke(main, ["--store", str(store), *args])
+        return got.exit_code, got.output
+
+    code, out = cli("vm", "create", "web05", "-H", "esx01", "--memory", "8MiB",
+                    "--dirty-rate", "10MB/s")
+    assert code == 0, out
+    code, out = cli("vm", "ft", "on", "web05", "--secondary", "esx03")
+    assert code != 0 and out.strip().startswith("Error [PATH-3]") and "esx03" in out, out
+    code, out = cli("vm", "ft", "on", "web05", "--secondary", "esx02")
+    assert code == 0 and "secondary on esx02" in out, out
+    code, out = cli("vm", "ft", "status", "web05", "--json")
+    st = json.loads(out)
+    assert st["state"] == "protected" and st["primary_ft"]["adapter"] == "vmk2", out
+    code, out = cli("vm", "ft", "status", "web05")
+    assert code == 0 and "checkpoints," in out and "last acked #" in out, out
+    code, out = cli("vm", "ft", "off", "web05")
+    assert code == 0 and "off" in out, out
+    code, out = cli("vm", "ft", "status", "web05")
+    assert code != 0 and out.startswith("Error [NotFound]"), out

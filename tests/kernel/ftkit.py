@@ -7,48 +7,20 @@ esx01 and esx02: management (vmk0), vMotion (vmk1) and FT logging (vmk2, VLAN 50
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import TypeVar
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
+
+from ft_lab import lab_yaml  # the bench's lab files: one template for both
 
 T = TypeVar("T")
 
-HOST = """
-  {name}:
-    nics: {{vmnic0: {{}}, vmnic1: {{}}}}
-    vswitches:
-      vSwitch0:
-        uplinks: [vmnic0]
-        teaming: {{active: [vmnic0]}}
-        portgroups: {{Management Network: {{vlan: 10}}, vMotion: {{vlan: 40}}}}
-      vSwitch1:
-        uplinks: [vmnic1]
-        teaming: {{active: [vmnic1]}}
-        portgroups: {{FT-Logging: {{vlan: {ftvlan}}}}}
-    vmknics:
-      vmk0:
-        portgroup: Management Network
-        ipv4: {{type: static, address: 198.18.0.{n}/24}}
-        services: [management]
-      vmk1:
-        portgroup: vMotion
-        ipv4: {{type: static, address: 198.18.4.{n}/24}}
-        services: [vmotion]
-{ft}"""
-FT_VMK = """      vmk2:
-        portgroup: FT-Logging
-        ipv4: {{type: static, address: {address}/24}}
-        services: [faultToleranceLogging]
-"""
-
-
-def _host(name: str, n: int, ft: str | None, vlan: int = 50) -> str:
-    return HOST.format(name=name, n=n, ftvlan=vlan,
-                       ft=FT_VMK.format(address=ft) if ft else "")
-
-
-FT_LAB = ("hosts:" + _host("esx01", 11, "198.18.16.11") + _host("esx02", 12, "198.18.16.12")
-          + _host("esx03", 13, None) + _host("esx04", 14, "198.18.17.14", vlan=51))
+FT_LAB = lab_yaml([("esx01", 11, "198.18.16.11", 50), ("esx02", 12, "198.18.16.12", 50),
+                   ("esx03", 13, None, 50), ("esx04", 14, "198.18.17.14", 51)])
 
 
 def wait_for(what: str, probe: Callable[[], T | None], limit: float) -> T:

@@ -1,0 +1,139 @@
+"""FT benchmark: checkpoints per second, FT logging bandwidth, guest overhead, failover time.
+
+    sudo .venv/bin/python bench/bench_ft.py --smoke        # 10 MB/s dirty, 1 failover (< 60 s)
+    sudo .venv/bin/python bench/bench_ft.py --rates 0 10 50 --memory 64 --seconds 8
+
+Brings up a 2-host lab (bench/ft_lab.py: one FT logging adapter per host on its own
+uplink), then per dirty rate: the guest's work rate unprotected (pages written per
+second over `--seconds`), then protected (`ft on`, a checkpoint every 50 ms), the
+checkpoints per second, bytes per checkpoint, the FT logging bandwidth (the primary's
+FT adapter's tx counter) and the fraction of time the guest was paused; last, a
+failover: kill -9 of the primary until the secondary is the VM in the registry. Aims
+(issue 12): >= 20 checkpoints/s and < 10% overhead at 10 MB/s dirty; failover < 1 s.
+The lab and every VM process are removed in a `finally`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from ft_lab import lab_yaml
+from vmknet.errors import NotFound
+from vmknet.ft import enable
+from vmknet.inventory import Inventory
+from vmknet.lab import lifecycle
+from vmknet.model import DEFAULT_STACK, Datacenter
+from vmknet.traffic.icmp import ping_once
+from vmknet.traffic.place import stack_ns
+from vmknet.traffic.stats import adapter_counters
+from vmknet.vm import manage, registry
+from vmknet.vm.reaper import kill_lab_vms
+
+MiB = 1 << 20
+LAB = lab_yaml([("esx01", 11, "198.18.16.11", 50), ("esx02", 12, "198.18.16.12", 50)])
+REACH_TIMEOUT = 30.0  # s: the FT uplink's bridge runs STP after `lab up`
+AIM_CHECKPOINTS, AIM_OVERHEAD, AIM_FAILOVER = 20.0, 0.10, 1.0
+HEADER = (f"{'dirty MB/s':>10} {'ckpt/s':>7} {'kB/ckpt':>8} {'FT MB/s':>8} {'paused':>7} "
+          f"{'ckpt ms':>7} {'work/s unprot':>13} {'work/s prot':>11} {'overhead':>8}")
+
+
+def work_rate(lab: str, vm: str, seconds: float) -> float:
+    """Pages the guest wrote per second over `seconds`."""
+    w0, t0 = int(manage.status(lab, vm)["writes"]), time.monotonic()
+    time.sleep(seconds)
+    return (int(manage.status(lab, vm)["writes"]) - w0) / (time.monotonic() - t0)
+
+
+def reach(lab: str) -> None:
+    deadline = time.monotonic() + REACH_TIMEOUT
+    ns = stack_ns(lab, "esx01", DEFAULT_STACK)
+    while not ping_once(ns, "198.18.16.12", timeout=0.2).ok:
+        if time.monotonic() > deadline:
+            raise RuntimeError("the FT logging wire does not forward")
+
+
+def one_rate(dc: Datacenter, lab: str, rate: int, memory: int, seconds: float) -> str:
+    vm = f"ft{rate // 1_000_000}"
+    manage.create(dc, lab, vm, "esx01", memory, rate)
+    time.sleep(0.5)
+    unprotected = work_rate(lab, vm, seconds)
+    enable.ft_on(dc, lab, vm, "esx02")
+    tx0 = adapter_counters(dc, lab, "esx01")["vmk2"].tx_bytes
+    time.sleep(0.5)  # past the first checkpoints
+    t0 = time.monotonic()
+    protected = work_rate(lab, vm, seconds)
+    ft = enable.ft_status(lab, vm)["primary_ft"]
+    wire = (adapter_counters(dc, lab, "esx01")["vmk2"].tx_bytes - tx0) / (
+        time.monotonic() - t0 + 0.5)  # after the sync round: checkpoints only
+    overhead = 1 - protected / unprotected if unprotected else 0.0
+    enable.ft_off(lab, vm)
+    manage.destroy(lab, vm)
+    return (f"{rate / 1e6:>10.0f} {ft['checkpoints_per_s']:>7.1f} "
+            f"{ft['bytes_per_checkpoint'] / 1e3:>8.0f} {wire / 1e6:>8.1f} "
+            f"{ft['paused_fraction']:>7.1%} {ft['checkpoint_ms']:>7.1f} {unprotected:>13.0f} "
+            f"{protected:>11.0f} {overhead:>8.1%}")
+
+
+def failover(dc: Datacenter, lab: str, rate: int, memory: int) -> float:
+    """Seconds from kill -9 of the primary to the secondary registered as the VM."""
+    rec = manage.create(dc, lab, "fo", "esx01", memory, rate)
+    ft = enable.ft_on(dc, lab, "fo", "esx02")
+    time.sleep(1.0)
+    t = time.monotonic()
+    os.kill(rec.pid, signal.SIGKILL)
+    while time.monotonic() - t < 30:
+        try:
+            if registry.load(lab, "fo").pid == ft.secondary_pid:
+                return time.monotonic() - t
+        except NotFound:  # between the primary's record and the secondary's
+            pass
+        time.sleep(0.005)
+    raise RuntimeError("the secondary did not go live within 30 s")
+
+
+def run(folder: Path, lab: str, rates: list[int], memory: int, seconds: float) -> list[str]:
+    inv = Inventory.open(folder / "inventory.db")
+    (folder / "lab.yaml").write_text(LAB, encoding="utf-8")
+    rows = [HEADER]
+    try:
+        lifecycle.up(inv, folder / "lab.yaml", lab)
+        dc = inv.read()
+        reach(lab)
+        for rate in rates:
+            rows.append(one_rate(dc, lab, rate, memory, seconds))
+        took = failover(dc, lab, rates[-1], memory)
+        rows.append(f"failover (kill -9 of the primary -> secondary registered): "
+                    f"{took * 1000:.0f} ms (aim < {AIM_FAILOVER * 1000:.0f} ms)")
+    finally:
+        kill_lab_vms(lab)
+        lifecycle.down(inv, lab)
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="bench_ft")
+    ap.add_argument("--smoke", action="store_true", help="10 MB/s, 32 MiB, 3 s (< 60 s)")
+    ap.add_argument("--rates", type=float, nargs="+", default=[0.0, 10.0, 50.0],
+                    help="guest dirty rates, MB/s")
+    ap.add_argument("--memory", type=int, default=64, help="guest memory, MiB")
+    ap.add_argument("--seconds", type=float, default=8.0, help="measuring window per rate")
+    opts = ap.parse_args(argv)
+    rates = [10_000_000] if opts.smoke else [int(r * 1e6) for r in opts.rates]
+    memory, seconds = (32 * MiB, 3.0) if opts.smoke else (opts.memory * MiB, opts.seconds)
+    lab = f"ftb{os.getpid() % 100000}"
+    with tempfile.TemporaryDirectory(prefix="vmknet-ftbench-") as tmp:
+        rows = run(Path(tmp), lab, rates, memory, seconds)
+    print("\n".join(rows))
+    print(f"aims: >= {AIM_CHECKPOINTS:.0f} checkpoints/s, overhead < {AIM_OVERHEAD:.0%} "
+          "at 10 MB/s dirty")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -45,6 +45,7 @@ from typing import Any, cast
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from mgmt_common import call, frame, percentile, read_frame, say
+from vmknet.agent.rollback import PUSH_WAIT
 from vmknet.dataplane import kcodec
 from vmknet.dataplane.plan import describe
 from vmknet.errors import VmknetError
@@ -66,6 +67,7 @@ class Fleet:
         self.realised: Counter[str] = Counter()  # changes confirmed, per host
         self.client_ctx: dict[str, ssl.SSLContext] = {}
         self.confirming: set[asyncio.Task[None]] = set()
+        self.settled: dict[tuple[str, str], asyncio.Event] = {}
         self.addr: dict[str, str] = {}
         self.last_error = ""
 
@@ -177,10 +179,18 @@ class Fleet:
                     ops = [kcodec.decode_op(op) for op in params.get("ops", [])]
                     if any(host not in describe(op) for op in ops):
                         raise pki.TrustError("an op outside this host", code="NotAuthorized")
-                    task = asyncio.create_task(self.confirm(host, str(params["generation"])))
+                    settled = self.settled[(host, str(params["generation"]))] = asyncio.Event()
+                    task = asyncio.create_task(self.confirm(host, str(params["generation"]),
+                                                            settled))
                     self.confirming.add(task)
                     task.add_done_callback(self.confirming.discard)
                     result = {"ops": len(ops), "seconds": 0.0}
+                elif method == "rollback.confirm":  # the controller's word, as to the agent
+                    waiting = self.settled.pop((host, str(params.get("generation"))), None)
+                    if waiting is not None:
+                        waiting.set()
+                        self.realised[host] += 1
+                    result = {"confirmed": waiting is not None}
                 elif method in ("ticket.drop", "ping", "rollback.release", "rollback.revert"):
                     result = {"host": host, "pid": os.getpid()}
                 else:
@@ -191,10 +201,13 @@ class Fleet:
                 await writer.drain()
         writer.close()
 
-    async def confirm(self, host: str, generation: str) -> None:
-        """Ask over fresh connections until the controller says the change stands."""
+    async def confirm(self, host: str, generation: str, settled: asyncio.Event) -> None:
+        """Wait for the controller's word, as the agent does (PUSH_WAIT); then ask over fresh
+        connections until the controller says the change stands."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(settled.wait(), PUSH_WAIT)
         deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
+        while time.monotonic() < deadline and not settled.is_set():
             writer = None
             try:
                 reader, writer = await asyncio.wait_for(asyncio.open_connection(
@@ -203,6 +216,7 @@ class Fleet:
                 answer = await asyncio.wait_for(call(reader, writer, "confirm",
                                                      {"generation": generation}), TIMEOUT)
                 if answer in ("confirmed", "abandoned"):
+                    self.settled.pop((host, generation), None)
                     self.realised[host] += answer == "confirmed"
                     return
             except (TimeoutError, OSError, VmknetError, ValueError):

@@ -108,3 +108,34 @@ def test_an_armed_change_survives_a_restart(tmp_path: Path, answer: str | None,
         assert OWN not in backend.read("vmkl-").namespaces
         assert not (tmp_path / "g4.json").exists()
     second.stop()
+
+
+def test_the_controllers_word_settles_a_change_without_a_connection_of_its_own() -> None:
+    backend, ctl = MemoryBackend(), Controller(None)  # the agent could not ask by itself
+    guard = _guard(ctl, backend)
+    guard.realise({"generation": "g5", "ops": _ops(OWN), "timeout": 5})
+    assert guard.confirmed({"generation": "g5"}) == {"confirmed": True}
+    assert "g5" in guard._kept and "g5" not in guard._armed
+    time.sleep(0.2)
+    assert OWN in backend.read("vmkl-").namespaces and not ctl.reports
+    assert guard.confirmed({"generation": "unknown"}) == {"confirmed": False}
+
+
+@pytest.mark.parametrize(("outcome", "stays"), [("released", True), ("reverted", False),
+                                                (None, False)])
+def test_a_confirmed_part_waits_for_its_rollouts_outcome(outcome: str | None,
+                                                         stays: bool) -> None:
+    """Released: the change stays; reverted (a later batch failed, or the controller never
+    committed it) or a controller away past the timeout: the agent takes its part back."""
+    backend, ctl = MemoryBackend(), Controller("confirmed")
+
+    def answer(generation: str) -> str:
+        if outcome is None:
+            raise OSError("the controller is away")
+        return outcome
+
+    guard = RollbackGuard(LAB, HOST, ctl.confirm, ctl.report, lambda: backend, None, answer)
+    guard.realise({"generation": "g6", "ops": _ops(OWN), "timeout": 2})
+    assert _wait(lambda: "g6" not in guard._armed)  # confirmed, kept
+    assert _wait(lambda: "g6" not in guard._kept, 10)  # settled one way or the other
+    assert (OWN in backend.read("vmkl-").namespaces) is stays

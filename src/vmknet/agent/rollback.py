@@ -33,6 +33,9 @@ from ..errors import DataplaneError, InvalidArgument
 
 CONFIRMED, ABANDONED, PENDING = "confirmed", "abandoned", "pending"
 RETRY = 0.1  # s between confirm attempts (each a new TLS connection)
+# s the agent first waits for the controller's own word (`confirmed`, pushed over the
+# controller's kept connection) before it opens connections of its own to ask.
+PUSH_WAIT = 1.0
 MAX_UNDO_OPS = 10_000
 MAX_TIMEOUT = 600.0
 
@@ -43,6 +46,8 @@ REPORT_FOR = 60.0  # s the guard itself keeps trying to report, before the heart
 
 
 KEEP = 32  # confirmed changes whose undo is kept, for a rollout that stops later
+SETTLE_POLL = 1.0  # s between questions about a confirmed part's rollout outcome
+RELEASED_OUTCOME, REVERTED_OUTCOME = "released", "reverted"
 RESUME_GRACE = 1.0  # s to hear from the controller about a change whose deadline passed
 
 
@@ -51,7 +56,10 @@ class Armed:
     generation: str
     undo: list[KernelOp]
     deadline: float  # time.monotonic()
+    timeout: float = 30.0  # s: also how long a confirmed part waits for the rollout's outcome
     cancel: threading.Event = field(default_factory=threading.Event)
+    settled: threading.Event = field(default_factory=threading.Event)  # the controller said
+    undoing: bool = False  # past the deadline: no confirmation can stop the undo any more
 
 
 @dataclass
@@ -78,13 +86,15 @@ def _undo(backend: Backend, undo: list[KernelOp]) -> list[str]:
 
 class RollbackGuard:
     def __init__(self, lab: str, host: str, confirm: Confirm, report: Report,
-                 backend: Callable[[], Backend], folder: Path | None = None) -> None:
+                 backend: Callable[[], Backend], folder: Path | None = None,
+                 outcome: Callable[[str], str] | None = None) -> None:
         # Armed changes are also on disk (`<folder>/<generation>.json`): an agent killed while
         # it waits for its confirmation picks the wait up again when it restarts (`resume`).
         self._folder = folder
         self.lab, self.host = lab, host
         self._confirm = confirm
         self._report = report
+        self._outcome = outcome  # generation -> pending | released | reverted (raises: away)
         self._backend = backend
         self._lock = threading.Lock()
         self._armed: dict[str, Armed] = {}
@@ -135,6 +145,12 @@ class RollbackGuard:
         """Run this host's part of a change, all or nothing, then watch it (MGMT-2)."""
         generation, timeout = self._params(params)
         ops = self._decode(params.get("ops"), "ops")
+        expires = params.get("expires")
+        if isinstance(expires, int | float) and time.time() > expires:
+            # It waited in a socket while this agent was stopped: the controller gave up on
+            # it long ago and reverted the others; running it now would be drift.
+            raise InvalidArgument(f"Change {generation} came too late: not run",
+                                  code="StaleRequest")
         backend = self._backend()
         started = time.monotonic()
         for step, op in enumerate(ops):
@@ -162,13 +178,25 @@ class RollbackGuard:
         failures = _undo(self._backend(), undo or [])
         return {"ops": len(undo or []), "failures": failures}
 
+    def confirmed(self, params: dict[str, Any]) -> dict[str, Any]:
+        """The controller's word that the change stands, over its kept connection: that it
+        arrived after the change is the proof that the management network still works."""
+        generation = str(params.get("generation", ""))
+        with self._lock:
+            armed = self._armed.get(generation)
+            if armed is None or armed.undoing:
+                return {"confirmed": False}  # unknown, or already being reverted
+            armed.settled.set()
+        self._disarm(generation, keep=armed.undo)
+        return {"confirmed": True}
+
     def release(self, params: dict[str, Any]) -> dict[str, Any]:
         with self._lock:
             return {"released": self._kept.pop(str(params.get("generation", "")), None)
                     is not None}
 
     def _watch_later(self, generation: str, undo: list[KernelOp], timeout: float) -> None:
-        armed = Armed(generation, undo, time.monotonic() + timeout)
+        armed = Armed(generation, undo, time.monotonic() + timeout, timeout)
         self._save(armed, time.time() + timeout)
         with self._lock:
             self._armed[generation] = armed
@@ -216,7 +244,9 @@ class RollbackGuard:
 
     def _watch(self, armed: Armed) -> None:
         started = time.monotonic()
-        while (left := armed.deadline - time.monotonic()) > 0 and not armed.cancel.is_set():
+        armed.settled.wait(min(PUSH_WAIT, max(0.0, armed.deadline - started)))
+        while (left := armed.deadline - time.monotonic()) > 0 and not armed.cancel.is_set() \
+                and not armed.settled.is_set():
             try:
                 answer = self._confirm(armed.generation, left)
             except Exception:  # unreachable: that is what this loop waits out
@@ -225,8 +255,10 @@ class RollbackGuard:
                 self._disarm(armed.generation, keep=armed.undo if answer == CONFIRMED else None)
                 return
             armed.cancel.wait(RETRY)
-        if armed.cancel.is_set():
-            return
+        with self._lock:
+            if armed.cancel.is_set() or armed.settled.is_set():
+                return
+            armed.undoing = True
         failures = _undo(self._backend(), armed.undo)
         self._disarm(armed.generation)
         done = RolledBack(armed.generation, len(armed.undo), failures,
@@ -244,11 +276,39 @@ class RollbackGuard:
     def _disarm(self, generation: str, keep: list[KernelOp] | None = None) -> None:
         self._forget(generation)
         with self._lock:
-            self._armed.pop(generation, None)
+            armed = self._armed.pop(generation, None)
             if keep is not None:
                 self._kept[generation] = keep
                 for old in list(self._kept)[:-KEEP]:
                     del self._kept[old]
+        if keep is not None and self._outcome is not None:
+            timeout = armed.timeout if armed is not None else 30.0
+            threading.Thread(target=self._settle, args=(generation, timeout),
+                             daemon=True).start()
+
+    def _settle(self, generation: str, timeout: float) -> None:
+        """A confirmed part waits for its rollout's outcome: released (drop the undo) or
+        reverted (run it). A controller that stays away for `timeout` never committed it
+        as far as this host can tell: the part is undone, as MGMT-2 would."""
+        assert self._outcome is not None
+        heard = time.monotonic()
+        while self._still_kept(generation):
+            time.sleep(SETTLE_POLL)
+            try:
+                answer = self._outcome(generation)
+                heard = time.monotonic()
+            except Exception:  # away: that is what the timeout waits out
+                answer = "pending" if time.monotonic() - heard < timeout else REVERTED_OUTCOME
+            if answer == RELEASED_OUTCOME:
+                self.release({"generation": generation})
+                return
+            if answer == REVERTED_OUTCOME:
+                self.revert({"generation": generation})
+                return
+
+    def _still_kept(self, generation: str) -> bool:
+        with self._lock:
+            return generation in self._kept
 
     def take_reports(self) -> list[RolledBack]:
         with self._lock:

@@ -41,6 +41,7 @@ from .rollback import RollbackGuard, RolledBack
 
 HEARTBEAT = 1.0  # s, as vSphere HA's network heartbeats
 TIMEOUT = 5.0
+CONTROLLER_IDLE = 60.0  # s a controller's kept connection may sit idle before it is closed
 MAX_REQUEST = wire.MAX_FRAME  # a host's part of a change can be thousands of ops
 
 
@@ -61,7 +62,7 @@ class Agent:
         self.host, self.folder, self.controller = host, folder, controller
         self.book, self.port = book, port
         self.guard = RollbackGuard(lab, host, self.confirm, self.report, LinuxBackend,
-                                   folder / "armed")
+                                   folder / "armed", self.outcome)
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._listeners: dict[str, socket.socket] = {}
@@ -161,6 +162,10 @@ class Agent:
         change `generation` stands (MGMT-2); raises when no adapter reaches it."""
         return str(self._fresh_call("confirm", {"generation": generation}, within))
 
+    def outcome(self, generation: str) -> str:
+        """Whether the rollout of a confirmed part stood (released) or was taken back."""
+        return str(self._fresh_call("outcome", {"generation": generation}, TIMEOUT))
+
     def report(self, done: RolledBack) -> None:
         self._fresh_call("rolledBack", done.to_dict(), TIMEOUT)
 
@@ -193,6 +198,7 @@ class Agent:
             conn.settimeout(TIMEOUT)
             with self._server_ctx.wrap_socket(conn, server_side=True) as tls:
                 pki.peer(tls, pki.CONTROLLER)
+                tls.settimeout(CONTROLLER_IDLE)  # the controller keeps it for its next call
                 while wire.answer(tls, self.handlers(), limit=MAX_REQUEST):
                     pass
 
@@ -202,6 +208,7 @@ class Agent:
                 "rollback.arm": self.guard.arm,
                 "realise": self.guard.realise,
                 "rollback.revert": self.guard.revert,
+                "rollback.confirm": self.guard.confirmed,
                 "rollback.release": self.guard.release,
                 "ticket.drop": self._ticket_drop,
                 **processes.handlers(self)}

@@ -17,6 +17,9 @@ from typing import Any
 
 ARMED, APPLIED, COMMITTED, FAILED, ABANDONED = (
     "armed", "applied", "committed", "failed", "abandoned")
+# A batch of a rollout after it committed: the whole rollout stood (released) or a later
+# batch failed and this one was taken back (reverted).
+RELEASED, REVERTED = "released", "reverted"
 # After an agent's deadline: its undo (~0.1 s), STP settling after a re-plug (up to ~8 s on a
 # loaded box) and the reconnect that carries its report.
 REPORT_GRACE = 12.0
@@ -83,6 +86,16 @@ class Changes:
             change.reports[host] = report
             self._cond.notify_all()
             return True
+
+    def outcome(self, generation: str) -> str:
+        """What an agent holding a confirmed part should do: keep waiting (pending), drop
+        its undo (released) or run it (reverted; also for a change this controller does not
+        know: a controller restarted mid-rollout never committed it)."""
+        with self._cond:
+            change = self._changes.get(generation)
+            if change is None or change.phase in (FAILED, ABANDONED, REVERTED):
+                return REVERTED
+            return RELEASED if change.phase == RELEASED else "pending"
 
     def waited_for(self, generation: str) -> bool:
         """Someone waits, or will, for this change's verdict (and records its events). Also

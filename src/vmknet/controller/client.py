@@ -29,7 +29,11 @@ class ControllerClient:
                                   f"{err.strerror}): run 'vmknet lab up' or 'vmknet lab "
                                   "status --repair'", code="ControllerNotRunning") from err
             self._next += 1
-            return wire.call(sock, method, params, self._next)
+            try:
+                return wire.call(sock, method, params, self._next)
+            except OSError as err:  # the controller died or closed mid-call
+                raise VmknetError(f"Lost the controller of lab {self.lab} during {method}: "
+                                  f"{err.strerror or err}", code="ControllerNotRunning") from err
         finally:
             sock.close()
 

@@ -74,6 +74,9 @@ class AgentRollback:
         states: dict[str, str] = verdict["hosts"]
         lost = sorted(h for h, s in states.items() if s != "confirmed")
         if not lost:
+            # The change stands: the agents drop its undo (else they would keep asking).
+            self.client.call("rollout.release", {"generation": self.generation,
+                                                 "hosts": sorted(self.owned)})
             return
         for host in lost:
             if states[host] == "rolledBack":

@@ -17,9 +17,11 @@ from __future__ import annotations
 
 import contextlib
 import os
+import select
 import socket
 import ssl
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -34,14 +36,15 @@ from ..reach import static_v4
 from ..trust import pki, tickets
 from ..trust.pki import TrustError
 from . import processes
-from .changes import ABANDONED, APPLIED, REPORT_GRACE, Changes
+from .changes import ABANDONED, APPLIED, RELEASED, REPORT_GRACE, Changes
+from .changes import REVERTED as CHANGE_REVERTED
 from .hosts import CHANGING, CONFIRMED, FAILED, REVERTED, HostTable
 from .joins import JoinTokens
 from .snapshot import InventorySnapshot
 
 AGENT_TIMEOUT = 5.0
 AGENT_CALLS = 32  # agents called at once in a batch
-AGENT_WORK_TIMEOUT = 120.0  # s for an agent to run its part of a change (a new host: ~400 ops)
+AGENT_WORK_TIMEOUT = 30.0  # s for an agent to run its part of a change (a new host: ~400 ops)
 MAX_CSR = 8192
 
 
@@ -76,6 +79,8 @@ class Controller:
         self.inventory = inventory
         self.record = record  # events into the inventory's log (NetworkRollbackEvent)
         self.changes = Changes()
+        self._agent_conns: dict[str, ssl.SSLSocket] = {}  # one kept connection per agent
+        self._agent_locks: dict[str, threading.Lock] = {}
         self._links_of: Datacenter | None = None
         self._links: dict[str, list[tuple[str, str]]] = {}
         self.port = port  # of the agents
@@ -128,6 +133,7 @@ class Controller:
             "heartbeat": lambda p: self.heartbeat(who.name, peer, p),
             "confirm": lambda p: self.changes.confirm(str(p.get("generation", "")), who.name),
             "rolledBack": lambda p: self._rolled_back(who.name, p),
+            "outcome": lambda p: self.changes.outcome(str(p.get("generation", ""))),
         }
         while not self._stop.is_set() and wire.answer(tls, handlers, limit=64 * 1024):
             pass
@@ -184,8 +190,7 @@ class Controller:
                                                          min(float(p["timeout"]), 600.0)),
             "rollout.batch": self._batch,
             "rollout.revert": self._revert,
-            "rollout.release": lambda p: self._each(p["hosts"], "rollback.release",
-                                                    {"generation": str(p["generation"])}),
+            "rollout.release": self._release,
             **processes.handlers(self),
         }
         while not self._stop.is_set() and wire.answer(conn, handlers):
@@ -266,8 +271,11 @@ class Controller:
         self.changes.arm(generation, sorted(parts))
         for host in parts:
             self.hosts.changed(host, generation, CHANGING)
+        # `expires`: a request that reaches a hung agent late must not run then (hosts keep
+        # their clocks in step, as vSphere requires).
         results = self._each(list(parts), "realise", {"generation": generation,
-                                                      "timeout": timeout},
+                                                      "timeout": timeout,
+                                                      "expires": time.time() + AGENT_WORK_TIMEOUT},
                              per_host={h: {"ops": parts[h]} for h in parts})
         failed = {h: r for h, r in results.items() if "error" in r}
         for host, why in failed.items():
@@ -285,6 +293,14 @@ class Controller:
             raise VmknetError(str(why["error"]["message"]), code=str(why["error"]["code"]),
                               host=host, failed=sorted(failed))
         self.changes.set_phase(generation, APPLIED)
+        # Tell each agent over the connection it answered on: if the word gets through after
+        # the change, the management network works. An agent cut off hears nothing, asks on
+        # its own until its deadline, then reverts (MGMT-2).
+        told = self._each(list(parts), "rollback.confirm", {"generation": generation},
+                          timeout=timeout)
+        for host, reply in told.items():
+            if reply.get("confirmed"):
+                self.changes.confirm(generation, host, hold=0)
         verdict = self.changes.wait(generation, timeout + REPORT_GRACE)
         confirmed = [h for h, s in verdict["hosts"].items() if s == "confirmed"]
         if len(confirmed) < len(parts):
@@ -302,21 +318,30 @@ class Controller:
         verdict["seconds"] = {h: r.get("seconds") for h, r in results.items()}
         return verdict
 
+    def _release(self, params: dict[str, Any]) -> dict[str, Any]:
+        """The change stands: the agents may drop its undo. Nobody waits for that."""
+        self.changes.set_phase(str(params["generation"]), RELEASED)
+        self._spawn(self._each, list(params["hosts"]), "rollback.release",
+                    {"generation": str(params["generation"])})
+        return {}
+
     def _revert(self, params: dict[str, Any]) -> dict[str, dict[str, Any]]:
         """A later batch of the rollout failed: these hosts take their part back."""
         generation = str(params["generation"])
+        self.changes.set_phase(generation, CHANGE_REVERTED)
         for host in params["hosts"]:
             self.hosts.changed(host, generation, REVERTED, "reverted: a later host failed")
         return self._each(list(params["hosts"]), "rollback.revert", {"generation": generation})
 
     def _each(self, hosts: list[str], method: str, params: dict[str, Any],
-              per_host: dict[str, dict[str, Any]] | None = None) -> dict[str, dict[str, Any]]:
+              per_host: dict[str, dict[str, Any]] | None = None,
+              timeout: float = AGENT_WORK_TIMEOUT) -> dict[str, dict[str, Any]]:
         """`method` on each host's agent in parallel; host -> result or {"error": ...}.
         `per_host` adds to `params` for one host."""
         def one(host: str) -> dict[str, Any]:
             try:
                 args = {**params, **(per_host or {}).get(host, {})}
-                return dict(self.call_agent(host, method, args, AGENT_WORK_TIMEOUT) or {})
+                return dict(self.call_agent(host, method, args, timeout) or {})
             except VmknetError as err:
                 return {"error": err.to_dict()}
 
@@ -343,26 +368,57 @@ class Controller:
 
     def call_agent(self, host: str, method: str, params: dict[str, Any],
                    timeout: float = AGENT_TIMEOUT) -> Any:
-        """One request to `host`'s agent over mutual TLS, trying each management address."""
+        """One request to `host`'s agent over mutual TLS. The connection is kept for the
+        next call (a change is several calls: its part, then release or revert); a new one
+        tries each management address. Once a request may have gone out it is never sent
+        again elsewhere: `realise` must not run twice."""
+        with self._agent_locks.setdefault(host, threading.Lock()):
+            tls = self._pooled(host) or self._connect_agent(host)
+            try:
+                tls.settimeout(timeout)
+                return wire.call(tls, method, params)
+            except (OSError, wire.WireError) as err:
+                self._drop(host)
+                raise VmknetError(f"The agent of {host} did not answer {method}: {err}",
+                                  code="HostNotConnected", host=host) from err
+
+    def _pooled(self, host: str) -> ssl.SSLSocket | None:
+        tls = self._agent_conns.get(host)
+        if tls is not None and select.select([tls], [], [], 0)[0]:
+            self._drop(host)  # readable while idle: the agent closed it (or said too much)
+            return None
+        return tls
+
+    def _drop(self, host: str) -> None:
+        tls = self._agent_conns.pop(host, None)
+        if tls is not None:
+            with contextlib.suppress(OSError):
+                tls.close()
+
+    def _connect_agent(self, host: str) -> ssl.SSLSocket:
         links = self.links(host)
         if not links:
             raise NotFound(f"Host {host} has no management adapter with an address")
         last: Exception | None = None
         for address, _vmk in links:
+            raw = None
             try:
-                with socket.create_connection((address, self.port), AGENT_TIMEOUT) as raw, \
-                        self._client_ctx.wrap_socket(raw) as tls:
-                    pki.peer(tls, pki.HOST, host)
-                    tls.settimeout(timeout)
-                    return wire.call(tls, method, params)
-            except (OSError, TrustError, wire.WireError) as err:
+                raw = socket.create_connection((address, self.port), AGENT_TIMEOUT)
+                tls = self._client_ctx.wrap_socket(raw)
+                pki.peer(tls, pki.HOST, host)
+            except (OSError, TrustError) as err:
                 last = err
+                if raw is not None:
+                    raw.close()
+                continue
+            self._agent_conns[host] = tls
+            return tls
         raise VmknetError(f"The agent of {host} cannot be reached over its management "
                           f"adapters: {last}", code="HostNotConnected", host=host)
 
     # -- life --------------------------------------------------------------------------------
 
-    def _spawn(self, target: Callable[..., None], *args: Any) -> None:
+    def _spawn(self, target: Callable[..., object], *args: Any) -> None:
         t = threading.Thread(target=target, args=args, daemon=True)
         t.start()
         self._threads.append(t)

@@ -140,6 +140,8 @@ class KernelRealiser:
                  probe_timeout: float = PROBE_TIMEOUT) -> None:
         self.backend = backend
         self.check_management = check_management
+        # False: the pre-agent path (one apply here, REQ-5's echo): the benchmark's baseline.
+        self.use_agents = True
         self.converge_timeout = converge_timeout
         self.probe_timeout = probe_timeout
         self.max_unavailable = MAX_UNAVAILABLE  # hosts changed at once: "N" or "P%" (MGMT-3)
@@ -151,7 +153,8 @@ class KernelRealiser:
         report = Realised(ApplyResult(ops=[]))
         check = (ManagementCheck(lab, dc, backend, self.converge_timeout, self.probe_timeout,
                                  report) if self.check_management else None)
-        agents = _agent_rollback(lab, dc, desired) if self.check_management else None
+        agents = (_agent_rollback(lab, dc, desired)
+                  if self.check_management and self.use_agents else None)
         start = time.perf_counter()
         # A backend given to the realiser (a fault injector in tests) takes every op itself.
         if agents is not None and agents.armable and self.backend is None:

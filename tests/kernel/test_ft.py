@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,9 +26,12 @@ from vmotionkit import vm_processes, wait_writes
 from vmknet.cli.main import main
 from vmknet.errors import NoPath, RuleViolation
 from vmknet.ft import arbiter, enable, records
+from vmknet.ft.output import record
 from vmknet.inventory import Inventory
 from vmknet.lab import lifecycle
 from vmknet.model import DEFAULT_STACK, Datacenter
+from vmknet.traffic.place import stack_ns
+from vmknet.traffic.sockets import tcp_socket
 from vmknet.traffic.stats import adapter_counters
 from vmknet.vm import manage, registry
 from vmknet.vm.reaper import kill_lab_vms
@@ -36,6 +40,7 @@ MEMORY = 16 << 20
 RATE = 10_000_000  # 10 MB/s dirtied: the issue's aim
 TIMEOUT = 3.0  # s without a checkpoint / ACK: the link is lost (generous: 2 busy cores)
 BOUND = 20.0  # s any outcome may take on a loaded machine
+OUTPUT_PORT = 9100  # the VM's output stream, on its host's management adapter
 
 
 @pytest.fixture(scope="module")
@@ -206,3 +211,58 @@ def test_cli_on_status_off(flab: tuple[Inventory, str, Path],
     assert code == 0 and "off" in out, out
     code, out = cli("vm", "ft", "status", "web05")
     assert code != 0 and out.startswith("Error [NotFound]"), out
+
+
+def _client(lab: str, address: str, first: int) -> socket.socket:
+    sock = tcp_socket(stack_ns(lab, "esx03", DEFAULT_STACK), socket.AF_INET)
+    sock.settimeout(5.0)
+    sock.connect((address, OUTPUT_PORT))
+    sock.sendall(f"from {first}\n".encode())
+    return sock
+
+
+def _read(sock: socket.socket, seconds: float, got: list[int]) -> None:
+    """Records until the peer goes or `seconds` pass; each checked against record(n)."""
+    end, buf = time.monotonic() + seconds, b""
+    with sock:
+        while time.monotonic() < end:
+            try:
+                data = sock.recv(65536)
+            except TimeoutError:
+                continue
+            except ConnectionResetError:
+                break
+            if not data:
+                break
+            buf += data
+            *lines, buf = buf.split(b"\n")
+            for line in lines:
+                n = int(line.split()[0])
+                assert record(n) == line + b"\n", line
+                got.append(n)
+
+
+def test_output_commit_nothing_seen_is_lost_on_failover(env: tuple[Datacenter, str]) -> None:
+    dc, lab = env
+    rec = manage.create(dc, lab, "out01", "esx01", MEMORY, RATE)
+    ft = enable.ft_on(dc, lab, "out01", "esx02", timeout=TIMEOUT, output_port=OUTPUT_PORT,
+                      output_rate=400)
+    seen: list[int] = []
+    sock = _client(lab, "198.18.0.11", 0)
+    time.sleep(1.0)
+    st = enable.ft_status(lab, "out01")["primary_ft"]
+    assert st["output_released"] < st["output_produced"] + 1  # held back, never ahead
+    os.kill(rec.pid, signal.SIGKILL)
+    _read(sock, BOUND, seen)  # what the primary let out, until it died
+    wait_for("the secondary runs the VM", lambda: _runs(lab, "out01", ft.secondary_pid),
+             BOUND)
+    mark = enable.ft_status(lab, "out01")["primary_ft"]["output_mark"]
+    assert seen == list(range(len(seen))) and len(seen) > 100, seen[-5:]
+    assert len(seen) <= mark, (f"the client saw record {len(seen) - 1}, the checkpoint the "
+                               f"secondary went live from holds {mark}: output left early")
+    after: list[int] = []
+    _read(_client(lab, "198.18.0.12", len(seen)), 1.0, after)
+    print(f"\noutput commit: {len(seen)} records before kill -9, checkpoint mark {mark}, "
+          f"{len(after)} from the secondary after")
+    assert after[:1] == [len(seen)] and after == list(range(len(seen), len(seen) + len(after)))
+    assert after[-1] > mark  # the secondary's guest emits on

@@ -13,6 +13,7 @@ syncs the secondary (one pre-copy round) and checkpoints every epoch (primary.py
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import secrets
 import signal
@@ -20,10 +21,17 @@ import time
 from dataclasses import asdict
 from typing import Any
 
-from ..errors import AlreadyExists, InvalidArgument, NotFound, RuleViolation, VmknetError
+from ..errors import (
+    AlreadyExists,
+    InvalidArgument,
+    NoPath,
+    NotFound,
+    RuleViolation,
+    VmknetError,
+)
 from ..model import Datacenter, Service
-from ..resolve import resolve
-from ..traffic.place import LabRef, lab_name
+from ..resolve import effective_adapters, resolve
+from ..traffic.place import LabRef, adapter_addresses, lab_name, stack_ns
 from ..traffic.sockets import close_all, connect, listen
 from ..trust.issuer import issuer_for
 from ..trust.tickets import present
@@ -38,12 +46,15 @@ STOP_TIMEOUT = 5.0
 
 def ft_on(dc: Datacenter, lab: LabRef, vm: str, secondary: str, *, epoch: float = 0.05,
           vcpus: int = 1, timeout: float = 2.0, port: int | None = None,
-          verify: bool = False, wait: bool = True) -> records.FtRecord:
+          verify: bool = False, wait: bool = True, output_port: int | None = None,
+          output_rate: float = 200.0) -> records.FtRecord:
     """Start the secondary of `vm` on `secondary` and keep it in step; its FT record.
 
     `timeout`: seconds without a checkpoint (secondary) or an ACK (primary) that mean
     the other side or the link is gone. `verify`: both ends log memory digests (tests).
     `wait`: return once the sync round is done and the first checkpoint acknowledged.
+    `output_port`: give the VM an output stream (`output_rate` records/s) on that port of
+    its host's management adapter, under output commit (output.py).
     """
     name = lab_name(lab)
     rec = manage.get(name, vm)
@@ -63,6 +74,8 @@ def ft_on(dc: Datacenter, lab: LabRef, vm: str, secondary: str, *, epoch: float 
     limits.check([(r.primary, r.secondary, r.vcpus) for r in live_records(name)
                   if r.vm != vm], rec.host, secondary, vcpus)  # FT-3
     session = f"{vm}-{secrets.token_hex(6)}"
+    out = {h: output_at(dc, lab, h, output_port, output_rate)
+           for h in (rec.host, secondary)} if output_port else {}
     ticket = issuer_for(name).issue("ft", rec.host, secondary, uses=1)
     listeners = listen(dc, lab, secondary, Service.FT_LOGGING, port)
     try:
@@ -71,7 +84,8 @@ def ft_on(dc: Datacenter, lab: LabRef, vm: str, secondary: str, *, epoch: float 
             f"--ticket={ticket.id}", f"--memory={rec.memory}",
             f"--dirty-rate={rec.dirty_rate}", f"--seed={_seed(rec.control)}",
             f"--ft-session={session}", f"--ft-timeout={timeout}",
-            *(["--ft-verify"] if verify else [])],
+            *(["--ft-verify"] if verify else []),
+            *([f"--ft-output={json.dumps(out[secondary])}"] if out else [])],
             pass_fds=[x.sock.fileno() for x in listeners])
     finally:
         close_all(listeners)  # the secondary has its own copies
@@ -85,7 +99,8 @@ def ft_on(dc: Datacenter, lab: LabRef, vm: str, secondary: str, *, epoch: float 
             with control.connect(rec.control) as sock:
                 control.send_line(sock, {"cmd": "ft", "params": {
                     "session": session, "epoch": epoch, "timeout": timeout,
-                    "verify": verify, "pair": asdict(pair_stat(flows[0]))}},
+                    "verify": verify, "pair": asdict(pair_stat(flows[0])),
+                    "output": out.get(rec.host)}},
                     [conns[0].sock.fileno()])
                 reply = control.LineReader(sock).read() or {
                     "ok": False, "error": "the primary VM closed its control socket"}
@@ -100,6 +115,19 @@ def ft_on(dc: Datacenter, lab: LabRef, vm: str, secondary: str, *, epoch: float 
         _kill(pid)
         raise
     return record
+
+
+def output_at(dc: Datacenter, lab: LabRef, host: str, port: int,
+              rate: float) -> dict[str, Any]:
+    """Where a VM on `host` serves its output: the host's first management adapter."""
+    chosen = effective_adapters(dc, host, Service.MANAGEMENT)
+    if not chosen:
+        raise NoPath(f"Host {host} has no management adapter to serve the VM's output on",
+                     host=host)
+    vmk = chosen[0][0]
+    return {"ns": stack_ns(lab, host, dc.host(host).vmknics[vmk].netstack),
+            "address": str(adapter_addresses(dc, host, vmk)[0].ip), "port": port,
+            "rate": rate}
 
 
 def live_records(lab: str) -> list[records.FtRecord]:

@@ -25,10 +25,12 @@ from typing import Any
 
 from ..vm.guest import Guest
 from ..vm.memory import GuestMemory
+from ..vmotion import protocol
 from ..vmotion.precopy import chunks
 from ..vmotion.report import PairStat
 from ..vmotion.streams import AllStreamsFailed, Stream, run_round
 from . import arbiter, records
+from .output import Output
 
 SYNC_ROUND = 1  # rounds 2, 3, ... are checkpoints
 
@@ -45,6 +47,11 @@ class Primary:
         pair = PairStat(**params["pair"])
         self.stream = Stream(0, sock, pair, float(params.get("timeout", 2.0)))
         self.on_lost = on_lost
+        out = params.get("output")  # output commit: the VM's record stream (output.py)
+        self.output: Output | None = None
+        if out:
+            self.output = Output(float(out["rate"]), lambda: guest.workload.running)
+            self.output.start(str(out["ns"]), str(out["address"]), int(out["port"]))
         self.state = "syncing"
         self.checkpoints = 0
         self.last_acked = 0
@@ -79,6 +86,8 @@ class Primary:
                 "paused_fraction": self.paused_s / elapsed if elapsed > 0 else 0.0,
                 "checkpoint_ms": (self.checkpoint_s / self.checkpoints * 1000
                                   if self.checkpoints else 0.0),
+                "output_produced": self.output.produced if self.output else None,
+                "output_released": self.output.released if self.output else None,
                 "epoch_ms": self.epoch * 1000, "adapter": self.stream.stat.source_vmk,
                 "peer": f"{self.stream.stat.target_vmk} {self.stream.stat.target_address}"}
 
@@ -102,6 +111,7 @@ class Primary:
                 try:  # Remus: copy the epoch's pages out, resume, then send the copy
                     idx = mem.take_dirty()
                     shadow.pages[idx] = mem.pages[idx]
+                    mark = self.output.mark() if self.output else None
                     if self.verify:  # test hook: the memory this checkpoint stands for,
                         # logged before it is sent (this process may die before the ACK)
                         with records.checkpoint_log(self.guest.lab, self.guest.name).open(
@@ -111,13 +121,24 @@ class Primary:
                     load.resume()
                     self.paused_s += time.perf_counter() - t
                 try:
+                    if mark is not None:  # the records this checkpoint stands for:
+                        self.stream.sock.sendall(  # a ZERO run of no pages (secondary.py)
+                            protocol.pack(protocol.ZERO, rnd, mark, 0))
                     sent = run_round([self.stream], shadow, rnd, chunks(idx)).bytes
+                except OSError as err:  # the mark's send: the link broke as in a round
+                    load.pause()
+                    self._link_lost(str(err))
+                    if self.state != "stood-down":
+                        load.resume()
+                    return
                 except AllStreamsFailed as err:
                     load.pause()  # no instruction runs until the arbiter has answered
                     self._link_lost(str(err))  # returns only when this copy goes on
                     if self.state != "stood-down":
                         load.resume()
                     return
+                if self.output is not None and mark is not None:
+                    self.output.release(mark)  # output commit: acked, it may leave
                 self.checkpoints += 1
                 self.last_acked, self.last_ack_time = rnd, time.monotonic()
                 self.checkpoint_s += time.perf_counter() - t
@@ -125,6 +146,8 @@ class Primary:
                 self.checkpoint_bytes += sent
             self.stream.close(bye=True)
             self.state = "off"
+            if self.output is not None:
+                self.output.unprotected()
         except AllStreamsFailed as err:  # the sync round: the secondary never had a state
             self.state = "unprotected"
             records.event(self.guest.lab, self.guest.name, "link-lost",
@@ -138,6 +161,8 @@ class Primary:
         lab, vm = self.guest.lab, self.guest.name
         if arbiter.claim(lab, self.session, arbiter.PRIMARY):
             self.state = "unprotected"
+            if self.output is not None:
+                self.output.unprotected()
             records.update(lab, vm, state=records.UNPROTECTED)
             records.event(lab, vm, "link-lost", f"FT link lost ({why}): the primary won the "
                           "arbiter and runs on unprotected", checkpoint=self.last_acked)
@@ -145,4 +170,6 @@ class Primary:
         self.state = "stood-down"
         records.event(lab, vm, "stood-down", f"FT link lost ({why}): the secondary won the "
                       "arbiter, the primary stops", checkpoint=self.last_acked)
+        if self.output is not None:
+            self.output.close()
         self.on_lost()

@@ -29,6 +29,7 @@ from ..vm.units import PAGE_SIZE
 from ..vmotion import protocol
 from ..vmotion.admission import Door
 from . import arbiter, records
+from .output import Output
 from .primary import SYNC_ROUND
 
 ACCEPT_TIMEOUT = 30.0
@@ -36,8 +37,12 @@ Staged = list[tuple[int, int, bytearray | None]]  # first page, count, data (Non
 
 
 class Secondary:
-    def __init__(self, guest: Guest, session: str, timeout: float, verify: bool) -> None:
+    def __init__(self, guest: Guest, session: str, timeout: float, verify: bool,
+                 output: dict[str, Any] | None = None) -> None:
         self.guest, self.session, self.timeout, self.verify = guest, session, timeout, verify
+        self.output_config = output  # where the VM's records are served once live
+        self.output_mark: int | None = None  # records of the last applied checkpoint
+        self.output: Output | None = None
         self.state = "waiting"
         self.last_applied = 0
         self.applied_bytes = 0
@@ -47,6 +52,8 @@ class Secondary:
 
     def stats(self) -> dict[str, Any]:
         return {"state": self.state, "last_applied": self.last_applied,
+                "output_mark": self.output_mark,
+                "output_produced": self.output.produced if self.output else None,
                 "applied_bytes": self.applied_bytes, "live_from": self.live_from,
                 "live_digest": self.live_digest, "failover_ms": self.failover_ms}
 
@@ -87,6 +94,7 @@ class Secondary:
         """Apply checkpoints until the link fails (why) or the primary says BYE (None)."""
         mem = self.guest.memory
         staged: Staged = []
+        mark: int | None = None
         try:
             while True:
                 frame = protocol.read_frame(sock)
@@ -97,6 +105,8 @@ class Secondary:
                     data = bytearray(frame.length)
                     protocol.recv_exact(sock, memoryview(data))
                     staged.append((frame.start, frame.pages, data))
+                elif frame.kind == protocol.ZERO and frame.pages == 0:
+                    mark = frame.start  # output commit: the records of this checkpoint
                 elif frame.kind == protocol.ZERO:
                     if frame.start + frame.pages > mem.n_pages:
                         raise protocol.ProtocolError(f"bad zero run {frame}")
@@ -104,6 +114,8 @@ class Secondary:
                 elif frame.kind == protocol.ROUND_END:
                     self._apply(staged)
                     staged.clear()
+                    if mark is not None:
+                        self.output_mark, mark = mark, None
                     self.last_applied = frame.round
                     if frame.round > SYNC_ROUND:
                         self.state = "protected"
@@ -133,6 +145,13 @@ class Secondary:
         if self.verify:  # test hook: the state it went live from, before a write
             self.live_digest = g.memory.digest()
         g.workload.start()
+        out = self.output_config
+        if out and self.output_mark is not None:  # the records continue after the last
+            # ones the outside may have seen; alone now, they leave as they are made
+            self.output = Output(float(out["rate"]), lambda: g.workload.running,
+                                 self.output_mark)
+            self.output.unprotected()
+            self.output.start(str(out["ns"]), str(out["address"]), int(out["port"]))
         self.failover_ms = (time.monotonic() - t) * 1000
         self.state = "live"
         on_live(g)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import os
 import signal
 import socket
@@ -205,6 +206,8 @@ def _args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--ft-session", default="", help="ft-secondary: the arbiter's key (FT-2)")
     p.add_argument("--ft-timeout", type=float, default=2.0,
                    help="ft-secondary: seconds without a checkpoint that mean the link is lost")
+    p.add_argument("--ft-output", default="",
+                   help="ft-secondary: JSON {ns, address, port, rate} of the VM's output")
     p.add_argument("--ft-verify", action="store_true",
                    help="ft-secondary: hash the memory it goes live from (tests)")
     return p.parse_args(argv)
@@ -272,7 +275,8 @@ def _ft_secondary(args: argparse.Namespace, vmx: Vmx) -> bool:
     guest = Guest(args.name, args.lab, args.host, args.seed, memory,
                   Workload(memory, args.dirty_rate, args.seed))
     vmx.state = "secondary"
-    vmx.ft_secondary = Secondary(guest, args.ft_session, args.ft_timeout, args.ft_verify)
+    vmx.ft_secondary = Secondary(guest, args.ft_session, args.ft_timeout, args.ft_verify,
+                                 json.loads(args.ft_output) if args.ft_output else None)
     _ready(args.ready_fd)
     try:
         return vmx.ft_secondary.run(_fds(args.vm_fds), args.ticket, vmx.publish)

@@ -33,6 +33,7 @@ from ..dataplane.linux import LinuxBackend
 from ..errors import VmknetError
 from ..mgmt import wire
 from ..mgmt.paths import MGMT_PORT
+from ..mgmt.serve import accept_loop
 from ..trust import pki, tickets
 from ..trust.pki import Credential, TrustError
 from ..trust.tickets import TicketBook
@@ -183,17 +184,9 @@ class Agent:
                           code="HostNotConnected")
 
     def _accept_loop(self, listener: socket.socket) -> None:
-        listener.settimeout(0.5)
-        while not self._stop.is_set():
-            try:
-                conn, _ = listener.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            self._spawn(self._serve, conn)
+        accept_loop(listener, self._stop, self._serve, self._spawn)
 
-    def _serve(self, conn: socket.socket) -> None:
+    def _serve(self, conn: socket.socket, _peer: str = "") -> None:
         with contextlib.suppress(OSError, VmknetError, ssl.SSLError), conn:
             conn.settimeout(TIMEOUT)
             with self._server_ctx.wrap_socket(conn, server_side=True) as tls:

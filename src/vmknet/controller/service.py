@@ -31,6 +31,7 @@ from ..errors import InvalidArgument, NotFound, VmknetError
 from ..events import Event
 from ..mgmt import wire
 from ..mgmt.paths import MGMT_PORT
+from ..mgmt.serve import Handle, accept_loop
 from ..model import Datacenter, Service
 from ..reach import static_v4
 from ..trust import pki, tickets
@@ -102,18 +103,9 @@ class Controller:
     def serve_management(self, listener: socket.socket) -> None:
         self._spawn(self._accept_loop, listener, self._management_conn)
 
-    def _accept_loop(self, listener: socket.socket,
-                     handle: Callable[[socket.socket, str], None]) -> None:
-        listener.settimeout(0.5)
-        while not self._stop.is_set():
-            try:
-                conn, peer = listener.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            peer_addr = str(peer[0]) if isinstance(peer, tuple) else ""
-            self._spawn(self._guarded, handle, conn, peer_addr)
+    def _accept_loop(self, listener: socket.socket, handle: Handle) -> None:
+        accept_loop(listener, self._stop, lambda conn, peer: self._guarded(handle, conn, peer),
+                    self._spawn)
 
     def _guarded(self, handle: Callable[[socket.socket, str], None], conn: socket.socket,
                  peer: str) -> None:

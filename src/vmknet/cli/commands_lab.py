@@ -65,6 +65,11 @@ def _print_up(report: lifecycle.UpReport, path: Path) -> None:
         say(f"Management: controller pid {m.controller_pid}, {len(m.started)} agents started, "
             f"{up_}/{len(m.hosts)} hosts heartbeating over their management adapters "
             f"({m.seconds:.1f} s)")
+        from ..api import files
+
+        served = files.served_url(lab_.name)
+        if served is not None:
+            say(f"REST API: {served} (a token: vmknet api token create --role read-only)")
     counts = ", ".join(f"{n} {k}" for k, n in summary.totals(state).items())
     verb = "re-applied" if report.reapplied else "up"
     say(f"Lab {lab_.name!r} {verb} from {path}: {len(dc.hosts)} hosts, {counts}; "

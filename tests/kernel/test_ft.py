@@ -200,11 +200,13 @@ def test_cli_on_status_off(flab: tuple[Inventory, str, Path],
     assert code == 0, out
     code, out = cli("vm", "ft", "on", "web05", "--secondary", "esx03")
     assert code != 0 and out.strip().startswith("Error [PATH-3]") and "esx03" in out, out
-    code, out = cli("vm", "ft", "on", "web05", "--secondary", "esx02")
+    code, out = cli("vm", "ft", "on", "web05", "--secondary", "esx02", "--output-port",
+                    str(OUTPUT_PORT + 1))
     assert code == 0 and "secondary on esx02" in out, out
     code, out = cli("vm", "ft", "status", "web05", "--json")
     st = json.loads(out)
     assert st["state"] == "protected" and st["primary_ft"]["adapter"] == "vmk2", out
+    assert 0 <= st["primary_ft"]["output_released"] <= st["primary_ft"]["output_produced"]
     code, out = cli("vm", "ft", "status", "web05")
     assert code == 0 and "checkpoints," in out and "last acked #" in out, out
     code, out = cli("vm", "ft", "off", "web05")

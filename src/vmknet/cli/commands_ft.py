@@ -1,6 +1,6 @@
 """`vmknet vm ft on|status|off`: Fault Tolerance for a VM of the bound lab.
 
-    vmknet vm ft on web01 --secondary esx02 [--epoch 50] [--vcpus 1]
+    vmknet vm ft on web01 --secondary esx02 [--epoch 50] [--vcpus 1] [--output-port 9100]
     vmknet vm ft status web01 [--json]
     vmknet vm ft off web01
 """
@@ -32,9 +32,12 @@ def ft() -> None:
               help="vCPUs of the VM (FT-3 counts them per host).")
 @click.option("--timeout", type=click.FloatRange(0.2, 60), default=2.0, show_default=True,
               help="Seconds without a checkpoint or its ACK that mean the link is lost.")
+@click.option("--output-port", "output_port", type=click.IntRange(1024, 65535), default=None,
+              help="Give the VM an output stream on this port of its host's management "
+                   "adapter, released only after its checkpoint is acknowledged.")
 @pass_app
 def on_command(app: AppContext, name: str, secondary: str, epoch: float, vcpus: int,
-               timeout: float) -> None:
+               timeout: float, output_port: int | None) -> None:
     """Protect VM NAME: start its secondary on HOST over the FT logging adapters."""
     from ..ft import enable
 
@@ -42,7 +45,7 @@ def on_command(app: AppContext, name: str, secondary: str, epoch: float, vcpus: 
     dc, lab = bound(app)
     with reported():
         rec = enable.ft_on(dc, lab, name, secondary, epoch=epoch / 1000, vcpus=vcpus,
-                           timeout=timeout)
+                           timeout=timeout, output_port=output_port)
     say(f"VM {rec.vm} protected: primary on {rec.primary}, secondary on {rec.secondary} "
         f"(pid {rec.secondary_pid}), a checkpoint every {rec.epoch * 1000:.0f} ms",
         style="green")

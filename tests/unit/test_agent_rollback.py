@@ -3,6 +3,7 @@ by itself, refuse foreign ops, and pick an armed change up again after a restart
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -139,3 +140,19 @@ def test_a_confirmed_part_waits_for_its_rollouts_outcome(outcome: str | None,
     assert _wait(lambda: "g6" not in guard._armed)  # confirmed, kept
     assert _wait(lambda: "g6" not in guard._kept, 10)  # settled one way or the other
     assert (OWN in backend.read("vmkl-").namespaces) is stays
+
+
+def test_a_confirmed_part_survives_a_restart_and_still_hears_its_outcome(
+        tmp_path: Path) -> None:
+    backend = MemoryBackend()
+    first = RollbackGuard(LAB, HOST, Controller("confirmed").confirm, Controller(None).report,
+                          lambda: backend, tmp_path, lambda g: "pending")
+    first.realise({"generation": "g7", "ops": _ops(OWN), "timeout": 5})
+    assert _wait(lambda: "g7" in first._kept)
+    first.stop()  # the agent dies while the rollout is still going on
+    assert json.loads((tmp_path / "g7.json").read_text())["state"] == "kept"
+    second = RollbackGuard(LAB, HOST, Controller("confirmed").confirm, Controller(None).report,
+                           lambda: backend, tmp_path, lambda g: "reverted")
+    assert second.resume() == ["g7"]
+    assert _wait(lambda: OWN not in backend.read("vmkl-").namespaces, 5)  # a later host failed
+    assert not (tmp_path / "g7.json").exists()

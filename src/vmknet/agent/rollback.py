@@ -191,9 +191,11 @@ class RollbackGuard:
         return {"confirmed": True}
 
     def release(self, params: dict[str, Any]) -> dict[str, Any]:
+        generation = str(params.get("generation", ""))
         with self._lock:
-            return {"released": self._kept.pop(str(params.get("generation", "")), None)
-                    is not None}
+            released = self._kept.pop(generation, None) is not None
+        self._forget(generation)
+        return {"released": released}
 
     def _watch_later(self, generation: str, undo: list[KernelOp], timeout: float) -> None:
         armed = Armed(generation, undo, time.monotonic() + timeout, timeout)
@@ -207,13 +209,16 @@ class RollbackGuard:
             return None
         return self._folder / f"{generation}.json"
 
-    def _save(self, armed: Armed, deadline: float) -> None:
+    def _save(self, armed: Armed, deadline: float, state: str = "armed") -> None:
+        """On disk, so that a restarted agent goes on: `armed` waits for its confirmation,
+        `kept` (confirmed) for its rollout's outcome."""
         path = self._file(armed.generation)
         if path is None:
             return
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         tmp = path.with_name(f".{path.name}.tmp")
         tmp.write_text(json.dumps({"generation": armed.generation, "deadline": deadline,
+                                   "timeout": armed.timeout, "state": state,
                                    "undo": [kcodec.encode(op) for op in armed.undo]}))
         tmp.replace(path)
 
@@ -235,10 +240,14 @@ class RollbackGuard:
                 data = json.loads(path.read_text())
                 undo = self._decode(data["undo"], "undo")
                 generation, left = str(data["generation"]), float(data["deadline"]) - time.time()
+                timeout = float(data.get("timeout", left))
             except (OSError, ValueError, KeyError, TypeError, InvalidArgument):
                 path.unlink(missing_ok=True)  # not ours, or half written: nothing to keep
                 continue
-            self._watch_later(generation, undo, max(left, RESUME_GRACE))
+            if data.get("state") == "kept":  # confirmed: its rollout's outcome is still due
+                self._keep(generation, undo, timeout)
+            else:
+                self._watch_later(generation, undo, max(left, RESUME_GRACE))
             resumed.append(generation)
         return resumed
 
@@ -274,15 +283,26 @@ class RollbackGuard:
             self.reports.append(done)  # the heartbeat tells it when the controller is back
 
     def _disarm(self, generation: str, keep: list[KernelOp] | None = None) -> None:
-        self._forget(generation)
         with self._lock:
             armed = self._armed.pop(generation, None)
-            if keep is not None:
-                self._kept[generation] = keep
-                for old in list(self._kept)[:-KEEP]:
-                    del self._kept[old]
-        if keep is not None and self._outcome is not None:
-            timeout = armed.timeout if armed is not None else 30.0
+        if keep is None:
+            self._forget(generation)
+        else:
+            self._keep(generation, keep, armed.timeout if armed is not None else 30.0)
+
+    def _keep(self, generation: str, undo: list[KernelOp], timeout: float) -> None:
+        """A confirmed part: its undo stays (memory and disk) until the rollout's outcome."""
+        self._save(Armed(generation, undo, 0.0, timeout), 0.0, state="kept")
+        with self._lock:
+            if generation in self._kept:
+                return  # confirmed twice (its own ask and the controller's word): one wait
+            self._kept[generation] = undo
+            evicted = list(self._kept)[:-KEEP]
+            for old in evicted:
+                del self._kept[old]
+        for old in evicted:
+            self._forget(old)
+        if self._outcome is not None:
             threading.Thread(target=self._settle, args=(generation, timeout),
                              daemon=True).start()
 

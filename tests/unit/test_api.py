@@ -19,6 +19,7 @@ from fastapi.testclient import TestClient
 from vmknet.api.app import create_app
 from vmknet.api.listen import listen_unix
 from vmknet.api.problems import MAX_BODY
+from vmknet.api.routes_mgmt import HostStatus
 from vmknet.api.serve import RestServer
 from vmknet.api.tokens import ROLES, TokenBook, allows, digest
 from vmknet.cli.main import main
@@ -38,6 +39,7 @@ class Api:
     store: Path
     book: TokenBook
     tokens: dict[str, str]  # role -> secret
+    controller: Controller
 
     def as_(self, role: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.tokens[role]}"}
@@ -55,7 +57,7 @@ def api(tmp_path: Path) -> Iterator[Api]:
     controller = Controller(tmp_path / "controller", "unit", lambda: Inventory.open(store).read())
     app = create_app(controller, lambda: Inventory.open(store), book)
     with TestClient(app) as client:
-        yield Api(client, store, book, tokens)
+        yield Api(client, store, book, tokens, controller)
     controller.stop()
 
 
@@ -238,6 +240,16 @@ def test_host_status_is_the_controllers_table(api: Api) -> None:
     rows = api.client.get("/api/v1/hosts/status", headers=api.as_("read-only")).json()
     assert [r["host"] for r in rows] == sorted(api.inventory().read().hosts)
     assert {r["condition"] for r in rows} == {"NotJoined"}  # no agent ever joined this one
+    # The rows are served as the controller makes them: they must be the schema's.
+    table = api.controller.hosts
+    table.heartbeat("esx01", "198.18.0.11", "vmk0", 42, None)
+    table.heartbeat("esx02", "198.18.0.12", "vmk0", 43, None)
+    table.changed("esx01", "g1", "reverted", "cut off")
+    table.changed("esx02", "g1", "progressing")
+    rows = api.client.get("/api/v1/hosts/status", headers=api.as_("read-only")).json()
+    for row in rows:
+        assert HostStatus.model_validate(row).model_dump(mode="json") == row
+    assert rows[0]["lastChange"]["state"] == "reverted" and rows[1]["condition"] == "Progressing"
 
 
 def test_vms_need_a_lab_bound_to_the_store(api: Api) -> None:

@@ -10,11 +10,12 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import asdict
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Body, Request
+from fastapi import APIRouter, Body, Request, Response
 from pydantic import BaseModel, Field
 
 from ..errors import VmknetError
@@ -36,6 +37,13 @@ class LinkStatus(BaseModel):
     lastHeartbeat: float | None  # JSON names as `vmknet host status --json` prints
 
 
+class LastChange(BaseModel):
+    generation: str
+    state: Literal["progressing", "confirmed", "failed", "reverted"]
+    time: float
+    error: str | None
+
+
 class HostStatus(BaseModel):
     host: str
     condition: Literal["Available", "Degraded", "Failing", "Progressing", "NotJoined"]
@@ -44,6 +52,7 @@ class HostStatus(BaseModel):
     links: list[LinkStatus]
     agentPid: int | None
     error: str | None
+    lastChange: LastChange | None = None  # how the last change rolled out to it ended
 
 
 class VmOut(BaseModel):
@@ -74,14 +83,17 @@ class CreatedToken(TokenOut):
 
 
 @router.get("/hosts/status", dependencies=[read_only], responses=REFUSALS,
+            response_model=list[HostStatus],
             summary="Each host's agent as the controller sees it: condition, heartbeats")
-def hosts_status(request: Request) -> list[HostStatus]:
+def hosts_status(request: Request) -> Response:
     controller = request.app.state.controller
     if controller is None:
         raise VmknetError("This API is not served by a controller (no host table)",
                           code="ControllerNotRunning")
+    # The controller's rows are already the schema's (tests/unit/test_api.py checks it):
+    # serialised once here, not validated twice, which at 1,000 hosts was most of the time.
     rows: list[dict[str, Any]] = controller.host_status()
-    return [HostStatus.model_validate(r) for r in rows]
+    return Response(json.dumps(rows, separators=(",", ":")), media_type="application/json")
 
 
 def _lab(request: Request) -> str:

@@ -45,6 +45,9 @@ class Primary:
         self.epoch = float(params.get("epoch", 0.05))
         self.verify = bool(params.get("verify", False))
         pair = PairStat(**params["pair"])
+        # Small frames (the output mark, ROUND_END) back to back: without NODELAY, Nagle
+        # holds the second until the first is acked, and delayed ACK makes that 40 ms.
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.stream = Stream(0, sock, pair, float(params.get("timeout", 2.0)))
         self.on_lost = on_lost
         out = params.get("output")  # output commit: the VM's record stream (output.py)

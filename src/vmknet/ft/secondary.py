@@ -68,6 +68,7 @@ class Secondary:
             door.close()
         with sock:
             sock.settimeout(self.timeout)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # the ACK leaves now
             self.state = "syncing"
             why = self._follow(sock)
             if why is None:

@@ -51,7 +51,8 @@ def flab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Inventory, 
     name = lab_name()
     try:
         lifecycle.up(inv, folder / "lab.yaml", name)
-        wait_path(name, "esx01", DEFAULT_STACK, "198.18.16.12")  # the FT wire forwards
+        wait_path(name, "esx01", DEFAULT_STACK, "198.18.16.12")  # the FT wires forward
+        wait_path(name, "esx02", DEFAULT_STACK, "198.18.16.15")
         yield inv, name, folder / "inventory.db"
     finally:
         lifecycle.down(inv, name)
@@ -142,6 +143,13 @@ def test_kill_9_primary_secondary_goes_live_from_last_ack(env: tuple[Datacenter,
     assert max(logged) - got["live_from"] in (0, 1), (max(logged), got["live_from"])
     wait_writes(lab, "app01", 0)  # the guest runs on the secondary
     assert vm_processes(lab) == [ft.secondary_pid]
+    # re-protection, by hand: the new primary gets a secondary on a third host
+    again = enable.ft_on(dc, lab, "app01", "esx05", timeout=TIMEOUT)
+    assert (again.primary, again.secondary, again.primary_pid) == ("esx02", "esx05",
+                                                                   ft.secondary_pid)
+    st = enable.ft_status(lab, "app01")
+    assert st["state"] == records.PROTECTED and st["primary_ft"]["checkpoints"] >= 1
+    assert st["primary_ft"]["peer"] == "vmk2 198.18.16.15"
 
 
 def test_link_only_break_secondary_frozen_primary_goes_on(env: tuple[Datacenter, str]) -> None:

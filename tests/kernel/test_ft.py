@@ -82,6 +82,12 @@ def test_refusals_before_anything_starts(env: tuple[Datacenter, str]) -> None:
     with pytest.raises(RuleViolation) as same_host:
         enable.ft_on(dc, lab, "web01", "esx01")
     assert same_host.value.code == "FT-1"
+    manage.create(dc, lab, "web00", "esx03", 4 << 20, RATE)  # the primary's host lacks one
+    with pytest.raises(RuleViolation) as no_primary_adapter:
+        enable.ft_on(dc, lab, "web00", "esx02")
+    assert no_primary_adapter.value.code == "PATH-3"
+    assert "esx03" in no_primary_adapter.value.message
+    manage.destroy(lab, "web00")
     assert len(vm_processes(lab)) == 1, "a refused ft on starts no secondary"
     enable.ft_on(dc, lab, "web01", "esx02", vcpus=8, timeout=TIMEOUT)
     manage.create(dc, lab, "web02", "esx02", 4 << 20, RATE)

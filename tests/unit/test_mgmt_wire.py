@@ -24,8 +24,8 @@ def test_call_and_answer_roundtrip() -> None:
     def boom(p: dict[str, object]) -> object:
         raise InvalidArgument("bad value", field="x")
 
-    handlers = {"echo": lambda p: p, "boom": boom}
-    t = threading.Thread(target=lambda: [wire.answer(b, handlers) for _ in range(3)])
+    handlers = {"echo": lambda p: p, "boom": boom, "needs": lambda p: p["field"] + 1}
+    t = threading.Thread(target=lambda: [wire.answer(b, handlers) for _ in range(5)])
     t.start()
     assert wire.call(a, "echo", {"k": [1, 2]}) == {"k": [1, 2]}
     with pytest.raises(VmknetError) as err:
@@ -34,6 +34,10 @@ def test_call_and_answer_roundtrip() -> None:
     with pytest.raises(VmknetError) as err:
         wire.call(a, "rm -rf", request_id=3)
     assert err.value.code == "NotSupported"
+    for i, params in enumerate(({}, {"field": "text"}), start=4):  # missing, mistyped
+        with pytest.raises(VmknetError) as err:
+            wire.call(a, "needs", params, request_id=i)
+        assert err.value.code == "InvalidArgument"
     t.join(5)
     a.close()
     b.close()

@@ -96,4 +96,8 @@ def answer(sock: socket.socket, handlers: Mapping[str, Handler],
         send(sock, {"id": request_id, "result": handler(params)})
     except VmknetError as err:
         send(sock, {"id": request_id, "error": err.to_dict()})
+    except (KeyError, TypeError, ValueError) as err:  # a request missing or mistyping a field
+        send(sock, {"id": request_id, "error": {
+            "code": "InvalidArgument", "message": f"Bad parameters for {method}: {err!r}"[:300],
+            "details": {}}})
     return True

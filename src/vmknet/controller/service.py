@@ -17,13 +17,11 @@ from __future__ import annotations
 
 import contextlib
 import os
-import select
 import socket
 import ssl
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +35,8 @@ from ..reach import static_v4
 from ..trust import pki, tickets
 from ..trust.pki import TrustError
 from . import processes
+from .agents import WORK_TIMEOUT as AGENT_WORK_TIMEOUT
+from .agents import AgentLinks
 from .changes import ABANDONED, APPLIED, RELEASED, REPORT_GRACE, Changes
 from .changes import REVERTED as CHANGE_REVERTED
 from .hosts import CHANGING, CONFIRMED, FAILED, REVERTED, HostTable
@@ -44,8 +44,6 @@ from .joins import JoinTokens
 from .snapshot import InventorySnapshot
 
 AGENT_TIMEOUT = 5.0
-AGENT_CALLS = 32  # agents called at once in a batch
-AGENT_WORK_TIMEOUT = 30.0  # s for an agent to run its part of a change (a new host: ~400 ops)
 MAX_CSR = 8192
 
 
@@ -80,8 +78,6 @@ class Controller:
         self.inventory = inventory
         self.record = record  # events into the inventory's log (NetworkRollbackEvent)
         self.changes = Changes()
-        self._agent_conns: dict[str, ssl.SSLSocket] = {}  # one kept connection per agent
-        self._agent_locks: dict[str, threading.Lock] = {}
         self._links_of: Datacenter | None = None
         self._links: dict[str, list[tuple[str, str]]] = {}
         self.port = port  # of the agents
@@ -92,7 +88,7 @@ class Controller:
         self.credential = pki.Credential.load(tls_dir)
         self._server_ctx = pki.server_context(self.credential, tls_dir)
         self._server_ctx.verify_mode = ssl.CERT_OPTIONAL  # a joining host has no cert yet
-        self._client_ctx = pki.client_context(self.credential, tls_dir)
+        self.agents = AgentLinks(pki.client_context(self.credential, tls_dir), port, self.links)
         self.joins = JoinTokens(folder / "join-tokens.json")
         self.hosts = HostTable()
         self._stop = threading.Event()
@@ -265,7 +261,7 @@ class Controller:
             self.hosts.changed(host, generation, CHANGING)
         # `expires`: a request that reaches a hung agent late must not run then (hosts keep
         # their clocks in step, as vSphere requires).
-        results = self._each(list(parts), "realise", {"generation": generation,
+        results = self.agents.each(list(parts), "realise", {"generation": generation,
                                                       "timeout": timeout,
                                                       "expires": time.time() + AGENT_WORK_TIMEOUT},
                              per_host={h: {"ops": parts[h]} for h in parts})
@@ -274,7 +270,7 @@ class Controller:
             self.hosts.changed(host, generation, FAILED, str(why["error"]["message"]))
         if failed:
             # Revert before abandoning: an agent told "abandoned" first would drop its undo.
-            self._each([h for h in parts if h not in failed], "rollback.revert",
+            self.agents.each([h for h in parts if h not in failed], "rollback.revert",
                        {"generation": generation})
             self.changes.set_phase(generation, ABANDONED)
             for host in parts:
@@ -288,7 +284,7 @@ class Controller:
         # Tell each agent over the connection it answered on: if the word gets through after
         # the change, the management network works. An agent cut off hears nothing, asks on
         # its own until its deadline, then reverts (MGMT-2).
-        told = self._each(list(parts), "rollback.confirm", {"generation": generation},
+        told = self.agents.each(list(parts), "rollback.confirm", {"generation": generation},
                           timeout=timeout)
         for host, reply in told.items():
             if reply.get("confirmed"):
@@ -296,7 +292,7 @@ class Controller:
         verdict = self.changes.wait(generation, timeout + REPORT_GRACE)
         confirmed = [h for h, s in verdict["hosts"].items() if s == "confirmed"]
         if len(confirmed) < len(parts):
-            self._each(confirmed, "rollback.revert", {"generation": generation})
+            self.agents.each(confirmed, "rollback.revert", {"generation": generation})
         lost = sorted(set(parts) - set(confirmed))
         for host in parts:
             if not lost:
@@ -313,7 +309,7 @@ class Controller:
     def _release(self, params: dict[str, Any]) -> dict[str, Any]:
         """The change stands: the agents may drop its undo. Nobody waits for that."""
         self.changes.set_phase(str(params["generation"]), RELEASED)
-        self._spawn(self._each, list(params["hosts"]), "rollback.release",
+        self._spawn(self.agents.each, list(params["hosts"]), "rollback.release",
                     {"generation": str(params["generation"])})
         return {}
 
@@ -323,24 +319,8 @@ class Controller:
         self.changes.set_phase(generation, CHANGE_REVERTED)
         for host in params["hosts"]:
             self.hosts.changed(host, generation, REVERTED, "reverted: a later host failed")
-        return self._each(list(params["hosts"]), "rollback.revert", {"generation": generation})
-
-    def _each(self, hosts: list[str], method: str, params: dict[str, Any],
-              per_host: dict[str, dict[str, Any]] | None = None,
-              timeout: float = AGENT_WORK_TIMEOUT) -> dict[str, dict[str, Any]]:
-        """`method` on each host's agent in parallel; host -> result or {"error": ...}.
-        `per_host` adds to `params` for one host."""
-        def one(host: str) -> dict[str, Any]:
-            try:
-                args = {**params, **(per_host or {}).get(host, {})}
-                return dict(self.call_agent(host, method, args, timeout) or {})
-            except VmknetError as err:
-                return {"error": err.to_dict()}
-
-        if not hosts:
-            return {}
-        with ThreadPoolExecutor(max_workers=min(AGENT_CALLS, len(hosts))) as pool:
-            return dict(zip(hosts, pool.map(one, hosts), strict=True))
+        return self.agents.each(list(params["hosts"]), "rollback.revert",
+                                {"generation": generation})
 
     def _rolled_back(self, host: str, report: dict[str, Any]) -> dict[str, Any]:
         generation = str(report.get("generation", ""))
@@ -360,57 +340,8 @@ class Controller:
 
     def call_agent(self, host: str, method: str, params: dict[str, Any],
                    timeout: float = AGENT_TIMEOUT) -> Any:
-        """One request to `host`'s agent over mutual TLS. The connection is kept for the
-        next call (a change is several calls: its part, then release or revert); a new one
-        tries each management address. Once a request may have gone out it is never sent
-        again elsewhere: `realise` must not run twice."""
-        with self._agent_locks.setdefault(host, threading.Lock()):
-            tls = self._pooled(host) or self._connect_agent(host)
-            try:
-                tls.settimeout(timeout)
-                return wire.call(tls, method, params)
-            except (OSError, wire.WireError) as err:
-                self._drop(host)
-                raise VmknetError(f"The agent of {host} did not answer {method}: {err}",
-                                  code="HostNotConnected", host=host) from err
-
-    def _pooled(self, host: str) -> ssl.SSLSocket | None:
-        tls = self._agent_conns.get(host)
-        if tls is None:
-            return None
-        idle = select.poll()  # not select(): a controller of 1,000 hosts has fds past 1024
-        idle.register(tls, select.POLLIN)
-        if idle.poll(0):
-            self._drop(host)  # readable while idle: the agent closed it (or said too much)
-            return None
-        return tls
-
-    def _drop(self, host: str) -> None:
-        tls = self._agent_conns.pop(host, None)
-        if tls is not None:
-            with contextlib.suppress(OSError):
-                tls.close()
-
-    def _connect_agent(self, host: str) -> ssl.SSLSocket:
-        links = self.links(host)
-        if not links:
-            raise NotFound(f"Host {host} has no management adapter with an address")
-        last: Exception | None = None
-        for address, _vmk in links:
-            raw = None
-            try:
-                raw = socket.create_connection((address, self.port), AGENT_TIMEOUT)
-                tls = self._client_ctx.wrap_socket(raw)
-                pki.peer(tls, pki.HOST, host)
-            except (OSError, TrustError) as err:
-                last = err
-                if raw is not None:
-                    raw.close()
-                continue
-            self._agent_conns[host] = tls
-            return tls
-        raise VmknetError(f"The agent of {host} cannot be reached over its management "
-                          f"adapters: {last}", code="HostNotConnected", host=host)
+        """One request to `host`'s agent over mutual TLS (its kept connection)."""
+        return self.agents.call(host, method, params, timeout)
 
     # -- life --------------------------------------------------------------------------------
 

@@ -24,21 +24,29 @@ def alive(pid: int) -> bool:
         return False
 
 
-def lab_pids(marker: str, lab: str) -> list[int]:
-    """Every process whose command line holds `marker` and `--lab=<lab>`."""
-    token, mark = f"--lab={lab}".encode(), marker.encode()
-    out = []
+def cmdlines() -> dict[int, list[bytes]]:
+    """The command line (argv, as bytes) of every process: one read of /proc."""
+    out = {}
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
         try:
             with open(f"/proc/{entry}/cmdline", "rb") as f:
-                argv = f.read().split(b"\0")
+                out[int(entry)] = f.read().split(b"\0")
         except OSError:
             continue
-        if any(mark in a for a in argv) and token in argv:
-            out.append(int(entry))
     return out
+
+
+def lab_argvs(marker: str, lab: str) -> dict[int, list[bytes]]:
+    """pid -> argv of every process whose command line holds `marker` and `--lab=<lab>`."""
+    mark, token = marker.encode(), f"--lab={lab}".encode()
+    return {pid: argv for pid, argv in cmdlines().items()
+            if token in argv and any(mark in a for a in argv)}
+
+
+def lab_pids(marker: str, lab: str) -> list[int]:
+    return list(lab_argvs(marker, lab))
 
 
 def terminate(pids: list[int], grace: float = GRACE) -> list[int]:

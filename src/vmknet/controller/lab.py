@@ -19,7 +19,7 @@ from ..dataplane import naming
 from ..errors import VmknetError
 from ..mgmt import paths, spawn
 from ..model import Datacenter
-from ..processes import lab_pids, terminate
+from ..processes import lab_argvs, lab_pids, terminate
 from .client import ControllerClient
 from .service import management_links
 
@@ -34,16 +34,12 @@ class MgmtReport:
     seconds: float
 
 
-def _pids(marker: str, lab: str) -> list[int]:
-    return lab_pids(marker, lab)
-
-
 def start(lab: str, dc: Datacenter, store: str, timeout: float = CONNECT_TIMEOUT) -> MgmtReport:
     t0 = time.perf_counter()
     if dc.physical.controller is None:
         raise VmknetError("The lab has no controller (physical.controller)", code="NotFound")
     client = ControllerClient(lab)
-    running = _pids(paths.CONTROLLER_MARKER, lab)
+    running = lab_pids(paths.CONTROLLER_MARKER, lab)
     if running and client.running():
         controller_pid = running[0]
     else:
@@ -53,8 +49,9 @@ def start(lab: str, dc: Datacenter, store: str, timeout: float = CONNECT_TIMEOUT
                                      paths.controller_dir(lab).parent / "controller.log")
     address = str(dc.physical.controller.address.ip)
     started = []
+    running_agents = _agent_hosts(lab)
     for host in sorted(dc.hosts):
-        if _agent_pids(lab, host) or not management_links(dc, host):
+        if host in running_agents or not management_links(dc, host):
             continue
         _start_agent(client, lab, dc, host, address)
         started.append(host)
@@ -66,16 +63,11 @@ def start(lab: str, dc: Datacenter, store: str, timeout: float = CONNECT_TIMEOUT
     return MgmtReport(controller_pid, started, rows, time.perf_counter() - t0)
 
 
-def _agent_pids(lab: str, host: str) -> list[int]:
-    return [p for p in _pids(paths.AGENT_MARKER, lab) if _cmdline_has(p, f"--host={host}")]
-
-
-def _cmdline_has(pid: int, token: str) -> bool:
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as f:
-            return token.encode() in f.read().split(b"\0")
-    except OSError:
-        return False
+def _agent_hosts(lab: str) -> set[str]:
+    """The hosts whose agent runs (one read of /proc, whatever the number of hosts)."""
+    return {a.decode(errors="replace").removeprefix("--host=")
+            for argv in lab_argvs(paths.AGENT_MARKER, lab).values()
+            for a in argv if a.startswith(b"--host=")}
 
 
 def _start_agent(client: ControllerClient, lab: str, dc: Datacenter, host: str,
@@ -96,12 +88,13 @@ def _start_agent(client: ControllerClient, lab: str, dc: Datacenter, host: str,
 
 def stopped(lab: str, dc: Datacenter) -> list[str]:
     """What of the lab's management plane is not running: "controller", "agent of HOST"."""
-    out = [] if _pids(paths.CONTROLLER_MARKER, lab) else ["controller"]
+    out = [] if lab_pids(paths.CONTROLLER_MARKER, lab) else ["controller"]
+    running_agents = _agent_hosts(lab)
     return out + [f"agent of {h}" for h in sorted(dc.hosts)
-                  if management_links(dc, h) and not _agent_pids(lab, h)]
+                  if management_links(dc, h) and h not in running_agents]
 
 
 def stop(lab: str) -> list[int]:
     """End every agent, then the controller, of `lab` (SIGTERM, then SIGKILL)."""
-    return terminate(_pids(paths.AGENT_MARKER, lab)) + terminate(
-        _pids(paths.CONTROLLER_MARKER, lab))
+    return terminate(lab_pids(paths.AGENT_MARKER, lab)) + terminate(
+        lab_pids(paths.CONTROLLER_MARKER, lab))

@@ -22,7 +22,7 @@ import zlib
 from pathlib import Path
 
 from ..errors import DataplaneError, NotFound
-from ..processes import alive, terminate
+from ..processes import alive, cmdlines, terminate
 
 TGTD = "tgtd"
 TGTADM = "tgtadm"
@@ -133,19 +133,9 @@ def allow_all(port: int, tid: int) -> None:
 
 def lab_pids(lab: str) -> list[int]:
     """Every tgtd of `lab`, found by its command line alone."""
-    mark = marker(lab).encode()
-    out = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/cmdline", "rb") as f:
-                argv = f.read().split(b"\0")
-        except OSError:
-            continue
-        if argv and os.path.basename(argv[0]) == TGTD.encode() and any(mark in a for a in argv):
-            out.append(int(entry))
-    return out
+    mark, tgtd = marker(lab).encode(), TGTD.encode()
+    return [pid for pid, argv in cmdlines().items()
+            if os.path.basename(argv[0]) == tgtd and any(mark in a for a in argv)]
 
 
 def port_of(pid: int) -> int | None:

@@ -10,13 +10,13 @@ SIGTERM, stopping the agent cleanly.
 from __future__ import annotations
 
 import json
-import os
 import signal
 import threading
 from collections.abc import Callable
 from pathlib import Path
 
 from ..errors import VmknetError
+from ..supervise.records import write_json
 from .service import Agent
 
 LINKS = "links.json"
@@ -31,12 +31,7 @@ def join(agent: Agent, token: str, ca_fingerprint: str, source: str | None = Non
 
 
 def save_links(folder: Path, links: Links) -> None:
-    path = folder / LINKS
-    tmp = path.with_name(f".{LINKS}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        json.dump([list(x) for x in links], f)
-    tmp.replace(path)
+    write_json(folder / LINKS, [list(x) for x in links], mode=0o600)
 
 
 def load_links(folder: Path) -> Links:

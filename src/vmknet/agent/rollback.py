@@ -30,6 +30,7 @@ from ..dataplane.base import Backend
 from ..dataplane.kops import KernelOp
 from ..dataplane.plan import describe
 from ..errors import DataplaneError, InvalidArgument
+from ..supervise.records import write_json
 
 CONFIRMED, ABANDONED, PENDING = "confirmed", "abandoned", "pending"
 RETRY = 0.1  # s between confirm attempts (each a new TLS connection)
@@ -216,11 +217,9 @@ class RollbackGuard:
         if path is None:
             return
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_text(json.dumps({"generation": armed.generation, "deadline": deadline,
-                                   "timeout": armed.timeout, "state": state,
-                                   "undo": [kcodec.encode(op) for op in armed.undo]}))
-        tmp.replace(path)
+        write_json(path, {"generation": armed.generation, "deadline": deadline,
+                          "timeout": armed.timeout, "state": state,
+                          "undo": [kcodec.encode(op) for op in armed.undo]}, mode=0o600)
 
     def _forget(self, generation: str) -> None:
         path = self._file(generation)

@@ -27,7 +27,8 @@ from ..nfc.files import Datastores
 from ..provision import files, placement
 from ..replication import ReplicationConfig, check, procs, recover, state_dir
 from ..replication.cbt import disk_digest
-from ..replication.state import flow_info, load_json
+from ..replication.state import flow_info
+from ..supervise.records import read_json
 from ..vm.units import human_bytes, parse_rate
 from .context import AppContext, pass_app, reported
 from .output import emit_json, say, table
@@ -88,16 +89,16 @@ def _start(app: AppContext, cfg: ReplicationConfig, base: Path,
                                 start_new_session=True, env=dict(os.environ))
     deadline = time.monotonic() + START_TIMEOUT
     while time.monotonic() < deadline:
-        state = load_json(record).get("state")
+        state = read_json(record).get("state")
         if state == "running":
-            return load_json(record)
+            return read_json(record)
         if state == "failed" or proc.poll() is not None:
             break
         time.sleep(0.05)
     procs.stop_vm(cfg.lab, cfg.vm)
     tail = log.read_text("utf-8", "replace").strip().splitlines()[-3:]
     raise VmknetError(f"The replication daemon of {cfg.vm} did not start "
-                      f"({load_json(record).get('error') or 'timeout'}); log {log}: "
+                      f"({read_json(record).get('error') or 'timeout'}); log {log}: "
                       + " | ".join(tail), vm=cfg.vm)
 
 
@@ -136,7 +137,7 @@ def configure_command(app: AppContext, vm_name: str, server: str, target: str, r
             raise AlreadyExists(f"VM {cfg.vm} is already replicated: "
                                 f"'vmknet replication stop {cfg.vm}' first", vm=cfg.vm)
         busy = [vm for vm, rec in procs.records(cfg.lab).items()
-                if procs.running(rec) and load_json(_status(cfg.lab, vm)).get("server") == server]
+                if procs.running(rec) and read_json(_status(cfg.lab, vm)).get("server") == server]
         if busy:
             raise AlreadyExists(f"Server {server} already replicates {busy[0]} "
                                 "(one replication per server in this version)", host=server)
@@ -153,7 +154,7 @@ def _status(lab: str, vm: str) -> Path:
 
 
 def _row(lab: str, vm: str, rec: dict[str, Any]) -> dict[str, Any]:
-    s = load_json(_status(lab, vm))
+    s = read_json(_status(lab, vm))
     return {"vm": vm, "state": "running" if procs.running(rec) else rec.get("state", "stopped"),
             "pid": rec.get("pid"), "source": s.get("source"), "server": s.get("server"),
             "target": s.get("target"), "datastore": s.get("datastore"), "rpo": s.get("rpo"),
@@ -216,7 +217,7 @@ def recover_command(app: AppContext, vm_name: str, power_on: bool, as_json: bool
     valid((names.VM, vm_name, "VM name"))
     dc, lab = bound(app)
     with reported():
-        server = load_json(_status(lab.name, vm_name)).get("server")
+        server = read_json(_status(lab.name, vm_name)).get("server")
         if not server:
             raise NotFound(f"VM {vm_name} is not replicated", vm=vm_name)
         procs.stop_vm(lab.name, vm_name)

@@ -12,14 +12,13 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
-import os
 import secrets
 import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 
+from ..supervise.records import read_json, write_json
 from ..trust.pki import TrustError
 
 TOKEN_TTL = 24 * 3600.0
@@ -36,18 +35,10 @@ class JoinTokens:
         self._lock = threading.Lock()
 
     def _load(self) -> dict[str, dict[str, object]]:
-        try:
-            data = json.loads(self.path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            return {}
-        return data if isinstance(data, dict) else {}
+        return read_json(self.path)
 
     def _save(self, data: dict[str, dict[str, object]]) -> None:
-        tmp = self.path.with_name(f".{self.path.name}.tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(data, f)
-        tmp.replace(self.path)
+        write_json(self.path, data, mode=0o600)
 
     def create(self, host: str, ttl: float = TOKEN_TTL) -> str:
         token_id, secret = secrets.token_hex(3), secrets.token_hex(16)

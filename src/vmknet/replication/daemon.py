@@ -22,12 +22,13 @@ from pathlib import Path
 
 from ..inventory import Inventory
 from ..nfc.files import Datastores
+from ..supervise.records import read_json
 from ..traffic.place import stack_ns
 from .config import ReplicationConfig
 from .procs import record_path
 from .server import ReplicationServer
 from .source import SourceAgent
-from .state import load_json, save_json, state_dir
+from .state import save_json, state_dir
 from .target import ReplicaNfc
 
 POLL = 0.25
@@ -45,7 +46,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _mark(path: Path, **update: object) -> None:
-    save_json(path, {**load_json(path), **update})
+    save_json(path, {**read_json(path), **update})
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -84,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
             agent.stop()
         server.stop()
         nfc.stop()
-        if record.exists() and load_json(record).get("state") == "running":
+        if record.exists() and read_json(record).get("state") == "running":
             _mark(record, state="stopped", stopped=time.time())
 
 

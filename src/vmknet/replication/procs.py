@@ -13,8 +13,8 @@ from typing import Any
 
 from ..paths import inside
 from ..processes import alive, lab_pids, terminate
-from ..supervise.records import REPLICATION
-from .state import load_json, state_dir
+from ..supervise.records import REPLICATION, read_json
+from .state import state_dir
 
 MARKER = REPLICATION
 
@@ -31,7 +31,7 @@ def records(lab: str) -> dict[str, dict[str, Any]]:
     """Every daemon record of `lab` by VM (running or not: see `running`)."""
     folder = state_dir(lab)
     paths = sorted(folder.glob("daemon-*.json")) if folder.is_dir() else []
-    return {p.stem.removeprefix("daemon-"): load_json(p) for p in paths}
+    return {p.stem.removeprefix("daemon-"): read_json(p) for p in paths}
 
 
 def running(rec: dict[str, Any]) -> bool:

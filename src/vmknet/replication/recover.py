@@ -14,12 +14,12 @@ from pathlib import Path
 from ..errors import NotFound
 from ..provision import files, placement
 from ..provision.placement import Placement
-from .state import load_json
+from ..supervise.records import read_json
 
 
 def recover(lab: str, vm: str, server: str, state_dir: Path) -> tuple[Placement, dict[str, object]]:
     """Register `vm` on its replica's target; returns (new placement, the replica record)."""
-    replica = load_json(state_dir / f"server-{server}.json").get(vm)
+    replica = read_json(state_dir / f"server-{server}.json").get(vm)
     if not replica:
         raise NotFound(f"VM {vm} has no replica on {server}: configure replication first", vm=vm)
     src = files.power_off(lab, vm)

@@ -36,11 +36,12 @@ from ..nfc.client import NfcClient
 from ..nfc.gate import admitted, ticketed
 from ..nfc.protocol import PORT as NFC_PORT
 from ..nfc.protocol import WRITE, NfcError, Op
+from ..supervise.records import read_json
 from ..traffic.place import LabRef, lab_name
 from ..traffic.sockets import Listener, close_all, connect, listen
 from . import wire
 from .cbt import BLOCK
-from .state import flow_info, load_json, save_json
+from .state import flow_info, save_json
 
 POLL = 0.25
 CHUNK = 256 << 10  # one WRITE_RANGE frame at most
@@ -62,7 +63,7 @@ class ReplicationServer:
         return self.state_dir / f"server-{self.host}.json"
 
     def replicas(self) -> dict[str, Any]:
-        return load_json(self.state_path)
+        return read_json(self.state_path)
 
     def start(self) -> ReplicationServer:
         self.state_dir.mkdir(parents=True, exist_ok=True)

@@ -21,11 +21,12 @@ from typing import Any
 from ..errors import VmknetError
 from ..model import Datacenter, Service
 from ..nfc.gate import ticketed
+from ..supervise.records import read_json
 from ..traffic.sockets import Connection, close_all, connect
 from . import wire
 from .cbt import BLOCK, PointInTime, Tracker
 from .config import ReplicationConfig, check
-from .state import flow_info, load_json, save_json
+from .state import flow_info, save_json
 
 
 @dataclass(frozen=True)
@@ -54,7 +55,7 @@ class SourceAgent:
         self.legs = check(dc, cfg)  # SVC-4, NoPath before anything moves
         self.tracker = Tracker(Path(cfg.disk), state_dir / f"pending-{cfg.vm}.json",
                                cfg.write_rate, seed=cfg.seed)
-        saved = load_json(self.status_path)
+        saved = read_json(self.status_path)
         self.state = _State(gen=int(saved.get("gen", 0)), taken=float(saved.get("last_sync", 0)))
         self.leg2: list[dict[str, Any]] = []
         self._conn: list[Connection] = []

@@ -7,8 +7,6 @@ server-<host>.json each replica's last applied generation on that server (leg 2)
 
 from __future__ import annotations
 
-import contextlib
-import json
 from pathlib import Path
 from typing import Any
 
@@ -19,14 +17,6 @@ from ..supervise.records import write_json
 
 def state_dir(lab: str) -> Path:
     return run_dir() / lab / "replication"
-
-
-def load_json(path: Path) -> dict[str, Any]:
-    with contextlib.suppress(OSError, ValueError):
-        data = json.loads(path.read_text("utf-8"))
-        if isinstance(data, dict):
-            return data
-    return {}
 
 
 def save_json(path: Path, data: dict[str, Any]) -> None:

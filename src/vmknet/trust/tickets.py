@@ -40,6 +40,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from ..supervise.records import write_json
 from .pki import TrustError
 
 KINDS = ("vmotion", "nfc", "replication", "ft", "vsan", "storage")
@@ -66,13 +67,14 @@ class Ticket:
     uses: int = 1
     key: bytes | None = None  # an engine key (vMotion AES-256), only inside the ticket
 
+    def to_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "secret": self.secret.hex(), "kind": self.kind,
+                "operation": self.operation, "source": self.source, "target": self.target,
+                "expires": self.expires, "uses": self.uses,
+                "key": self.key.hex() if self.key is not None else None}
+
     def to_json(self) -> str:
-        data: dict[str, Any] = {
-            "id": self.id, "secret": self.secret.hex(), "kind": self.kind,
-            "operation": self.operation, "source": self.source, "target": self.target,
-            "expires": self.expires, "uses": self.uses,
-            "key": self.key.hex() if self.key is not None else None}
-        return json.dumps(data, sort_keys=True)
+        return json.dumps(self.to_dict(), sort_keys=True)
 
     @classmethod
     def from_json(cls, text: str | bytes) -> Ticket:
@@ -120,12 +122,7 @@ class TicketBook:
 
     def put(self, ticket: Ticket) -> None:
         self.folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-        path = self._path(ticket.id)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(ticket.to_json())
-        tmp.replace(path)
+        write_json(self._path(ticket.id), ticket.to_dict(), mode=0o600)
         self.sweep()
 
     def get(self, ticket_id: str) -> Ticket | None:

@@ -21,6 +21,7 @@ from collections.abc import Callable
 from ..dataplane.linux import netns
 
 RECORD_TICK = 0.005  # s: the guest emits its records in small bursts
+SEND_RECORDS = 4096  # records per send at most (~80 kB)
 
 
 def record(n: int) -> bytes:
@@ -40,7 +41,7 @@ class Output:
         self._stop = threading.Event()
         self._listener: socket.socket | None = None
 
-    def start(self, ns: str, address: str, port: int) -> None:
+    def start(self, ns: str | int, address: str, port: int) -> None:
         """Serve on address:port inside namespace `ns`, and start emitting."""
         family = socket.AF_INET6 if ":" in address else socket.AF_INET
         sock = netns.in_netns(ns, lambda: socket.socket(family, socket.SOCK_STREAM))
@@ -108,12 +109,14 @@ class Output:
             conn.settimeout(5.0)
             try:
                 line = conn.makefile("rb").readline(64).split()
-                n = int(line[1]) if len(line) == 2 and line[0] == b"from" else 0
+                # A client names where it starts, never how much we build: a number below 0
+                # is 0, and each send holds at most SEND_RECORDS records.
+                n = max(0, int(line[1])) if len(line) == 2 and line[0] == b"from" else 0
                 while not self._stop.is_set():
                     with self._changed:
                         while self._visible() <= n and not self._stop.is_set():
                             self._changed.wait(0.5 if self.commit else RECORD_TICK)
-                        upto = self._visible()
+                        upto = min(self._visible(), n + SEND_RECORDS)
                     conn.sendall(b"".join(record(i) for i in range(n, upto)))
                     n = upto
             except (OSError, ValueError):

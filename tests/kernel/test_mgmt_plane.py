@@ -331,3 +331,30 @@ def test_controller_killed_during_a_rollout_the_hosts_take_their_parts_back(
     mgmt.start(built.name, built.inv.read(), str(built.store))
     assert wait_until(lambda: _all_available(built), 15) is not None
     assert lifecycle.status(built.inv).in_sync
+
+
+def test_strangers_at_the_controllers_door_get_nothing(built: Built) -> None:
+    """Without a certificate only `join` is answered; a host's certificate speaks for that
+    host only, and only from its own management address (SEC-2)."""
+    def call(from_ns: str, cred: Path | None, method: str) -> str:
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
+        if cred is not None:
+            ctx.load_cert_chain(cred / "cert.pem", cred / "key.pem")
+        sock = _socket_in(from_ns)
+        try:
+            sock.settimeout(3)
+            sock.connect(("198.18.0.250", paths.MGMT_PORT))
+            with ctx.wrap_socket(sock) as tls:
+                wire.call(tls, method, {"generation": "x", "ops": 1})
+                return "ok"
+        except (OSError, VmknetError) as err:
+            return getattr(err, "code", type(err).__name__)
+        finally:
+            sock.close()
+
+    for method in ("heartbeat", "confirm", "rolledBack", "outcome"):
+        assert call(built.ns("esx03"), None, method) == "NotSupported"
+    # esx01's own certificate, used from esx03's management address: refused.
+    assert call(built.ns("esx03"), paths.agent_dir(built.name, "esx01"), "heartbeat") == "SEC-2"
+    assert lab_pids(paths.CONTROLLER_MARKER, built.name)  # it refused them and goes on

@@ -17,8 +17,10 @@ so it gets no wire. Kernel-generated routes (connected, local) are not modelled.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from ipaddress import IPv4Address, IPv4Interface, IPv6Address, IPv6Interface, ip_network
+from typing import Protocol
 
 from ..errors import InvalidArgument
 from ..model import Datacenter, Host, Netstack, Router, StorageArray, Vmknic, derived_mac
@@ -321,13 +323,9 @@ def _router(b: _Builder, dc: Datacenter, name: str) -> None:
     b.namespace(ns, _ROUTER_SYSCTLS)
     router = dc.physical.routers[name]
     for i, iface in enumerate(router.interfaces):
-        inner = Link(ns, naming.router_ifname(i), "veth", mtu=iface.mtu)
-        outer = Link(naming.pnet_ns(b.lab), naming.router_port(name, i), "veth",
-                     master=b.segment(iface.vlan), mtu=iface.mtu)
-        b.veth(inner, Endpoint("router-if", vlan=iface.vlan, router=name),
-               outer, Endpoint("router-port", vlan=iface.vlan, router=name))
-        for address in iface.addresses:
-            b.state.addresses.add(Address(ns, inner.name, str(address)))
+        _plug(b, ns, naming.router_ifname(i), naming.router_port(name, i), iface,
+              Endpoint("router-if", vlan=iface.vlan, router=name),
+              Endpoint("router-port", vlan=iface.vlan, router=name))
     if router.typed:
         b.state.filters[ns] = router_filter(ns, router)
 
@@ -351,13 +349,31 @@ def _array(b: _Builder, name: str, array: StorageArray) -> None:
     ns = naming.array_ns(b.lab, name)
     b.namespace(ns, _ARRAY_SYSCTLS)
     for i, iface in enumerate(array.interfaces):
-        inner = Link(ns, naming.array_ifname(i), "veth", mtu=iface.mtu)
-        outer = Link(naming.pnet_ns(b.lab), naming.array_port(name, i), "veth",
-                     master=b.segment(iface.vlan), mtu=iface.mtu)
-        b.veth(inner, Endpoint("array-if", vlan=iface.vlan, array=name),
-               outer, Endpoint("array-port", vlan=iface.vlan, array=name))
-        for address in iface.addresses:
-            b.state.addresses.add(Address(ns, inner.name, str(address)))
+        _plug(b, ns, naming.array_ifname(i), naming.array_port(name, i), iface,
+              Endpoint("array-if", vlan=iface.vlan, array=name),
+              Endpoint("array-port", vlan=iface.vlan, array=name))
+
+
+class _Plugged(Protocol):
+    """An interface of a fabric namespace (a router's, an array's) on one VLAN segment."""
+
+    @property
+    def vlan(self) -> int: ...
+    @property
+    def mtu(self) -> int: ...
+    @property
+    def addresses(self) -> Sequence[IPv4Interface | IPv6Interface]: ...
+
+
+def _plug(b: _Builder, ns: str, inner_name: str, outer_name: str, iface: _Plugged,
+          inner_end: Endpoint, outer_end: Endpoint) -> None:
+    """A veth from `ns` into its VLAN's segment in `_pnet`, with the interface's addresses."""
+    inner = Link(ns, inner_name, "veth", mtu=iface.mtu)
+    outer = Link(naming.pnet_ns(b.lab), outer_name, "veth", master=b.segment(iface.vlan),
+                 mtu=iface.mtu)
+    b.veth(inner, inner_end, outer, outer_end)
+    for address in iface.addresses:
+        b.state.addresses.add(Address(ns, inner.name, str(address)))
 
 
 def _controller(b: _Builder, dc: Datacenter) -> None:

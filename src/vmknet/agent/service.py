@@ -23,7 +23,6 @@ import os
 import socket
 import ssl
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -223,10 +222,6 @@ class Agent:
         t.start()
         return t
 
-    def wait(self) -> None:
-        while not self._stop.wait(1.0):
-            pass
-
     def stop(self) -> None:
         self._stop.set()
         self.guard.stop()
@@ -236,11 +231,3 @@ class Agent:
                     sock.close()
             self._listeners.clear()
 
-
-def wait_until(check: Callable[[], bool], timeout: float, step: float = 0.1) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return True
-        time.sleep(step)
-    return check()

@@ -23,6 +23,7 @@ import traceback
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ..mgmt import spawn
 from . import registry
 from .control import LineReader, Message, send_line
 from .guest import Guest
@@ -220,9 +221,7 @@ def _fds(text: str) -> list[socket.socket]:
 def main(argv: list[str]) -> int:
     args = _args(argv)
     if not args.foreground:
-        if os.fork():  # detach: the starter reaps this parent at once, init adopts the VM
-            os._exit(0)
-        os.setsid()
+        spawn.detach()  # the starter reaps this parent at once, init adopts the VM
     vmx = Vmx(args.lab, args.name, args.host)
     signal.signal(signal.SIGTERM, lambda *_: vmx.stop.set())
     vmx.serve()
@@ -243,7 +242,7 @@ def _run(args: argparse.Namespace, vmx: Vmx) -> int:
         guest = Guest(args.name, args.lab, args.host, args.seed, memory, load)
         load.start()
         vmx.publish(guest)
-        _ready(args.ready_fd)
+        spawn.ready(args.ready_fd)
     elif args.mode == "ft-secondary":
         if not _ft_secondary(args, vmx):
             return 0  # stood down or `ft off`: the primary runs the VM
@@ -251,7 +250,7 @@ def _run(args: argparse.Namespace, vmx: Vmx) -> int:
         from ..vmotion.target import migrate_in
 
         vmx.state = "incoming"
-        _ready(args.ready_fd)
+        spawn.ready(args.ready_fd)
         try:
             got = migrate_in(args.name, args.lab, args.host, _fds(args.mgmt_fds),
                              _fds(args.vm_fds), args.ticket, vmx.publish)
@@ -277,17 +276,12 @@ def _ft_secondary(args: argparse.Namespace, vmx: Vmx) -> bool:
     vmx.state = "secondary"
     vmx.ft_secondary = Secondary(guest, args.ft_session, args.ft_timeout, args.ft_verify,
                                  json.loads(args.ft_output) if args.ft_output else None)
-    _ready(args.ready_fd)
+    spawn.ready(args.ready_fd)
     try:
         return vmx.ft_secondary.run(_fds(args.vm_fds), args.ticket, vmx.publish)
     except (OSError, ValueError, KeyError):
         traceback.print_exc()
         return False
-
-
-def _ready(fd: int) -> None:
-    os.write(fd, f"{os.getpid()}\n".encode())
-    os.close(fd)
 
 
 if __name__ == "__main__":

@@ -35,16 +35,28 @@ class Lease:
         self.address = address
         self.ttl = ttl
         self._etcd = Etcd(address)
+        sent = time.monotonic()
         self.id = self._etcd.grant(ttl)
+        # Until when (time.monotonic) etcd keeps the lease at the least: counted from before
+        # the request that set it, so never later than etcd's own expiry (which a rounded-up
+        # TTL only moves later). A holder that must not outlive its lease (the controller:
+        # fencing) stops before this.
+        self.deadline = sent + ttl
         self._stop = threading.Event()
         self.expired = threading.Event()  # set once a keepalive finds the lease gone
         self._thread: threading.Thread | None = None
 
     def keepalive(self) -> int:
         """One keepalive now; the remaining TTL, -1 (and `expired` set) if it is gone."""
-        remaining = self._etcd.refresh(self.id)
+        return self._refresh(self._etcd)
+
+    def _refresh(self, etcd: Etcd) -> int:
+        sent = time.monotonic()
+        remaining = etcd.refresh(self.id)
         if remaining < 0:
             self.expired.set()
+        else:
+            self.deadline = max(self.deadline, sent + remaining)
         return remaining
 
     def start(self) -> Lease:
@@ -79,8 +91,7 @@ class Lease:
         while not self._stop.wait(interval):
             try:
                 etcd = etcd or Etcd(self.address)
-                if etcd.refresh(self.id) < 0:
-                    self.expired.set()
+                if self._refresh(etcd) < 0:
                     return
             except StoreUnavailable:
                 continue  # etcd away for a moment: try again; the TTL decides
@@ -108,6 +119,11 @@ class Election:
         self.key = key
         self._etcd = Etcd(address)
         self._lease: Lease | None = None
+
+    @property
+    def lease(self) -> Lease | None:
+        """The lease the candidate campaigns with (None before the first attempt)."""
+        return self._lease
 
     def try_lead(self) -> bool:
         """One attempt: True if this candidate leads now (already, or from this attempt)."""

@@ -13,8 +13,11 @@ Every key handed to or returned from `Etcd` is relative to the prefix:
 from __future__ import annotations
 
 import base64
+import contextlib
+import ctypes
+import os
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 from urllib.parse import urlsplit
@@ -31,6 +34,48 @@ DEFAULT_PREFIX = "/vmknet"
 REQUEST_TIMEOUT_S = 10.0
 
 Op = dict[str, Any]  # one compare or request of the gateway's /v3/kv/txn
+CLONE_NEWNET = 0x40000000
+_home_ns: int | None = None  # see pin_namespace
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+def pin_namespace() -> None:
+    """Reach etcd from the calling thread's network namespace from now on, whichever
+    namespace a later thread of this process is in.
+
+    The lab's controller enters its own namespace (to listen on the management VLAN), where
+    127.0.0.1 is not the machine's; the etcd it was given lives in the namespace it started
+    in. setns(2) moves one thread only, so each call switches its thread there and back.
+    """
+    global _home_ns
+    if _home_ns is None:
+        _home_ns = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+
+
+def _setns(fd: int) -> None:
+    if _libc.setns(fd, CLONE_NEWNET) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"setns: {os.strerror(err)}")
+
+
+@contextlib.contextmanager
+def _at_home() -> Iterator[None]:
+    """The calling thread in the pinned namespace for the block (nothing when not pinned)."""
+    if _home_ns is None:
+        yield
+        return
+    here = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        if os.fstat(here).st_ino == os.fstat(_home_ns).st_ino:
+            yield  # already there (the main thread before it entered, or a root thread)
+            return
+        _setns(_home_ns)
+        try:
+            yield
+        finally:
+            _setns(here)
+    finally:
+        os.close(here)
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,7 +225,9 @@ class Etcd:
     def revoke(self, lease: int) -> None:
         """Ends `lease` and deletes its keys; an unknown (expired) lease is not an error."""
         try:
-            self._client.post(self._client.get_url("kv/lease/revoke"), json={"ID": str(lease)})
+            with _at_home():
+                self._client.post(self._client.get_url("kv/lease/revoke"),
+                                  json={"ID": str(lease)})
         except Etcd3Exception as err:
             if "not found" not in str(err.detail_text):
                 raise self._unavailable(err) from err
@@ -194,7 +241,8 @@ class Etcd:
 
     def _call(self, call: Any) -> dict[str, Any]:
         try:
-            return cast(dict[str, Any], call())
+            with _at_home():
+                return cast(dict[str, Any], call())
         except (Etcd3Exception, OSError, ValueError) as err:
             raise self._unavailable(err) from err
 

@@ -5,6 +5,10 @@ management VLAN, reaching other hosts through the router), listens there on
 its address, port 443, for the agents, and on `api.sock` for the CLI, and
 reads the inventory from the store once per store version (`snapshot`). It also serves the
 REST API (`vmknet.api`) on `rest.sock` and on 127.0.0.1 of the root namespace.
+
+On an etcd store several controllers may run: each campaigns first (election.py),
+only the elected one opens its doors, the others wait as standbys. A leader that
+may have lost its lease exits at once (`FENCED`): it must not act as controller.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import contextlib
 import os
 import signal
 import socket
+import sys
 import threading
 from typing import TYPE_CHECKING
 
@@ -24,6 +29,8 @@ from ..events import Event
 from ..inventory import Inventory
 from ..mgmt import paths, spawn
 from ..store import open_store
+from ..store.paths import is_etcd
+from .election import DEFAULT_TTL, Leadership, candidate_name
 from .service import Controller
 from .snapshot import InventorySnapshot
 
@@ -40,8 +47,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--ready-fd", type=int, default=None)
     p.add_argument("--rest-port", type=int, default=None, help="the REST API on 127.0.0.1 "
                    "of the root namespace (default 8088, another if taken)")
+    p.add_argument("--lease-ttl", type=int, default=DEFAULT_TTL, help="s, on an etcd store: "
+                   "the controller's lease (a standby takes over within it)")
     args = p.parse_args(argv)
     spawn.detach()
+    done = threading.Event()
+    leadership = _elect(args, done)
     store = open_store(args.store)
     dc = store.read()[1]
     if dc.physical.controller is None:
@@ -72,7 +83,6 @@ def main(argv: list[str] | None = None) -> int:
     mgmt = socket.create_server((address, port), backlog=64)
     controller.serve_management(mgmt)
     controller.serve_local(local)
-    done = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: done.set())
     spawn.ready(args.ready_fd)
     server = _serve_rest(args, controller, rest)
@@ -81,7 +91,41 @@ def main(argv: list[str] | None = None) -> int:
     controller.stop()
     with contextlib.suppress(FileNotFoundError):
         sock_path.unlink()
+    if leadership is not None:
+        mgmt.close()  # the doors first: the next leader binds the same address and socket
+        local.close()
+        leadership.resign()
     return 0
+
+
+# -- the election, on an etcd store (SQLite: one controller, none) ---------------------------
+
+FENCED = 3  # exit status of a leader that may have lost its lease
+
+
+def _elect(args: argparse.Namespace, done: threading.Event) -> Leadership | None:
+    """Campaign until elected; then a guard ends this process once the lease may be gone."""
+    if not is_etcd(args.store):
+        return None
+    from ..store.etcd_client import pin_namespace
+
+    pin_namespace()  # etcd is reached from here, also after entering the lab's namespace
+    leadership = Leadership(args.store, candidate_name(), args.lease_ttl)
+    if not leadership.election.try_lead():
+        print(f"standby: {leadership.leader()} leads", file=sys.stderr, flush=True)
+        spawn.ready(args.ready_fd)  # a standby is up once it campaigns
+        args.ready_fd = None
+        leadership.acquire()
+    print(f"elected: {leadership.candidate}", file=sys.stderr, flush=True)
+
+    def fence(why: str) -> None:
+        if done.is_set():
+            return  # stopping anyway: resign() revoked the lease
+        print(f"fenced: {why}; exiting", file=sys.stderr, flush=True)
+        os._exit(FENCED)  # no cleanup that could act as controller: the kernel closes all
+
+    leadership.guard(fence)
+    return leadership
 
 
 # -- the REST API (vmknet.api): uvicorn in a thread, on sockets opened before netns.enter ----

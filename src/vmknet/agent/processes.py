@@ -1,20 +1,31 @@
 """The agent supervises its host's processes: `process.start | stop | list`.
 
 The agent is the parent of every process the controller asks it to start on
-its host (VMs, the NFC server): it starts them from a fixed table of kinds and
-argument schemas (`vmknet.supervise.kinds`, never an argv from the wire), reaps
-them with one waiter thread each, and records one that dies unexpectedly (it
-is listed by `process.list` and becomes the agent's `error`, which the next
-heartbeat carries to the controller). A VM outlives its agent (kill -9, as on
-an ESXi hostd restart): the next agent adopts the host's running processes it
-finds in the registry and /proc. When the agent ends normally (SIGTERM: `lab
-down`) it stops its children and the processes it adopted.
+its host (VMs, the NFC server, a vMotion's incoming VM): it starts them from a
+fixed table of kinds and argument schemas (`vmknet.supervise.kinds`, never an
+argv from the wire), reaps them with one waiter thread each, and records one
+that dies unexpectedly (it is listed by `process.list` and becomes the agent's
+`error`, which the next heartbeat carries to the controller).
+
+An incoming VM is started only for a vmotion ticket this host's book holds as
+the target (the controller delivered it for this migration); the agent opens
+its listeners in its own host's stack namespaces (`listeners.py`), passes them
+as fds and reports their ports in the reply, so the orchestrator connects only
+to sockets that are there. An incoming VM that ends with an exit status (an
+aborted migration: the source keeps the VM) did not die unexpectedly; one that
+committed the VM is listed as the VM from then on (kind `vm`).
+
+A VM outlives its agent (kill -9, as on an ESXi hostd restart): the next agent
+adopts the host's running processes it finds in the registry and /proc. When
+the agent ends normally (SIGTERM: `lab down`) it stops its children and the
+processes it adopted.
 """
 
 from __future__ import annotations
 
 import atexit
 import contextlib
+import dataclasses
 import threading
 import time
 import weakref
@@ -28,7 +39,10 @@ from ..paths import inside
 from ..processes import alive
 from ..supervise import kinds, records, scan
 from ..supervise import start as launch
-from ..supervise.records import ProcessRecord
+from ..supervise.records import VMX, ProcessRecord
+from ..trust.tickets import TicketBook
+from ..vm import registry as vm_registry
+from . import listeners
 
 STOP_GRACE = 1.5  # s: lab down gives an agent 2 s before SIGKILL; its children go first
 MAX_DIED = 32  # unexpected deaths kept for process.list
@@ -43,6 +57,7 @@ class Agent(Protocol):
     """What the supervisor needs of `service.Agent` (which imports this module)."""
 
     error: str | None
+    book: TicketBook
 
     @property
     def host(self) -> str: ...
@@ -76,10 +91,14 @@ class Supervisor:
     # -- the RPC methods ------------------------------------------------------------------
 
     def start(self, params: dict[str, Any]) -> dict[str, Any]:
-        kind, name = params.get("kind"), params.get("name")
-        module, argv = kinds.command(kind, name, params.get("args", {}), self.lab, self.host)
+        kind, name, args = params.get("kind"), params.get("name"), params.get("args", {})
+        module, argv = kinds.command(kind, name, args, self.lab, self.host)
         assert isinstance(kind, str) and isinstance(name, str)  # checked by command()
+        assert isinstance(args, dict)
+        if kind == "incoming":
+            self._check_ticket(str(args["ticket"]))
         with self._lock:
+            self._promote()
             self._forget_dead()
             key = (kind, name)
             running = self.children.get(key)
@@ -93,14 +112,62 @@ class Supervisor:
                                       f"(pid {other.pid})", code="AlreadyExists")
         spec = kinds.TABLE[kind]
         log = inside(run_dir(), self.lab) / "processes" / f"{kind}-{name}.log"
-        child = launch.start(kind, self.lab, self.host, name, module,
-                            [*argv, "--foreground"] if kind == "vm" else argv, log,
-                            ready_fd=spec.ready_fd, ready=self._ready_check(kind))
+        # An incoming VM's listeners: open before it starts, so they exist when the reply
+        # reaches the orchestrator; the child holds the only copies once it runs, so its
+        # end (an abort, process.stop) closes them.
+        wanted = kinds.sockets(kind, args)
+        opened = listeners.open_all(self.lab, self.host, wanted)
+        try:
+            tail = [f"--{flag}=" + ",".join(str(o.sock.fileno()) for o in opened
+                                            if o.want.flag == flag)
+                    for flag in dict.fromkeys(w.flag for w in wanted)]
+            child = launch.start(kind, self.lab, self.host, name, module,
+                                 [*argv, *tail, *(["--foreground"] if module == VMX else [])],
+                                 log, ready_fd=spec.ready_fd, ready=self._ready_check(kind),
+                                 pass_fds=[o.sock.fileno() for o in opened])
+            listening = [o.row() for o in opened]
+        finally:
+            listeners.close_all(opened)
         with self._lock:
             self.children[key] = child
-        threading.Thread(target=self._reap, args=(key, child), daemon=True,
+        threading.Thread(target=self._reap, args=(child,), daemon=True,
                          name=f"reap-{kind}-{name}").start()
-        return child.record.to_dict()
+        return child.record.to_dict() | ({"listening": listening} if listening else {})
+
+    def _check_ticket(self, ticket_id: str) -> None:
+        """An incoming VM only for a migration to this host the controller announced."""
+        ticket = self.agent.book.get(ticket_id)
+        if ticket is None or ticket.kind != "vmotion" or ticket.target != self.host:
+            raise InvalidArgument(f"No vmotion ticket {ticket_id[:8]}... for {self.host} in "
+                                  "its ticket book: an incoming VM starts only for a "
+                                  "migration the controller announced", code="SEC-4")
+
+    def _promote(self) -> None:
+        """An incoming VM that committed the migration is the VM now (under the lock)."""
+        for key in [k for k in self.children if k[0] == "incoming"]:
+            child = self.children[key]
+            vm = self._as_vm(child.record)
+            if vm is not None:
+                child.record = vm
+                del self.children[key]
+                self.children[("vm", vm.name)] = child
+        for key in [k for k in self.adopted if k[0] == "incoming"]:
+            vm = self._as_vm(self.adopted[key])
+            if vm is not None:
+                del self.adopted[key]
+                self.adopted[("vm", vm.name)] = vm
+
+    def _as_vm(self, rec: ProcessRecord) -> ProcessRecord | None:
+        """`rec` as a VM when the VM registry names its pid (it published the guest)."""
+        try:
+            if vm_registry.load(self.lab, rec.name).pid != rec.pid:
+                return None
+        except NotFound:
+            return None
+        vm = dataclasses.replace(rec, kind="vm")
+        records.save(vm)
+        records.remove(rec)
+        return vm
 
     def _ready_check(self, kind: str) -> Any:
         if kind != "nfc":
@@ -115,6 +182,7 @@ class Supervisor:
     def stop(self, params: dict[str, Any]) -> dict[str, Any]:
         kind, name = str(params.get("kind", "")), str(params.get("name", ""))
         with self._lock:
+            self._promote()
             child = self.children.get((kind, name))
             rec = child.record if child else self.adopted.pop((kind, name), None)
             if rec is None:
@@ -125,6 +193,7 @@ class Supervisor:
     def listing(self, _params: dict[str, Any]) -> dict[str, Any]:
         self.adopt()  # a process started around the agent (a migration's target) counts too
         with self._lock:
+            self._promote()
             self._forget_dead()
             rows = [c.record.to_dict() | {"child": True} for c in self.children.values()]
             rows += [r.to_dict() | {"child": False} for r in self.adopted.values()]
@@ -140,19 +209,24 @@ class Supervisor:
                 with contextlib.suppress(OSError, InvalidArgument):
                     records.remove(rec)
 
-    def _reap(self, key: tuple[str, str], child: launch.Child) -> None:
+    def _reap(self, child: launch.Child) -> None:
         code = child.proc.wait()
         with self._lock:
-            if self.children.get(key) is child:
+            self._promote()  # an incoming VM that became the VM dies as the VM
+            for key in [k for k, c in self.children.items() if c is child]:
                 del self.children[key]
-            expected = child.record.pid in self._stopping or code == 0
+            kind, name = child.record.kind, child.record.name
+            # An incoming VM that exits with a status aborted its migration (the source
+            # keeps the VM, the orchestrator reports why): not a death.
+            expected = (child.record.pid in self._stopping or code == 0
+                        or (kind == "incoming" and code > 0))
             self._stopping.discard(child.record.pid)
             if not expected:
-                death = {"kind": key[0], "name": key[1], "pid": child.record.pid,
+                death = {"kind": kind, "name": name, "pid": child.record.pid,
                          "exit": code, "at": time.time()}
                 self.died = [*self.died, death][-MAX_DIED:]
                 # The heartbeat carries the agent's error to the controller's host status.
-                self.agent.error = (f"{key[0]} {key[1]} (pid {child.record.pid}) died "
+                self.agent.error = (f"{kind} {name} (pid {child.record.pid}) died "
                                     f"unexpectedly: {_exit(code)}")
         with contextlib.suppress(OSError, InvalidArgument):
             records.remove(child.record)

@@ -5,16 +5,22 @@ The CLI asks the controller; the controller checks the host is in the
 inventory and the request against the same fixed table the agent enforces
 (`vmknet.supervise.kinds`: a bad request never crosses the management
 network), then calls that host's agent over mutual TLS. The agent starts the
-process as its own child.
+process as its own child. An incoming VM's listeners must be addresses of the
+adapters resolve() picks on that host for the service (vMotion; management for
+the control channel, SEC-2): the controller checks them against the inventory,
+the agent binds them in its own host's namespaces only.
 """
 
 from __future__ import annotations
 
+from ipaddress import IPv4Interface, IPv6Interface
 from typing import Any, Protocol
 
 from ..errors import InvalidArgument, NotFound, VmknetError
 from ..mgmt import wire
-from ..model import Datacenter
+from ..model import Datacenter, Netstack, Service
+from ..reach import static_v4, static_v6
+from ..resolve import effective_adapters
 from ..supervise import kinds
 
 START_TIMEOUT = 90.0  # s: the agent waits up to 60 s for a large VM to populate its memory
@@ -41,7 +47,38 @@ def start(ctl: Controller, params: dict[str, Any]) -> Any:
     request = {"kind": params.get("kind"), "name": params.get("name"),
                "args": params.get("args", {})}
     kinds.command(request["kind"], request["name"], request["args"], "check", host)
+    if request["kind"] == "incoming":
+        _check_listeners(ctl.inventory(), host, request["args"])
     return ctl.call_agent(host, "process.start", request, START_TIMEOUT)
+
+
+# An incoming VM's listener groups (kinds.TABLE["incoming"].sockets) and their service.
+_LISTEN_FOR = {"vmotion": Service.VMOTION, "management": Service.MANAGEMENT}
+
+
+def receivers(dc: Datacenter, host: str, service: Service) -> set[tuple[str, str]]:
+    """(stack, address) of every address of the adapters that receive `service` on `host`
+    (the effective ones, after the rules' fallbacks: what traffic.sockets.listen binds)."""
+    h = dc.host(host)
+    out = set()
+    for vmk, _ in effective_adapters(dc, host, service):
+        nic = h.vmknics[vmk]
+        v4 = static_v4(nic)
+        found: list[IPv4Interface | IPv6Interface] = [v4] if v4 is not None else []
+        found += static_v6(nic, h.netstacks.get(nic.netstack, Netstack()))
+        out |= {(nic.netstack, str(a.ip)) for a in found}
+    return out
+
+
+def _check_listeners(dc: Datacenter, host: str, args: dict[str, Any]) -> None:
+    for group, service in _LISTEN_FOR.items():
+        allowed = receivers(dc, host, service)
+        for e in args[group]:
+            if (e["stack"], e["address"]) not in allowed:
+                raise InvalidArgument(
+                    f"{e['address']} on stack {e['stack']} is not an adapter of {host} that "
+                    f"receives {service.tag} (SEC-2): an incoming VM listens only there",
+                    code="SEC-2", host=host)
 
 
 def stop(ctl: Controller, params: dict[str, Any]) -> Any:

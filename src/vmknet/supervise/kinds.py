@@ -4,12 +4,15 @@
 process's command line only after checking every argument against the
 kind's schema (type, range, shape). Nothing of the request becomes argv that
 the table did not name: the lab and the host come from the agent itself, the
-module from the kind. An incoming VM is not in the table: a migration starts
-it, with the sockets it already accepted (vMotion's orchestrator).
+module from the kind. An incoming VM (a vMotion's target) also names the
+listeners it needs, `{stack, address}` of each adapter resolve() picked, and
+their ports: those never become argv; the agent opens them in its own host's
+stack namespaces (`sockets()`) and passes them to the process as fds.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -17,16 +20,20 @@ from pathlib import PurePosixPath
 from typing import Any
 
 from ..errors import InvalidArgument
+from ..model import names
 from .records import MARKERS
 
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 MAX_MEMORY = 64 << 30  # bytes of a VM's stand-in memory
 MAX_RATE = 16 << 30  # bytes per second of its dirty rate
+MAX_LISTENERS = 16  # addresses of one service on one host an incoming VM listens on
+TICKET = re.compile(r"[0-9a-f]{32}")  # trust.tickets: ID_BYTES (16) in hex
+VMOTION_PORT, CONTROL_PORT = 8000, 8001  # vMotion's streams; its control channel
 
 
 @dataclass(frozen=True)
 class Arg:
-    flag: str  # the command-line flag it becomes: --flag=value
+    flag: str | None  # the command-line flag it becomes (--flag=value); None: not argv
     check: Callable[[Any], bool]
     why: str  # what a valid value is, for the refusal
     default: Any = None  # None: left out when not given (unless required)
@@ -44,11 +51,56 @@ def _abs_path(v: Any) -> bool:
     return p.is_absolute() and ".." not in p.parts
 
 
+def _ticket(v: Any) -> bool:
+    return isinstance(v, str) and TICKET.fullmatch(v) is not None
+
+
+def _endpoint(v: Any) -> bool:
+    if not isinstance(v, dict) or set(v) != {"stack", "address"}:
+        return False
+    stack, address = v["stack"], v["address"]
+    if not isinstance(stack, str) or names.NETSTACK.problem(stack) is not None:
+        return False
+    if not isinstance(address, str) or len(address) > 45:
+        return False
+    try:
+        ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return True
+
+
+def _endpoints(v: Any) -> bool:
+    return (isinstance(v, list) and 0 < len(v) <= MAX_LISTENERS
+            and all(_endpoint(e) for e in v))
+
+
+@dataclass(frozen=True)
+class Sockets:
+    """Listeners the agent opens for the process: which argument names them, which one
+    their port, the flag that passes their fds."""
+
+    arg: str
+    port: str
+    flag: str
+
+
 @dataclass(frozen=True)
 class Kind:
     head: tuple[str, ...]  # fixed arguments after the module
     args: dict[str, Arg]
     ready_fd: bool  # the process reports its pid on --ready-fd (else: its record appears)
+    sockets: tuple[Sockets, ...] = ()
+
+
+@dataclass(frozen=True)
+class Listen:
+    """One listener to open: in the namespace of `stack` of the agent's own host."""
+
+    flag: str  # the fds flag it is passed with
+    stack: str
+    address: str
+    port: int
 
 
 TABLE: dict[str, Kind] = {
@@ -62,6 +114,19 @@ TABLE: dict[str, Kind] = {
         "base": Arg("base", _abs_path, "an absolute path without '..'"),
         "port": Arg("port", _int(1, 65535), "a TCP port"),
     }, ready_fd=False),
+    # A vMotion's target: the migration's ticket, and the adapters to listen on (the
+    # streams on the vMotion adapters, the control channel on the management ones).
+    "incoming": Kind(("incoming",), {
+        "ticket": Arg("ticket", _ticket, "a vmotion ticket id (32 hex digits)",
+                      required=True),
+        "vmotion": Arg(None, _endpoints, f"1 to {MAX_LISTENERS} {{stack, address}}",
+                       required=True),
+        "management": Arg(None, _endpoints, f"1 to {MAX_LISTENERS} {{stack, address}}",
+                          required=True),
+        "vmotionPort": Arg(None, _int(1, 65535), "a TCP port", VMOTION_PORT),
+        "controlPort": Arg(None, _int(1, 65535), "a TCP port", CONTROL_PORT),
+    }, ready_fd=True, sockets=(Sockets("vmotion", "vmotionPort", "vm-fds"),
+                               Sockets("management", "controlPort", "mgmt-fds"))),
 }
 
 
@@ -82,7 +147,7 @@ def command(kind: Any, name: Any, args: Any, lab: str, host: str) -> tuple[str, 
     if unknown:
         raise InvalidArgument(f"Unknown arguments for a {kind} process: {', '.join(unknown)} "
                               f"(allowed: {', '.join(sorted(spec.args))})", kind=kind)
-    out = [*spec.head, f"--lab={lab}", f"--name={name}" if kind == "vm" else "",
+    out = [*spec.head, f"--lab={lab}", f"--name={name}" if kind != "nfc" else "",
            f"--host={host}"]
     for key, arg in spec.args.items():
         value = args.get(key, arg.default)
@@ -93,5 +158,16 @@ def command(kind: Any, name: Any, args: Any, lab: str, host: str) -> tuple[str, 
         if not arg.check(value):
             raise InvalidArgument(f"Argument {key} of a {kind} process: {arg.why}, not "
                                   f"{str(value)[:40]!r}", kind=kind, argument=key)
-        out.append(f"--{arg.flag}={value}")
+        if arg.flag is not None:
+            out.append(f"--{arg.flag}={value}")
     return MARKERS[kind], [a for a in out if a]
+
+
+def sockets(kind: str, args: dict[str, Any]) -> list[Listen]:
+    """The listeners a `kind` process gets as fds; call after `command()` accepted args."""
+    spec = TABLE[kind]
+    out = []
+    for group in spec.sockets:
+        port = args.get(group.port, spec.args[group.port].default)
+        out += [Listen(group.flag, e["stack"], e["address"], port) for e in args[group.arg]]
+    return out

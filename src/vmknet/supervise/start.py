@@ -39,9 +39,11 @@ def _tail(log: Path) -> str:
 
 def start(kind: str, lab: str, host: str, name: str, module: str, args: Sequence[str],
           log: Path, *, ready_fd: bool = True, ready: Callable[[int], bool] | None = None,
-          timeout: float = START_TIMEOUT) -> Child:
+          timeout: float = START_TIMEOUT, pass_fds: Sequence[int] = ()) -> Child:
     """Run `python -m MODULE ARGS` as a child; its record once it is up (saved in the
-    registry), or VmknetError(ProcessStartFailed) with the last line of its log."""
+    registry), or VmknetError(ProcessStartFailed) with the last line of its log.
+    `pass_fds`: open files the child inherits (an incoming VM's listeners); the caller
+    keeps and closes its own copies."""
     log.parent.mkdir(parents=True, exist_ok=True)
     read_end, write_end = os.pipe() if ready_fd else (-1, -1)
     argv = [sys.executable, "-m", module, *args]
@@ -50,7 +52,7 @@ def start(kind: str, lab: str, host: str, name: str, module: str, args: Sequence
     try:
         with log.open("ab") as err:
             proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=err, stderr=err,
-                                    pass_fds=(write_end,) if ready_fd else (),
+                                    pass_fds=(*pass_fds, *((write_end,) if ready_fd else ())),
                                     start_new_session=True)
         if ready_fd:
             os.close(write_end)

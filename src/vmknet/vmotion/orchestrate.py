@@ -3,12 +3,21 @@
     report = migrate(dc, lab, "web01", "esx02", max_downtime=0.1, encryption="required")
 
 The orchestrator never touches guest memory. It asks resolve() for the adapter
-pairs (EX-5 / REQ-1 and NoPath refuse here, before anything starts), makes the
-target's listeners with `traffic.sockets.listen` (vMotion on the target's
-effective vMotion adapters, the agent on its management adapters), starts the
-incoming VM process with those listeners, opens one connection per pair with
-`traffic.sockets.connect` and hands all of them to the source VM process over
-its control socket (SCM_RIGHTS). The source VM runs pre-copy and streams its
+pairs (EX-5 / REQ-1 and NoPath refuse here, before anything starts), has the
+incoming VM started with its listeners open (vMotion on the target's effective
+vMotion adapters, the control channel on its management adapters), opens one
+connection per pair with `traffic.sockets.connect` and hands all of them to the
+source VM process over its control socket (SCM_RIGHTS).
+
+Who starts the incoming VM (`spawn`): in a lab with a controller, the target
+host's agent (controller `process.start` kind `incoming`: the ticket, and the
+{stack, address} of each listener); the agent opens the listeners in its host's
+namespaces, starts the VM as its child with them, and answers with their ports,
+so they exist before the source connects; on an abort the agent stops it
+(`process.stop`) and its listeners close with it; after the switchover it is
+the VM, the agent's child. A lab without a controller keeps the direct path:
+this process makes the listeners with `traffic.sockets.listen` and starts the
+incoming VM detached with them. The source VM runs pre-copy and streams its
 progress back; its last line is the report. Sockets are opened once, so a
 migration runs to its end over the pairs it started with (EX-2).
 
@@ -28,15 +37,15 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from ..errors import InvalidArgument, RuleViolation
+from ..controller.client import ControllerClient
+from ..errors import DataplaneError, InvalidArgument, NoPath, RuleViolation, VmknetError
 from ..model import Datacenter, Service
-from ..resolve import Flow, resolve
-from ..traffic.place import LabRef, lab_name
-from ..traffic.sockets import Connection, close_all, connect, listen
+from ..resolve import Flow, effective_adapters, resolve
+from ..traffic.place import LabRef, adapter_addresses, lab_name
+from ..traffic.sockets import Connection, close_all, connect, default_port, listen
 from ..trust.issuer import issuer_for
 from ..trust.tickets import present
-from ..vm import control, manage, registry
-from ..vm.launch import spawn
+from ..vm import control, launch, manage, registry
 from . import crypto
 from .report import ABORTED, MigrationReport, PairStat
 
@@ -81,17 +90,8 @@ def migrate(dc: Datacenter, lab: LabRef, vm: str, target: str, *,
     # the AES key rides inside it, so it never crosses the management connection.
     key = crypto.new_key() if encryption != crypto.DISABLED else None
     ticket = issuer_for(name).issue("vmotion", rec.host, target, uses=len(flows) + 1, key=key)
-    vm_listen = listen(dc, lab, target, Service.VMOTION, port)
     mgmt_port = CONTROL_PORT if mgmt_port is None else mgmt_port
-    mgmt_listen = listen(dc, lab, target, Service.MANAGEMENT, mgmt_port)
-    try:
-        target_pid = spawn("incoming", name, vm, target, [
-            f"--mgmt-fds={','.join(str(x.sock.fileno()) for x in mgmt_listen)}",
-            f"--vm-fds={','.join(str(x.sock.fileno()) for x in vm_listen)}",
-            f"--ticket={ticket.id}"],
-            pass_fds=[x.sock.fileno() for x in (*mgmt_listen, *vm_listen)])
-    finally:
-        close_all([*vm_listen, *mgmt_listen])  # the incoming VM has its own copies
+    target_pid = spawn(dc, lab, vm, target, ticket.id, port, mgmt_port)
     try:
         mgmt = connect(dc, lab, Service.MANAGEMENT, rec.host, target, mgmt_port)
         close_all(mgmt[1:])  # one management connection carries the control
@@ -105,7 +105,7 @@ def migrate(dc: Datacenter, lab: LabRef, vm: str, target: str, *,
             close_all([*mgmt, *streams])
             raise
     except BaseException:
-        _kill(target_pid)
+        _kill(dc, name, vm, target, target_pid)
         raise
     params = {"target": target, "target_pid": target_pid, "max_downtime": max_downtime,
               "encryption": encryption, "max_rounds": max_rounds,
@@ -123,10 +123,62 @@ def migrate(dc: Datacenter, lab: LabRef, vm: str, target: str, *,
     if report.completed:
         _wait_exit(rec.pid)  # the source releases its memory and exits once the target runs
     if report.result == ABORTED:
-        _kill(target_pid)  # the source keeps the VM: the half-received copy goes
+        _kill(dc, name, vm, target, target_pid)  # the source keeps the VM: the copy goes
         if report.code == "SEC-1":
             raise RuleViolation("SEC-1", report.reason, vm=vm, target=target)
     return report
+
+
+def spawn(dc: Datacenter, lab: LabRef, vm: str, target: str, ticket: str, port: int | None,
+          mgmt_port: int) -> int:
+    """Start the incoming VM of `vm` on `target` with its listeners open; its pid."""
+    name = lab_name(lab)
+    if manage.via_controller(dc, name):
+        return _by_agent(dc, name, vm, target, ticket, port, mgmt_port)
+    vm_listen = listen(dc, lab, target, Service.VMOTION, port)
+    try:
+        mgmt_listen = listen(dc, lab, target, Service.MANAGEMENT, mgmt_port)
+    except BaseException:
+        close_all(vm_listen)
+        raise
+    try:
+        return launch.spawn("incoming", name, vm, target, [
+            f"--mgmt-fds={','.join(str(x.sock.fileno()) for x in mgmt_listen)}",
+            f"--vm-fds={','.join(str(x.sock.fileno()) for x in vm_listen)}",
+            f"--ticket={ticket}"],
+            pass_fds=[x.sock.fileno() for x in (*mgmt_listen, *vm_listen)])
+    finally:
+        close_all([*vm_listen, *mgmt_listen])  # the incoming VM has its own copies
+
+
+def _receivers(dc: Datacenter, host: str, service: Service) -> list[dict[str, str]]:
+    """{stack, address} of each address `traffic.sockets.listen` would bind (NoPath: none)."""
+    chosen = effective_adapters(dc, host, service)
+    if not chosen:
+        raise NoPath(f"Host {host} has no adapter that receives {service.tag}: tag one with "
+                     f"{service.tag}", host=host, service=service.value)
+    nics = dc.host(host).vmknics
+    return [{"stack": nics[vmk].netstack, "address": str(a.ip)}
+            for vmk, _ in chosen for a in adapter_addresses(dc, host, vmk)]
+
+
+def _by_agent(dc: Datacenter, lab: str, vm: str, target: str, ticket: str, port: int | None,
+              mgmt_port: int) -> int:
+    """The target's agent starts the incoming VM as its child; its pid once it listens."""
+    vport = default_port(Service.VMOTION) if port is None else port
+    got = ControllerClient(lab, manage.START_TIMEOUT).call("process.start", {
+        "host": target, "kind": "incoming", "name": vm, "args": {
+            "ticket": ticket, "vmotion": _receivers(dc, target, Service.VMOTION),
+            "management": _receivers(dc, target, Service.MANAGEMENT),
+            "vmotionPort": vport, "controlPort": mgmt_port}})
+    pid = int(got["pid"])
+    ports = {(row["fds"], int(row["port"])) for row in got.get("listening", [])}
+    if ports != {("vm-fds", vport), ("mgmt-fds", mgmt_port)}:
+        _kill(dc, lab, vm, target, pid)
+        raise DataplaneError(f"The incoming VM of {vm} on {target} listens on {sorted(ports)}, "
+                             f"not on {vport} and {mgmt_port}", code="DataplaneError",
+                             vm=vm, host=target)
+    return pid
 
 
 def _run(path: str, params: dict[str, Any], fds: list[int], sent: Callable[[], None],
@@ -156,10 +208,16 @@ def _wait_exit(pid: int) -> None:
         time.sleep(0.02)
 
 
-def _kill(pid: int) -> None:
+def _kill(dc: Datacenter, lab: str, vm: str, target: str, pid: int) -> None:
+    """End an incoming VM that did not become the VM: it exits by itself on an abort;
+    else its agent stops it (the agent's child), or, without one, a SIGKILL."""
     deadline = time.monotonic() + KILL_TIMEOUT
     while registry.alive(pid) and time.monotonic() < deadline:
         time.sleep(0.02)  # an aborted incoming VM exits by itself
+    if registry.alive(pid) and manage.via_controller(dc, lab):
+        with contextlib.suppress(VmknetError):  # NotFound, its agent gone: SIGKILL below
+            ControllerClient(lab, manage.START_TIMEOUT).call("process.stop", {
+                "host": target, "kind": "incoming", "name": vm})
     if registry.alive(pid):
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)

@@ -29,8 +29,10 @@ from ..events import Event
 from ..inventory import Inventory
 from ..mgmt import paths, spawn
 from ..store import open_store
+from ..store.etcd_client import parse, pin_namespace
 from ..store.paths import is_etcd
 from .election import DEFAULT_TTL, Leadership, candidate_name
+from .leases import HostLeases
 from .service import Controller
 from .snapshot import InventorySnapshot
 
@@ -68,6 +70,8 @@ def main(argv: list[str] | None = None) -> int:
             txn.record(events)
 
     controller = Controller(folder, args.lab, InventorySnapshot(store), record=record)
+    if leadership is not None:
+        controller.hosts.liveness = _host_leases(args, done)
     sock_path = paths.api_socket(args.lab)
     with contextlib.suppress(FileNotFoundError):
         sock_path.unlink()
@@ -107,8 +111,6 @@ def _elect(args: argparse.Namespace, done: threading.Event) -> Leadership | None
     """Campaign until elected; then a guard ends this process once the lease may be gone."""
     if not is_etcd(args.store):
         return None
-    from ..store.etcd_client import pin_namespace
-
     pin_namespace()  # etcd is reached from here, also after entering the lab's namespace
     leadership = Leadership(args.store, candidate_name(), args.lease_ttl)
     if not leadership.election.try_lead():
@@ -126,6 +128,14 @@ def _elect(args: argparse.Namespace, done: threading.Event) -> Leadership | None
 
     leadership.guard(fence)
     return leadership
+
+
+def _host_leases(args: argparse.Namespace, done: threading.Event) -> HostLeases:
+    """The agents' leases (leases.py), adopted from etcd before any door opens."""
+    leases = HostLeases(parse(args.store), args.lease_ttl)
+    leases.load()
+    leases.start(done)
+    return leases
 
 
 # -- the REST API (vmknet.api): uvicorn in a thread, on sockets opened before netns.enter ----

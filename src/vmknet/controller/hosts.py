@@ -7,6 +7,11 @@ silent, the host is still reached), Failing (no heartbeat for
 no heartbeat yet, or a change is being rolled out to it). How the host's last
 change ended (confirmed, failed, reverted, and why) is reported beside the
 condition: a reverted change leaves a healthy host.
+
+On an etcd store the table also reads each host's lease (`liveness`, leases.py):
+a host whose alive key etcd holds is connected, even before its first heartbeat
+reaches this controller (a newly elected one), and Available until its links
+say otherwise.
 """
 
 from __future__ import annotations
@@ -14,7 +19,10 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .leases import HostLeases
 
 # The last change of a host: being applied, confirmed, failed on it, reverted (MGMT-2/3).
 CHANGING, CONFIRMED, FAILED, REVERTED = "progressing", "confirmed", "failed", "reverted"
@@ -39,8 +47,9 @@ class HostRecord:
     error: str | None = None
     change: dict[str, Any] | None = None  # the last change rolled out to it: generation, state
 
-    def condition(self, expected: list[tuple[str, str]], now: float) -> str:
-        if self.joined is None:
+    def condition(self, expected: list[tuple[str, str]], now: float,
+                  leased: bool = False) -> str:
+        if self.joined is None and not leased:
             return NOT_JOINED
         state = (self.change or {}).get("state")
         if state == CHANGING:
@@ -49,7 +58,7 @@ class HostRecord:
             return FAILING
         live = [a for a, _ in expected if now - self.links.get(a, Link(a, "")).last < LOST_AFTER]
         if not self.links:
-            return PROGRESSING
+            return AVAILABLE if leased else PROGRESSING
         if not live:
             return FAILING
         return AVAILABLE if len(live) == len(expected) else DEGRADED
@@ -61,6 +70,7 @@ class HostTable:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._hosts: dict[str, HostRecord] = {}
+        self.liveness: HostLeases | None = None  # the agents' leases, on an etcd store
 
     def joined(self, host: str) -> None:
         with self._lock:
@@ -75,6 +85,8 @@ class HostTable:
             link = rec.links.setdefault(address, Link(address, vmk))
             link.vmk, link.last = vmk, time.time()
             rec.agent_pid, rec.error = pid, error
+        if self.liveness is not None:
+            self.liveness.seen(host)
 
     def changed(self, host: str, generation: str, state: str, error: str | None = None) -> None:
         with self._lock:
@@ -85,6 +97,7 @@ class HostTable:
     def report(self, expected: dict[str, list[tuple[str, str]]]) -> list[dict[str, Any]]:
         """One row per host of the inventory (`expected`: host -> [(address, vmk)])."""
         now = time.time()
+        leased = self.liveness.alive() if self.liveness is not None else frozenset()
         rows = []
         with self._lock:
             for host in sorted(expected):
@@ -92,8 +105,9 @@ class HostTable:
                 last = max((lk.last for lk in rec.links.values()), default=None)
                 rows.append({
                     "host": host,
-                    "condition": rec.condition(expected[host], now),
-                    "connected": last is not None and now - last < LOST_AFTER,
+                    "condition": rec.condition(expected[host], now, host in leased),
+                    "connected": ((last is not None and now - last < LOST_AFTER)
+                                  or host in leased),
                     "lastHeartbeat": last,
                     "links": [{"vmk": vmk, "address": addr,
                                "lastHeartbeat": rec.links[addr].last if addr in rec.links

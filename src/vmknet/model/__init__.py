@@ -16,7 +16,7 @@ from .services import (
     VMOTION_STACK,
     Service,
 )
-from .storage import FcoeAdapter, IscsiAdapter, NfsMount, Storage
+from .storage import FcoeAdapter, IscsiAdapter, NfsMount, NmpDevice, Storage
 from .teaming import LoadBalancing, TeamingPolicy
 from .vmknic import IPv4Config, IPv6Config, Vmknic, derived_mac
 from .vswitch import PortGroup, StandardSwitch
@@ -44,6 +44,7 @@ __all__ = [
     "Lun",
     "Netstack",
     "NfsMount",
+    "NmpDevice",
     "PhysicalNetwork",
     "PhysicalNic",
     "PortGroup",

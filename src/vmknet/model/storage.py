@@ -5,7 +5,7 @@ from __future__ import annotations
 from ipaddress import IPv4Address, IPv6Address
 from typing import Annotated, Literal
 
-from pydantic import BeforeValidator
+from pydantic import BeforeValidator, Field
 
 from .base import VmknetModel
 from .names import DatastoreName
@@ -35,7 +35,21 @@ class FcoeAdapter(VmknetModel):
     vmnic: str
 
 
+Psp = Literal["VMW_PSP_FIXED", "VMW_PSP_MRU", "VMW_PSP_RR"]
+DEFAULT_PSP: Psp = "VMW_PSP_FIXED"  # VMW_SATP_DEFAULT_AA's, the SATP ESXi gives tgt's disks
+DEFAULT_RR_IOPS = 1000  # ESXi's round robin switches paths after 1,000 I/Os by default
+
+
+class NmpDevice(VmknetModel):
+    """Native multipathing of one device (STO-4): its path selection policy and its settings."""
+
+    psp: Psp = DEFAULT_PSP
+    iops: int = Field(DEFAULT_RR_IOPS, ge=1, le=2**31 - 1)  # VMW_PSP_RR: I/Os per path
+    preferred: str | None = None  # VMW_PSP_FIXED: the preferred path's runtime name
+
+
 class Storage(VmknetModel):
     iscsi: IscsiAdapter | None = None
+    nmp: dict[str, NmpDevice] = {}  # device (naa....) -> its NMP settings, when not defaults
     nfs: dict[DatastoreName, NfsMount] = {}  # datastore name -> mount
     fcoe: list[FcoeAdapter] = []

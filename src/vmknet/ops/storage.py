@@ -5,9 +5,10 @@ from __future__ import annotations
 from ipaddress import IPv4Address, IPv6Address
 from typing import Literal
 
-from ..errors import AlreadyExists, NotFound, ResourceInUse
+from ..errors import AlreadyExists, InvalidArgument, NotFound, ResourceInUse
 from ..events import Event
-from ..model import Datacenter, Host, IscsiAdapter, Service
+from ..model import Datacenter, Host, IscsiAdapter, NmpDevice, Service
+from ..model.storage import Psp
 from . import interface, lookup
 
 
@@ -81,4 +82,39 @@ def vsan_network_remove(dc: Datacenter, host: str, vmk: str) -> list[Event]:
     if not tagged:
         raise NotFound(f"Vmknic {vmk} is not a vSAN interface")
     nic.services = [s for s in nic.services if s not in tagged]
+    return []
+
+
+def _nmp(dc: Datacenter, host: str, device: str) -> NmpDevice:
+    nmp = dc.host(host).storage.nmp
+    return nmp.setdefault(device, NmpDevice())
+
+
+def nmp_device_set(dc: Datacenter, host: str, device: str, psp: Psp | None,
+                   default: bool = False) -> list[Event]:
+    """`esxcli storage nmp device set`: the device's PSP (or back to the SATP's default)."""
+    if default:
+        dc.host(host).storage.nmp.pop(device, None)
+    elif psp is not None:
+        _nmp(dc, host, device).psp = psp
+    return []
+
+
+def nmp_roundrobin_set(dc: Datacenter, host: str, device: str, iops: int) -> list[Event]:
+    """`esxcli storage nmp psp roundrobin deviceconfig set -t iops -I N`."""
+    config = _nmp(dc, host, device)
+    if config.psp != "VMW_PSP_RR":
+        raise InvalidArgument(f"Device {device} does not use VMW_PSP_RR (it uses "
+                              f"{config.psp}): set its PSP first", device=device)
+    config.iops = iops
+    return []
+
+
+def nmp_fixed_set(dc: Datacenter, host: str, device: str, path: str | None) -> list[Event]:
+    """`esxcli storage nmp psp fixed deviceconfig set -p PATH` (None: `--default`)."""
+    config = _nmp(dc, host, device)
+    if config.psp != "VMW_PSP_FIXED":
+        raise InvalidArgument(f"Device {device} does not use VMW_PSP_FIXED (it uses "
+                              f"{config.psp}): set its PSP first", device=device)
+    config.preferred = path
     return []

@@ -6,6 +6,7 @@
     esxcli iscsi software|adapter|networkportal ...
     esxcli vsan network ...
     esxcli storage core adapter rescan | path list | device list
+    esxcli storage nmp device|path list, device set, psp roundrobin|fixed deviceconfig
 
 Every command parses ESXi's options (long and short names), runs one
 operation of `vmknet.ops` all or nothing, and prints ESXi's columns; every
@@ -30,6 +31,7 @@ from .nic import nic
 from .route_dns import dns, route
 from .storage import iscsi, vsan
 from .storage_core import storage
+from .storage_nmp import nmp_group
 from .vswitch import vswitch
 
 __all__ = ["esxcli"]
@@ -75,5 +77,6 @@ for _command in (interface, netstack, route, dns, connection, neighbor):
     ip.add_command(_command)
 for _command in (ip, vswitch, nic):
     network.add_command(_command)
+storage.add_command(nmp_group)
 for _command in (network, iscsi, vsan, storage):
     esxcli.add_command(_command)

@@ -3,8 +3,11 @@
 The files land in a staging directory `.<vm>.incoming/` beside their final place and
 are renamed into `<vm>/` only once every file is verified (nfc.copy_file verifies each
 block): a failed copy leaves nothing but a removed staging directory, and the source is
-only ever opened read-only. An NfcServer runs on the target for the duration (in this
-process, on the target's provisioning adapters) unless the host already runs one.
+only ever opened read-only. An NFC server runs on the target for the duration, on its
+provisioning adapters, unless the host already runs one: in a lab with a controller the
+target host's agent starts it as its child (`process.start` kind `nfc`) and stops it at
+the end; a lab without one (or a caller that wants the server object: `hook`, fault
+drills) runs it in this process, as threads.
 """
 
 from __future__ import annotations
@@ -15,12 +18,16 @@ import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from ..errors import AlreadyExists, DataplaneError, InvalidArgument
+from ..controller.client import ControllerClient
+from ..errors import AlreadyExists, DataplaneError, InvalidArgument, VmknetError
 from ..model import Datacenter, Service
 from ..nfc import CopyReport, Datastores, NfcServer, copy_file
 from ..nfc import registry as nfc_registry
 from ..nfc.files import data_ranges
+from ..processes import alive
 from ..resolve import resolve
+from ..supervise.records import read_json
+from ..vm.manage import START_TIMEOUT, via_controller
 from .layout import Vmx
 from .placement import Placement
 
@@ -32,10 +39,20 @@ def staging_name(vm: str) -> str:
     return f".{vm}.incoming"
 
 
+def _running_server(lab: str, host: str) -> bool:
+    """Whether `host` runs an NFC server process (its record names a live pid)."""
+    pid = read_json(nfc_registry.record_path(lab, host)).get("pid")
+    return isinstance(pid, int) and alive(pid)
+
+
 @contextlib.contextmanager
 def target_server(dc: Datacenter, lab: str, host: str, stores: Datastores,
                   hook: ServerHook | None = None) -> Iterator[None]:
     """An NFC server on `host` for the time of the copy (SPEC 10: TCP 902, provisioning)."""
+    if hook is None and via_controller(dc, lab):
+        with _agent_server(lab, host, stores):
+            yield
+        return
     server = NfcServer(dc, lab, host, stores)
     try:
         server.start()
@@ -51,6 +68,23 @@ def target_server(dc: Datacenter, lab: str, host: str, stores: Datastores,
         yield
     finally:
         server.stop()
+
+
+@contextlib.contextmanager
+def _agent_server(lab: str, host: str, stores: Datastores) -> Iterator[None]:
+    """The target host's agent runs the NFC server as its child for the copy's duration."""
+    if _running_server(lab, host):
+        yield  # the host runs one already (started by its agent or by hand): use it
+        return
+    client = ControllerClient(lab, START_TIMEOUT)
+    client.call("process.start", {"host": host, "kind": "nfc", "name": host,
+                                  "args": {"base": str(Path(stores.base).resolve())}})
+    try:
+        yield
+    finally:
+        # The copy is over, or failed: the server goes (a lost agent took it already).
+        with contextlib.suppress(VmknetError):
+            client.call("process.stop", {"host": host, "kind": "nfc", "name": host})
 
 
 def _data_sizes(folder: Path, files: list[str]) -> dict[str, int]:

@@ -102,8 +102,10 @@ class RollbackGuard:
         # Confirmed changes, undo kept: a rollout that fails on a later host reverts them.
         self._kept: dict[str, list[KernelOp]] = {}
         self.reports: list[RolledBack] = []  # not yet told to the controller
+        self._released: float | None = None  # time.monotonic() of the last release
 
-    def _allowed(self, op: KernelOp) -> bool:
+    def allowed(self, op: KernelOp) -> bool:
+        """Whether `op` stays in this host's namespaces and the far ends of its wires."""
         own = naming.host_ns(self.lab, self.host)
         namespaces = {str(getattr(op, "ns", ""))}
         for attr in ("link", "peer_link", "before", "after", "address", "route", "rule"):
@@ -119,7 +121,7 @@ class RollbackGuard:
         if not isinstance(raw, list) or len(raw) > MAX_UNDO_OPS:
             raise InvalidArgument(f"{what}: a list of at most {MAX_UNDO_OPS} kernel ops")
         ops = [kcodec.decode_op(op) for op in raw]
-        foreign = [describe(op) for op in ops if not self._allowed(op)]
+        foreign = [describe(op) for op in ops if not self.allowed(op)]
         if foreign:
             raise InvalidArgument(f"Kernel op outside host {self.host}: {foreign[0]}",
                                   code="NotAuthorized")
@@ -195,6 +197,7 @@ class RollbackGuard:
         generation = str(params.get("generation", ""))
         with self._lock:
             released = self._kept.pop(generation, None) is not None
+            self._released = time.monotonic()
         self._forget(generation)
         return {"released": released}
 
@@ -328,6 +331,17 @@ class RollbackGuard:
     def _still_kept(self, generation: str) -> bool:
         with self._lock:
             return generation in self._kept
+
+    def holding(self) -> bool:
+        """A change is in flight on this host: armed, or confirmed and waiting for its
+        rollout's outcome. The reconcile loop keeps off the kernel meanwhile (MGMT-3)."""
+        with self._lock:
+            return bool(self._armed or self._kept)
+
+    def released_ago(self) -> float | None:
+        """Seconds since a change was last released (None: never)."""
+        with self._lock:
+            return None if self._released is None else time.monotonic() - self._released
 
     def take_reports(self) -> list[RolledBack]:
         with self._lock:

@@ -13,7 +13,10 @@ stack's namespace; on a real host it is the default stack), and:
   those addresses (SEC-2), never on a wildcard;
 - serves the controller over mutual TLS on port 443 of those addresses,
   accepting only the controller's certificate: tickets for the host's engines
-  go into its ticket book (SEC-4).
+  go into its ticket book (SEC-4);
+- in a lab, reconciles its host with the controller's desired state
+  (`reconcile.py`, MGMT-3): at start, when the heartbeat reply names a new
+  generation, and every 30 s, never while a rollout's change is in flight.
 """
 
 from __future__ import annotations
@@ -36,7 +39,8 @@ from ..mgmt.serve import accept_loop
 from ..trust import pki, tickets
 from ..trust.pki import Credential, TrustError
 from ..trust.tickets import TicketBook
-from . import processes
+from . import faults, processes
+from .reconcile import Reconciler
 from .rollback import RollbackGuard, RolledBack
 
 HEARTBEAT = 1.0  # s, as vSphere HA's network heartbeats
@@ -61,8 +65,12 @@ class Agent:
                  book: TicketBook, port: int = MGMT_PORT, lab: str = "") -> None:
         self.host, self.folder, self.controller = host, folder, controller
         self.book, self.port = book, port
-        self.guard = RollbackGuard(lab, host, self.confirm, self.report, LinuxBackend,
-                                   folder / "armed", self.outcome)
+        self.guard = RollbackGuard(lab, host, self.confirm, self.report,
+                                   faults.backend(LinuxBackend), folder / "armed", self.outcome)
+        # One writer of the host's kernel at a time: a rollout's steps or a reconcile pass.
+        self.kernel = threading.Lock()
+        self.reconciler = Reconciler(lab, host, self.guard, self.kernel, self._desired,
+                                     self._reconciled, LinuxBackend, lambda: list(self.links))
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._listeners: dict[str, socket.socket] = {}
@@ -109,6 +117,8 @@ class Agent:
         self._client_ctx = pki.client_context(cred, self.folder)
         self.follow(first_links)
         self.guard.resume()  # a change armed before a crash is still watched (MGMT-2)
+        if self.guard.lab:  # a host outside a lab has no rendered desired state to follow
+            self.reconciler.start()
 
     def follow(self, links: list[tuple[str, str]]) -> None:
         """Listen and heartbeat on exactly these management addresses."""
@@ -139,8 +149,11 @@ class Agent:
                     pki.peer(tls, pki.CONTROLLER)
                     while not self._stop.is_set() and address in {a for a, _ in self.links}:
                         self._send_reports(tls)
-                        reply = wire.call(tls, "heartbeat", {"pid": os.getpid(),
-                                                             "error": self.error})
+                        reply = wire.call(tls, "heartbeat", {
+                            "pid": os.getpid(), "error": self.error,
+                            "realised": self.reconciler.realised,
+                            "reconcileError": self.reconciler.error})
+                        self.reconciler.heard(reply.get("generation"))
                         links = [(str(a), str(v)) for a, v in reply.get("links", [])]
                         if links != self.links:
                             self._spawn(self.follow, links)
@@ -168,6 +181,16 @@ class Agent:
 
     def report(self, done: RolledBack) -> None:
         self._fresh_call("rolledBack", done.to_dict(), TIMEOUT)
+
+    def _desired(self) -> dict[str, Any]:
+        reply = self._fresh_call("desired", {"lab": self.guard.lab}, TIMEOUT)
+        if not isinstance(reply, dict):
+            raise VmknetError("The controller's desired state is not an object",
+                              code="ProtocolError")
+        return reply
+
+    def _reconciled(self, report: dict[str, Any]) -> None:
+        self._fresh_call("reconciled", report, TIMEOUT)
 
     def _fresh_call(self, method: str, params: dict[str, Any], within: float) -> Any:
         last: Exception | None = None
@@ -197,13 +220,20 @@ class Agent:
     def handlers(self) -> dict[str, wire.Handler]:
         return {"ping": lambda p: {"host": self.host, "pid": os.getpid()},
                 "ticket.put": self._ticket_put,
-                "rollback.arm": self.guard.arm,
-                "realise": self.guard.realise,
-                "rollback.revert": self.guard.revert,
+                "rollback.arm": self._locked(self.guard.arm),
+                "realise": self._locked(self.guard.realise),
+                "rollback.revert": self._locked(self.guard.revert),
                 "rollback.confirm": self.guard.confirmed,
                 "rollback.release": self.guard.release,
                 "ticket.drop": self._ticket_drop,
                 **processes.handlers(self)}
+
+    def _locked(self, handler: wire.Handler) -> wire.Handler:
+        """`handler`, run while no reconcile pass writes to the kernel."""
+        def run(params: dict[str, Any]) -> Any:
+            with self.kernel:
+                return handler(params)
+        return run
 
     def _ticket_put(self, params: dict[str, Any]) -> dict[str, Any]:
         ticket = tickets.Ticket.from_json(str(params.get("ticket", "")))
@@ -224,6 +254,7 @@ class Agent:
 
     def stop(self) -> None:
         self._stop.set()
+        self.reconciler.stop()
         self.guard.stop()
         with self._lock:
             for sock in self._listeners.values():

@@ -53,6 +53,8 @@ class HostStatus(BaseModel):
     agentPid: int | None
     error: str | None
     lastChange: LastChange | None = None  # how the last change rolled out to it ended
+    desiredGeneration: int | None = None  # the committed inventory its agent should realise
+    realisedGeneration: int | None = None  # the one its agent last converged to (MGMT-3)
 
 
 class VmOut(BaseModel):

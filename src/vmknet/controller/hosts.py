@@ -4,7 +4,9 @@ Conditions in the manner of kubernetes-nmstate's enactments:
 Available (every management link heartbeats), Degraded (some links are
 silent, the host is still reached), Failing (no heartbeat for
 `LOST_AFTER` seconds, or the agent reported an error), Progressing (joined,
-no heartbeat yet, or a change is being rolled out to it). How the host's last
+no heartbeat yet, or a change is being rolled out to it). A failed reconcile
+of its agent (MGMT-3) makes it Failing too; desired and realised generation
+say whether the agent has converged to the committed inventory. How the host's last
 change ended (confirmed, failed, reverted, and why) is reported beside the
 condition: a reverted change leaves a healthy host.
 
@@ -46,6 +48,11 @@ class HostRecord:
     agent_pid: int | None = None
     error: str | None = None
     change: dict[str, Any] | None = None  # the last change rolled out to it: generation, state
+    # Its agent's reconcile (MGMT-3): the generation the controller last told it to realise,
+    # the one it last converged to, and why its last reconcile failed (None: it did not).
+    desired: int | None = None
+    realised: int | None = None
+    reconcile_error: str | None = None
 
     def condition(self, expected: list[tuple[str, str]], now: float,
                   leased: bool = False) -> str:
@@ -54,7 +61,7 @@ class HostRecord:
         state = (self.change or {}).get("state")
         if state == CHANGING:
             return PROGRESSING
-        if self.error:
+        if self.error or self.reconcile_error:
             return FAILING
         live = [a for a, _ in expected if now - self.links.get(a, Link(a, "")).last < LOST_AFTER]
         if not self.links:
@@ -88,6 +95,12 @@ class HostTable:
         if self.liveness is not None:
             self.liveness.seen(host)
 
+    def reconcile(self, host: str, desired: int, realised: int | None,
+                  error: str | None) -> None:
+        with self._lock:
+            rec = self._hosts.setdefault(host, HostRecord(host))
+            rec.desired, rec.realised, rec.reconcile_error = desired, realised, error
+
     def changed(self, host: str, generation: str, state: str, error: str | None = None) -> None:
         with self._lock:
             rec = self._hosts.setdefault(host, HostRecord(host))
@@ -114,7 +127,9 @@ class HostTable:
                                else None}
                               for addr, vmk in expected[host]],
                     "agentPid": rec.agent_pid,
-                    "error": rec.error,
+                    "error": rec.error or rec.reconcile_error,
                     "lastChange": dict(rec.change) if rec.change else None,
+                    "desiredGeneration": rec.desired,
+                    "realisedGeneration": rec.realised,
                 })
         return rows

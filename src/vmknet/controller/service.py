@@ -34,7 +34,7 @@ from ..model import Datacenter, Service
 from ..reach import static_v4
 from ..trust import pki, tickets
 from ..trust.pki import TrustError
-from . import processes
+from . import desired, processes
 from .agents import WORK_TIMEOUT as AGENT_WORK_TIMEOUT
 from .agents import AgentLinks
 from .changes import ABANDONED, APPLIED, RELEASED, REPORT_GRACE, Changes
@@ -122,6 +122,8 @@ class Controller:
             "confirm": lambda p: self.changes.confirm(str(p.get("generation", "")), who.name),
             "rolledBack": lambda p: self._rolled_back(who.name, p),
             "outcome": lambda p: self.changes.outcome(str(p.get("generation", ""))),
+            "desired": lambda p: desired.desired(self, who.name, p),  # MGMT-3: reconcile
+            "reconciled": lambda p: desired.reconciled(self, who.name, p),
         }
         while not self._stop.is_set() and wire.answer(tls, handlers, limit=64 * 1024):
             pass
@@ -152,7 +154,7 @@ class Controller:
         error = params.get("error")
         self.hosts.heartbeat(host, peer, vmk, pid if isinstance(pid, int) else None,
                              str(error)[:500] if error else None)
-        return {"links": [list(x) for x in links]}
+        return {"links": [list(x) for x in links], **desired.beat(self, host, params)}
 
     # -- the local door --------------------------------------------------------------------
 

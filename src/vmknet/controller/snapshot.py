@@ -27,12 +27,16 @@ class InventorySnapshot:
         self._checked = 0.0
 
     def __call__(self, fresh: bool = False) -> Datacenter:
+        return self.versioned(fresh)[1]
+
+    def versioned(self, fresh: bool = False) -> tuple[int, Datacenter]:
+        """The datacenter and the store version it was read at (an agent's generation)."""
         now = time.monotonic()
         with self._lock:
             if not fresh and now - self._checked < self.ttl:
-                return self._dc
+                return self._version, self._dc
             self._checked = now
             version = self.store.version()
             if version != self._version:
                 self._version, self._dc = self.store.read()
-            return self._dc
+            return self._version, self._dc

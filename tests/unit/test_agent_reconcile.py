@@ -1,0 +1,214 @@
+"""The agent's reconcile loop (MGMT-3) on the in-memory backend, and its pure parts: a host's
+part of a rendered lab, the state on the wire, "never fight a rollout", the management path."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from vmknet.agent.reconcile import Reconciler, cuts, management_path, should_run
+from vmknet.controller import desired as ctl_desired
+from vmknet.controller.desired import decode_state, encode_state, from_ops, host_part, state_ops
+from vmknet.controller.hosts import FAILING, HostTable
+from vmknet.dataplane import kcodec, naming
+from vmknet.dataplane.kops import DeleteLink, KernelOp, ModifyLink
+from vmknet.dataplane.kstate import KernelState
+from vmknet.dataplane.memory import MemoryBackend
+from vmknet.dataplane.ownership import partition
+from vmknet.dataplane.plan import canonical, plan
+from vmknet.dataplane.render import render
+from vmknet.errors import InvalidArgument
+from vmknet.events import Event
+from vmknet.model import Datacenter
+from vmknet.state import load_file
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "lab.yaml"
+LAB = "t"
+DC = load_file(EXAMPLE)
+HOSTS = sorted(DC.hosts)
+WHOLE = render(DC, LAB)
+
+
+def test_the_host_parts_are_disjoint_and_with_the_fabric_make_the_lab() -> None:
+    parts = {h: host_part(WHOLE, LAB, h, HOSTS) for h in HOSTS}
+    ops = plan(KernelState(), WHOLE)
+    owners = partition(ops, LAB, HOSTS, [WHOLE])
+    for host, part in parts.items():
+        assert part.namespaces and part.links
+        # Building a host's part from nothing is exactly the ops the rollout gives that host.
+        assert sorted(map(repr, plan(KernelState(), part))) == sorted(
+            repr(ops[i]) for i in owners[host])
+    seen: set[tuple[str, str]] = set()
+    for part in parts.values():
+        assert not seen & set(part.links)
+        seen |= set(part.links)
+    fabric = {k for k in WHOLE.links if k not in seen}
+    assert all(naming.parse_ns(ns, LAB, HOSTS).kind not in ("host", "stack")  # type: ignore[union-attr]
+               for ns, _ in fabric)
+
+
+def test_a_host_part_travels_as_json_and_comes_back_equal() -> None:
+    for host in HOSTS:
+        part = host_part(WHOLE, LAB, host, HOSTS)
+        wire = json.loads(json.dumps(encode_state(part)))
+        assert canonical(decode_state(wire, 100_000)) == canonical(part)
+        assert from_ops(state_ops(part)) == part
+
+
+def test_a_desired_state_refuses_ops_that_change_things() -> None:
+    part = host_part(WHOLE, LAB, HOSTS[0], HOSTS)
+    link = next(iter(part.links.values()))
+    for bad in ([{"type": "DeleteNamespace", "ns": "x"}], [{"x": 1}], "nope",
+                [kcodec.encode(DeleteLink(link))]):
+        try:
+            decode_state(bad, 100)
+        except InvalidArgument as err:
+            assert err.code == "ProtocolError"
+        else:
+            raise AssertionError(f"{bad!r} decoded")
+    try:
+        decode_state([{"type": "CreateNamespace", "ns": "x"}] * 3, 2)
+    except InvalidArgument:
+        pass
+    else:
+        raise AssertionError("a state above the limit decoded")
+
+
+@given(holding=st.booleans(), told=st.none() | st.integers(0, 3),
+       realised=st.none() | st.integers(0, 3), due=st.booleans(), settling=st.booleans())
+def test_never_fight_a_rollout(holding: bool, told: int | None, realised: int | None, due: bool,
+                               settling: bool) -> None:
+    run = should_run(holding=holding, told=told, realised=realised, due=due, settling=settling)
+    if holding:
+        assert not run  # a change in flight on the host: its rollout decides
+    elif told is None or told != realised:
+        assert run  # a new committed generation (or none heard yet): converge to it
+    else:
+        assert run == (due and not settling)  # the timer, but not before the store commits
+
+
+# -- the loop on the in-memory backend ---------------------------------------------------------
+
+
+class Guard:
+    def __init__(self, host: str) -> None:
+        self.host, self.held, self.released = host, False, None
+
+    def holding(self) -> bool:
+        return self.held
+
+    def released_ago(self) -> float | None:
+        return self.released
+
+    def allowed(self, op: KernelOp) -> bool:
+        return True  # the real guard's check has its own tests (test_agent_rollback.py)
+
+
+class Ctl:
+    """The controller's side of `desired`, over an inventory that can change."""
+
+    def __init__(self, dc: Datacenter) -> None:
+        self.dc = dc
+        self.hosts = HostTable()
+        self.events: list[Event] = []
+        self.record: Callable[[list[Event]], None] = self.events.extend
+        self.inventory: Callable[[], Datacenter] = lambda: self.dc
+
+
+def _reconciler(host: str, ctl: Ctl, backend: MemoryBackend, guard: Guard,
+                reports: list[dict[str, Any]]) -> Reconciler:
+    links = {"esx01": [("198.18.0.11", "vmk0")], "esx02": [("198.18.0.12", "vmk0")]}[host]
+    return Reconciler(LAB, host, guard, threading.Lock(),
+                      lambda: ctl_desired.desired(ctl, host, {"lab": LAB}), reports.append,
+                      lambda: backend, lambda: links)
+
+
+def _vmk1(state: KernelState, host: str) -> Any:
+    return state.links[(naming.stack_ns(LAB, host, "vmotion"), "vmk1")]
+
+
+def test_drift_is_repaired_and_only_on_its_own_host() -> None:
+    backend = MemoryBackend(WHOLE)
+    for host in ("esx01", "esx02"):
+        link = _vmk1(backend.state, host)
+        backend.state.links[link.key] = replace(link, mtu=1400)
+    ctl, reports = Ctl(DC), []  # type: ignore[var-annotated]
+    rec = _reconciler("esx01", ctl, backend, Guard("esx01"), reports)
+    assert rec.run_once() and rec.error is None
+    assert _vmk1(backend.state, "esx01").mtu == 9000
+    assert _vmk1(backend.state, "esx02").mtu == 1400  # not its host: left alone
+    assert rec.realised is not None and reports[0]["ops"] == 1
+    assert "vmk1" in reports[0]["repaired"][0]
+    assert "HostReconciledEvent" in ctl_desired.reconciled_event("esx01", reports[0]).message
+    assert rec.run_once() and len(reports) == 1  # converged: the next pass changes nothing
+
+
+def test_a_deleted_namespace_comes_back() -> None:
+    backend = MemoryBackend(WHOLE)
+    ns = naming.stack_ns(LAB, "esx02", "vSphereProvisioning")
+    backend.state = canonical(KernelState(
+        namespaces=backend.state.namespaces - {ns},
+        links={k: v for k, v in backend.state.links.items() if k[0] != ns and (
+            v.peer is None or v.peer[0] != ns)},
+        addresses={a for a in backend.state.addresses if a.ns != ns},
+        routes={r for r in backend.state.routes if r.ns != ns},
+        rules={r for r in backend.state.rules if r.ns != ns},
+        sysctls={k: v for k, v in backend.state.sysctls.items() if k[0] != ns},
+        qdiscs=dict(backend.state.qdiscs), resolvers={
+            k: v for k, v in backend.state.resolvers.items() if k != ns},
+        filters=dict(backend.state.filters)))
+    rec = _reconciler("esx02", Ctl(DC), backend, Guard("esx02"), [])
+    assert rec.run_once(), rec.error
+    assert not plan(backend.state, WHOLE)
+
+
+def test_no_pass_touches_the_kernel_while_a_change_is_held() -> None:
+    backend = MemoryBackend(WHOLE)
+    link = _vmk1(backend.state, "esx01")
+    backend.state.links[link.key] = replace(link, mtu=1400)
+    guard = Guard("esx01")
+    guard.held = True
+    rec = _reconciler("esx01", Ctl(DC), backend, guard, [])
+    assert rec.run_once() and not backend.executed and rec.realised is None
+
+
+def test_a_pass_that_would_cut_the_management_adapter_is_refused() -> None:
+    dc = DC.model_copy(deep=True)
+    host = dc.hosts["esx01"]
+    pg = host.vmknics["vmk0"].portgroup
+    assert pg is not None
+    switch = next(s for s in host.vswitches.values() if pg in s.portgroups)
+    switch.portgroups[pg].vlan = 99  # the committed inventory moves the management VLAN
+    backend = MemoryBackend(WHOLE)
+    ctl = Ctl(dc)
+    rec = _reconciler("esx01", ctl, backend, Guard("esx01"), [])
+    assert not rec.run_once()
+    assert rec.error is not None and "management adapter" in rec.error, rec.error
+    assert not backend.executed
+    ctl.hosts.heartbeat("esx01", "198.18.0.11", "vmk0", 1, None)
+    ctl_desired.beat(ctl, "esx01", {"realised": rec.realised, "reconcileError": rec.error})
+    row = ctl.hosts.report({"esx01": [("198.18.0.11", "vmk0")]})[0]
+    assert row["condition"] == FAILING and "management adapter" in row["error"]
+    assert row["desiredGeneration"] is not None and row["realisedGeneration"] is None
+
+
+def test_the_management_path_and_what_cuts_it() -> None:
+    part = host_part(WHOLE, LAB, "esx01", HOSTS)
+    path = management_path(part, ["198.18.0.11"])
+    stack = naming.stack_ns(LAB, "esx01", "defaultTcpipStack")
+    assert (stack, "vmk0") in path
+    assert any(ns == naming.pnet_ns(LAB) for ns, _ in path)  # the wires' far ends
+    assert (naming.stack_ns(LAB, "esx01", "vmotion"), "vmk1") not in path
+    vmk0 = part.links[(stack, "vmk0")]
+    assert cuts(DeleteLink(vmk0), path, ["198.18.0.11"])
+    assert cuts(ModifyLink(vmk0, replace(vmk0, up=False)), path, ["198.18.0.11"])
+    assert not cuts(ModifyLink(vmk0, replace(vmk0, mtu=1400)), path, ["198.18.0.11"])
+    vmk1 = _vmk1(part, "esx01")
+    assert not cuts(DeleteLink(vmk1), path, ["198.18.0.11"])

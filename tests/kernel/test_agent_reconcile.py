@@ -1,0 +1,174 @@
+"""Agents reconcile (MGMT-3) in the kernel: drift, kill -9 of an agent half way through a
+rollout's part, kill -9 of the controller with a VM running.
+
+One small lab (two hosts, a controller, an agent each) for the module; each test leaves it
+converged, so the next starts from the committed state. Waits are bounded: an agent's timer
+pass comes within `reconcile.INTERVAL`, a new generation within a heartbeat or two.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kernelkit import wait_until
+from labkit import write_small_lab
+
+from vmknet.agent import faults
+from vmknet.agent.reconcile import INTERVAL
+from vmknet.controller import lab as mgmt
+from vmknet.controller.client import ControllerClient
+from vmknet.controller.desired import host_part
+from vmknet.dataplane import naming
+from vmknet.dataplane.kstate import KernelState
+from vmknet.dataplane.linux import LinuxBackend
+from vmknet.dataplane.plan import canonical
+from vmknet.errors import VmknetError
+from vmknet.inventory import Inventory
+from vmknet.lab import lifecycle
+from vmknet.lab.realise import KernelRealiser
+from vmknet.mgmt import paths
+from vmknet.model import Datacenter
+from vmknet.processes import alive, lab_pids
+from vmknet.vm import manage
+
+HOSTS = ["h1", "h2"]
+MiB = 1 << 20
+SETTLED = 15.0  # s: a new generation reaches every agent and its pass runs
+
+
+@dataclass
+class Built:
+    name: str
+    store: Path
+    inv: Inventory
+
+    def ns(self, host: str, stack: str = "defaultTcpipStack") -> str:
+        return naming.stack_ns(self.name, host, stack)
+
+    def agent(self, host: str) -> int:
+        (pid,) = [p for p in lab_pids(paths.AGENT_MARKER, self.name)
+                  if f"--host={host}".encode() in Path(f"/proc/{p}/cmdline").read_bytes()
+                  .split(b"\0")]
+        return pid
+
+    def status(self) -> dict[str, dict[str, Any]]:
+        return {r["host"]: r for r in ControllerClient(self.name).host_status()}
+
+    def part(self, host: str) -> KernelState:
+        state = LinuxBackend().read(naming.prefix(self.name))
+        return canonical(host_part(state, self.name, host, HOSTS))
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Built]:
+    folder = tmp_path_factory.mktemp("reconcile")
+    inv = Inventory.open(folder / "inventory.db")
+    name = f"t{os.getpid()}-h13"  # under the kernel suite's leak check
+    try:
+        assert lifecycle.up(inv, write_small_lab(folder), name).management is not None
+        yield Built(name, folder / "inventory.db", inv)
+    finally:
+        lifecycle.down(inv, name)
+    assert not lab_pids(paths.AGENT_MARKER, name) + lab_pids(paths.CONTROLLER_MARKER, name)
+
+
+def _converged(b: Built) -> bool:
+    """Every host Available, its agent at the committed generation, the kernel in sync."""
+    rows = b.status()
+    return all(r["condition"] == "Available" and r["desiredGeneration"] is not None
+               and r["desiredGeneration"] == r["realisedGeneration"] for r in rows.values()) \
+        and not lifecycle.status(b.inv).drift
+
+
+def _mtu(b: Built, host: str, vmk: str = "vmk1") -> int | None:
+    out = subprocess.run(["ip", "-n", b.ns(host), "-o", "link", "show", vmk],
+                         capture_output=True, text=True, check=False).stdout
+    return int(out.split(" mtu ")[1].split()[0]) if " mtu " in out else None
+
+
+def _with_vmk1_mtu(b: Built, mtu: int) -> Datacenter:
+    dc = b.inv.read().model_copy(deep=True)
+    for host in HOSTS:
+        dc.hosts[host].vmknics["vmk1"].mtu = mtu
+    return dc
+
+
+def _reconciled_events(b: Built) -> list[tuple[str, str]]:
+    return [(e.path, e.message) for e in b.inv.events(50)
+            if "HostReconciledEvent" in e.message]
+
+
+def test_drift_made_with_ip_is_repaired_by_the_hosts_agent_alone(built: Built) -> None:
+    assert wait_until(lambda: _converged(built), 20) is not None
+    other = built.part("h2")
+    before = len(_reconciled_events(built))
+    subprocess.run(["ip", "-n", built.ns("h1"), "link", "del", "vmk1"], check=True)
+    assert _mtu(built, "h1") is None
+    # Nothing told the agent: its timer pass finds the drift.
+    assert wait_until(lambda: _mtu(built, "h1") == 1500, INTERVAL + 10) is not None
+    assert wait_until(lambda: not lifecycle.status(built.inv).drift, 10) is not None
+    assert built.part("h2") == other  # the other host: not one op
+    events = _reconciled_events(built)[before:]
+    assert [path for path, _ in events] == ["hosts/h1"], events
+    assert "vmk1" in events[0][1]
+
+
+def test_agent_killed_during_a_rollouts_realise_converges_when_restarted(built: Built) -> None:
+    """A kill point: h1's agent dies (SIGKILL) right after the first kernel op of its part
+    of a rollout. The rollout fails and the store does not move; the agent, started again as
+    `lab status --repair` does, puts h1 back to the committed state by itself."""
+    assert wait_until(lambda: _converged(built), 20) is not None
+    realiser = built.inv.realiser
+    assert isinstance(realiser, KernelRealiser)
+    os.kill(built.agent("h1"), signal.SIGKILL)
+    os.environ[faults.ENV] = "realise:1"
+    try:
+        assert mgmt.start(built.name, built.inv.read(), str(built.store)).started == ["h1"]
+    finally:
+        del os.environ[faults.ENV]
+    faulty = built.agent("h1")
+    assert wait_until(lambda: built.status()["h1"]["connected"], 10) is not None
+    before = built.inv.store.read()
+    realiser.max_unavailable = "1"  # h1 first, alone
+    try:
+        with pytest.raises(VmknetError):
+            built.inv.apply(_with_vmk1_mtu(built, 1400))
+    finally:
+        realiser.max_unavailable = "50%"
+    assert wait_until(lambda: not alive(faulty), 5) is not None, "the kill point did not fire"
+    assert built.inv.store.read() == before
+    drift = lifecycle.status(built.inv)
+    assert drift.drift and drift.stopped == ["agent of h1"]  # half a part ran on h1
+    assert mgmt.start(built.name, built.inv.read(), str(built.store)).started == ["h1"]
+    assert wait_until(lambda: _converged(built), SETTLED) is not None
+    assert [_mtu(built, h) for h in HOSTS] == [1500, 1500]
+    row = built.status()["h1"]
+    assert row["condition"] == "Available" and row["error"] is None
+
+
+def test_controller_killed_with_a_vm_running_leaves_the_vm_and_agents_resynchronise(
+        built: Built) -> None:
+    assert wait_until(lambda: _converged(built), 20) is not None
+    agents = {h: built.agent(h) for h in HOSTS}
+    vm = manage.create(built.inv.read(), built.name, "rec01", "h1", 8 * MiB, 1 * MiB)
+    try:
+        (ctl,) = lab_pids(paths.CONTROLLER_MARKER, built.name)
+        os.kill(ctl, signal.SIGKILL)
+        assert wait_until(lambda: not alive(ctl), 5) is not None
+        assert alive(vm.pid)
+        result = lifecycle.status(built.inv)
+        assert result.stopped == ["controller"]
+        lifecycle.repair(built.inv, result)  # what `lab status --repair` runs
+        assert wait_until(lambda: _converged(built), SETTLED) is not None
+        assert {h: built.agent(h) for h in HOSTS} == agents  # no agent restarted
+        assert manage.get(built.name, "rec01").pid == vm.pid and alive(vm.pid)
+        assert manage.status(built.name, "rec01")["running"]
+    finally:
+        manage.destroy(built.name, "rec01")

@@ -26,6 +26,7 @@ REST status, so every interface reports an error the same way.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 
@@ -129,6 +130,27 @@ HTTP_STATUS: dict[str, int] = {
     "HostNotConnected": 503,
 }
 """REST status per code; rule violations (any other code) are 422."""
+
+
+_BY_CODE: dict[str, type[VmknetError]] = {
+    cls.default_code: cls for cls in (NotFound, AlreadyExists, InvalidArgument, ResourceInUse,
+                                      NoPath, ConcurrentModification, DataplaneError)}
+_RULE_ID = re.compile(r"[A-Z]+-[0-9]+")
+
+
+def from_dict(body: dict[str, Any]) -> VmknetError:
+    """The error a `to_dict()` body describes, as its own class again (a reply from the
+    controller must be reported exactly as the same refusal made here would be)."""
+    code, message = str(body.get("code") or "VmknetError"), str(body.get("message") or "")
+    details = body.get("details")
+    details = {str(k): v for k, v in details.items() if k != "code"} \
+        if isinstance(details, dict) else {}
+    if _RULE_ID.fullmatch(code):
+        details.pop("rule", None)
+        return RuleViolation(code, message, **details)
+    kind = _BY_CODE.get(code)
+    return kind(message, **details) if kind is not None else VmknetError(message, code=code,
+                                                                          **details)
 
 
 def exit_code(err: VmknetError) -> int:

@@ -24,9 +24,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from .controller.rollout import parse_max_unavailable
+from .controller.writes import InventoryWrites
 from .errors import ConcurrentModification, RuleViolation, VmknetError
 from .events import Event
 from .lab import LAB_KEY, Lab
+from .mgmt import paths
 from .model import Datacenter, Service
 from .ops import Operation, execute
 from .resolve import Flow, resolve
@@ -55,17 +58,45 @@ class Realiser(Protocol):
     def realise(self, lab: Lab, dc: Datacenter) -> object: ...
 
 
+@dataclass(frozen=True, slots=True)
+class RolloutReport:
+    """How the last apply went out through the hosts' agents (MGMT-3): hosts per batch."""
+
+    batches: list[list[str]]
+    host_seconds: dict[str, float]
+
+
 class Inventory:
-    def __init__(self, store: StoreBackend, realiser: Realiser | None = None) -> None:
+    def __init__(self, store: StoreBackend, realiser: Realiser | None = None, *,
+                 via_controller: bool = False) -> None:
         self.store = store
         # Made on first use: an unbound store never touches the kernel (nor needs root).
         self._realiser = realiser
+        # True for a client (the CLI): a lab whose controller runs is changed by the
+        # controller, never by this process. The controller's own facade is False.
+        self.via_controller = via_controller
+        self.rollout: RolloutReport | None = None  # of the last apply, when agents ran it
 
     @classmethod
-    def open(cls, path: str | Path | None = None,
-             realiser: Realiser | None = None) -> Inventory:
+    def open(cls, path: str | Path | None = None, realiser: Realiser | None = None, *,
+             via_controller: bool = False) -> Inventory:
         # A path is a SQLite file, `etcd://host:port[/prefix]` an etcd store (docs/store.md).
-        return cls(open_store(path), realiser)
+        return cls(open_store(path), realiser, via_controller=via_controller)
+
+    def controller(self) -> InventoryWrites | None:
+        """The controller that changes this store's lab, when this is a client and it runs.
+
+        Its `api.sock` is the sign: the controller makes it when it starts and removes it
+        when it stops; one left by a killed controller makes the call fail with
+        ControllerNotRunning (`lab status --repair` restarts it) rather than change the
+        lab behind the controller's back.
+        """
+        if not self.via_controller:
+            return None
+        name = self.store.meta(LAB_KEY)
+        if not isinstance(name, str) or not paths.api_socket(name).exists():
+            return None
+        return InventoryWrites(name)
 
     @property
     def realiser(self) -> Realiser:
@@ -82,6 +113,9 @@ class Inventory:
 
     def run(self, operation: Operation) -> list[Event]:
         """Execute one operation; on any error the store (and the lab's kernel) is untouched."""
+        door = self.controller()
+        if door is not None:
+            return door.run(operation)
         out: list[Event] = []
 
         def change(txn: Transaction) -> tuple[Datacenter, list[Event]]:
@@ -104,13 +138,25 @@ class Inventory:
             raise errors[0]
         return Plan(version, diff(current, desired), desired)
 
-    def apply(self, desired: Datacenter | Plan) -> Plan:
+    def apply(self, desired: Datacenter | Plan, max_unavailable: str | None = None) -> Plan:
         """Make the store hold `desired`, or nothing at all.
 
         Given a `Plan`, refuse with ConcurrentModification if the store moved
         since the plan was made (someone else applied in between).
+        `max_unavailable` ("N" or "P%"): hosts changed at once by their agents (MGMT-3).
         """
         plan = desired if isinstance(desired, Plan) else self.plan(desired)
+        self.rollout = None
+        door = self.controller()
+        if door is not None:
+            done = door.apply(dumps(plan.desired), plan.version, max_unavailable)
+            if done.batches:
+                self.rollout = RolloutReport(done.batches, done.host_seconds)
+            return plan
+        if max_unavailable is not None:
+            spec = parse_max_unavailable(max_unavailable)
+            if self.store.meta(LAB_KEY) is not None and hasattr(self.realiser, "max_unavailable"):
+                self.realiser.max_unavailable = spec
 
         def change(txn: Transaction) -> tuple[Datacenter, list[Event]]:
             if txn.version != plan.version:
@@ -123,6 +169,9 @@ class Inventory:
         # Even without store changes a bound lab is re-applied: that repairs kernel drift.
         if plan.changes or self.store.meta(LAB_KEY) is not None:
             self._commit(change)
+            done_by_agents = getattr(getattr(self._realiser, "last", None), "rollout", None)
+            if done_by_agents is not None:
+                self.rollout = RolloutReport(done_by_agents.batches, done_by_agents.host_seconds)
         return plan
 
     def realise(self) -> None:

@@ -6,7 +6,6 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import click
 import yaml
@@ -19,9 +18,6 @@ from ..state import load_file
 from ..state.diff import Change, format_plan
 from .context import AppContext, pass_app, reported
 from .output import emit_json, say, severity_style, table, warn
-
-if TYPE_CHECKING:
-    from ..lab.realise import KernelRealiser
 
 STATE_FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
 SEVERITIES = ("info", "warning", "error")
@@ -90,37 +86,29 @@ def plan(app: AppContext, file: Path) -> None:
               help="In a lab, hosts changed at once by their agents (MGMT-3).")
 @pass_app
 def apply(app: AppContext, file: Path, yes: bool, max_unavailable: str) -> None:
-    """Make the store hold FILE, all or nothing."""
+    """Make the store hold FILE, all or nothing.
+
+    In a lab whose controller runs, the controller makes the change: it rolls
+    it out to the hosts' agents, `--max-unavailable` at a time.
+    """
     with reported():
         from ..controller.rollout import parse_max_unavailable
 
-        spec = parse_max_unavailable(max_unavailable)
+        parse_max_unavailable(max_unavailable)  # refuse a bad value before asking anything
         the_plan = app.inventory.plan(load_desired(file))
         print_plan(the_plan.changes)
         if not the_plan.changes:
             return
         if not yes:
             click.confirm("Apply these changes?", abort=True)
-        realiser = _bound_realiser(app)
-        if realiser is not None:
-            realiser.max_unavailable = spec
-        app.inventory.apply(the_plan)
+        app.inventory.apply(the_plan, max_unavailable)
     n = len(the_plan.changes)
     say(f"Applied {n} change{'s' if n != 1 else ''}.", style="green")
-    rollout = realiser.last.rollout if realiser is not None and realiser.last else None
+    rollout = app.inventory.rollout
     if rollout is not None:
         say(f"Rolled out by the hosts' agents, {max_unavailable} at a time: "
             + " | ".join(", ".join(f"{h} {(rollout.host_seconds.get(h) or 0) * 1000:.1f} ms"
                                    for h in b) for b in rollout.batches))
-
-
-def _bound_realiser(app: AppContext) -> KernelRealiser | None:
-    """The kernel realiser of a lab-bound store (None: nothing reaches the kernel)."""
-    from ..lab import bound_lab
-    from ..lab.realise import KernelRealiser
-
-    realiser = app.inventory.realiser if bound_lab(app.inventory) else None
-    return realiser if isinstance(realiser, KernelRealiser) else None
 
 
 @click.command()

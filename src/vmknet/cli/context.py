@@ -25,7 +25,8 @@ class AppContext:
     @property
     def inventory(self) -> Inventory:
         if self._inventory is None:
-            self._inventory = Inventory.open(self.store_path)
+            # A client: a lab whose controller runs is changed by the controller.
+            self._inventory = Inventory.open(self.store_path, via_controller=True)
         return self._inventory
 
 

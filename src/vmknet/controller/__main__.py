@@ -33,6 +33,7 @@ from ..store.etcd_client import parse, pin_namespace
 from ..store.paths import is_etcd
 from .election import DEFAULT_TTL, Leadership, candidate_name
 from .leases import HostLeases
+from . import inventory_door
 from .service import Controller
 from .snapshot import InventorySnapshot
 
@@ -70,6 +71,8 @@ def main(argv: list[str] | None = None) -> int:
             txn.record(events)
 
     controller = Controller(folder, args.lab, InventorySnapshot(store), record=record)
+    # The CLI's changes are made here, by the controller's own facade (controller/writes.py).
+    controller.local_extra.update(inventory_door.handlers(lambda: Inventory.open(args.store)))
     if leadership is not None:
         controller.hosts.liveness = _host_leases(args, done)
     sock_path = paths.api_socket(args.lab)

@@ -93,6 +93,8 @@ class Controller:
         self.hosts = HostTable()
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
+        # Methods of the local door served by layers above this one (the inventory's writes).
+        self.local_extra: dict[str, wire.Handler] = {}
 
     # -- the management door -----------------------------------------------------------
 
@@ -182,6 +184,7 @@ class Controller:
             "rollout.revert": self._revert,
             "rollout.release": self._release,
             **processes.handlers(self),
+            **self.local_extra,
         }
         while not self._stop.is_set() and wire.answer(conn, handlers):
             pass

@@ -16,7 +16,7 @@ import struct
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from ..errors import VmknetError
+from ..errors import VmknetError, from_dict
 
 LENGTH = struct.Struct("!I")
 MAX_FRAME = 4 * 1024 * 1024  # a host's whole desired state fits many times over
@@ -73,8 +73,7 @@ def call(sock: socket.socket, method: str, params: Mapping[str, Any] | None = No
         raise WireError(f"Reply to request {reply.get('id')!r}, expected {request_id}")
     error = reply.get("error")
     if isinstance(error, dict):
-        raise VmknetError(str(error.get("message", "")), code=str(error.get("code", "Error")),
-                          **(error.get("details") or {}))
+        raise from_dict(error)
     return reply.get("result")
 
 

@@ -31,8 +31,15 @@ def lab() -> None:
                 type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--name", default=DEFAULT_NAME, show_default=True,
               help="Lab name: its namespaces are vmkl-NAME.*")
+@click.option("--controllers", type=click.IntRange(1, 5), default=None,
+              help="Controllers to run, one elected, the others standbys (etcd store only) "
+                   "[default: 1, or what the lab had].")
+@click.option("--lease-ttl", type=click.IntRange(1, 600), default=None,
+              help="Seconds, etcd store only: a standby takes over within this after the "
+                   "leader dies; an agent's lease too [default: 5].")
 @pass_app
-def up(app: AppContext, file: Path | None, name: str) -> None:
+def up(app: AppContext, file: Path | None, name: str, controllers: int | None,
+       lease_ttl: int | None) -> None:
     """Bind the store to a lab and build FILE in the kernel [default: examples/lab.yaml].
 
     Refuses when a lab of that name exists for another store; re-applies when
@@ -43,7 +50,8 @@ def up(app: AppContext, file: Path | None, name: str) -> None:
 
     with reported():
         path = file if file is not None else lifecycle.default_lab_file()
-        report = lifecycle.up(app.inventory, path, name)
+        report = lifecycle.up(app.inventory, path, name, controllers=controllers,
+                              lease_ttl=lease_ttl)
     _print_up(report, path)
 
 
@@ -96,6 +104,7 @@ def status(app: AppContext, repair: bool) -> None:
 
     with reported():
         state = lifecycle.status(app.inventory)
+        _print_controllers(state.lab.name, str(lifecycle.store_of(app.inventory)))
         if repair and not state.in_sync:
             _print_drift(state)
             lifecycle.repair(app.inventory, state)
@@ -106,6 +115,21 @@ def status(app: AppContext, repair: bool) -> None:
     _print_status(state)
     if not state.in_sync:
         sys.exit(1)
+
+
+def _print_controllers(lab_name: str, store: str) -> None:
+    """Which controller leads, on an etcd store (one controller, SQLite: nothing to say)."""
+    from ..controller import lab as mgmt
+    from ..store.paths import is_etcd
+
+    if not is_etcd(store):
+        return
+    seen = mgmt.controllers(lab_name, store)
+    others = [str(p) for p in seen.pids if p != seen.leader_pid]
+    say(f"Controllers: {len(seen.pids)} of {seen.wanted} running; leader "
+        f"{seen.leader or 'none (an election is under way)'}"
+        + (f", serving as pid {seen.leader_pid}" if seen.leader_pid else "")
+        + (f"; standby pid {', '.join(others)}" if others else ""))
 
 
 def _print_status(state: lifecycle.Status) -> None:

@@ -7,23 +7,36 @@ agent heartbeats. `start()` is also the repair: it starts only what is not
 running (an agent killed with -9 comes back and, already joined, simply goes
 on). `stop()` ends agents and controller, found by command line, so it works
 after any crash.
+
+On an etcd store a lab may run several controllers (`controllers`): one is
+elected through etcd and serves, the others wait as standbys (election.py).
+The wanted number and the lease TTL are kept beside the controller's folder,
+so a repair starts a missing standby again with the same settings.
 """
 
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from ..dataplane import naming
-from ..errors import VmknetError
+from ..errors import InvalidArgument, VmknetError
 from ..mgmt import paths, spawn
 from ..model import Datacenter
 from ..processes import lab_argvs, lab_pids, terminate
+from ..store.coordination import LEADER_KEY
+from ..store.paths import is_etcd
+from ..supervise.records import read_json, write_json
 from .client import ControllerClient
+from .election import DEFAULT_TTL
 from .service import management_links
 
 CONNECT_TIMEOUT = 20.0
+MAX_CONTROLLERS = 5
+LEAD_GRACE = 10.0  # s beyond one lease TTL for a controller to be elected and serve
 
 
 @dataclass
@@ -34,19 +47,27 @@ class MgmtReport:
     seconds: float
 
 
-def start(lab: str, dc: Datacenter, store: str, timeout: float = CONNECT_TIMEOUT) -> MgmtReport:
+def start(lab: str, dc: Datacenter, store: str, timeout: float = CONNECT_TIMEOUT, *,
+          controllers: int | None = None, lease_ttl: int | None = None) -> MgmtReport:
+    """Start what of the management plane is not running; `controllers` and `lease_ttl`
+    (etcd only) are kept for later repairs, which leave them out."""
     t0 = time.perf_counter()
     if dc.physical.controller is None:
         raise VmknetError("The lab has no controller (physical.controller)", code="NotFound")
     client = ControllerClient(lab)
-    running = lab_pids(paths.CONTROLLER_MARKER, lab)
-    if running and client.running():
-        controller_pid = running[0]
+    if is_etcd(store):
+        controller_pid = _start_elected(lab, store, controllers, lease_ttl)
     else:
-        terminate(running)
-        controller_pid = spawn.start(paths.CONTROLLER_MARKER,
-                                     [f"--lab={lab}", f"--store={store}"],
-                                     paths.controller_dir(lab).parent / "controller.log")
+        if (controllers or 1) > 1 or lease_ttl is not None:
+            raise InvalidArgument("Several controllers (and their lease TTL) need an etcd "
+                                  "store, where they elect one: vmknet --store "
+                                  "etcd://HOST:PORT/PREFIX lab up ...")
+        running = lab_pids(paths.CONTROLLER_MARKER, lab)
+        if running and client.running():
+            controller_pid = running[0]
+        else:
+            terminate(running)
+            controller_pid = _start_controller(lab, store, [])
     address = str(dc.physical.controller.address.ip)
     started = []
     running_agents = _agent_hosts(lab)
@@ -61,6 +82,74 @@ def start(lab: str, dc: Datacenter, store: str, timeout: float = CONNECT_TIMEOUT
         time.sleep(0.1)
         rows = client.host_status()
     return MgmtReport(controller_pid, started, rows, time.perf_counter() - t0)
+
+
+def _start_controller(lab: str, store: str, extra: list[str]) -> int:
+    return spawn.start(paths.CONTROLLER_MARKER, [f"--lab={lab}", f"--store={store}", *extra],
+                       paths.controller_dir(lab).parent / "controller.log")
+
+
+# -- several controllers on an etcd store ------------------------------------------------------
+
+
+def _settings_file(lab: str) -> Path:
+    return paths.controller_dir(lab).parent / "controllers.json"
+
+
+def settings(lab: str) -> tuple[int, int]:
+    """(wanted controllers, lease TTL) of `lab`: what its `lab up` asked for."""
+    kept = read_json(_settings_file(lab))
+    wanted, ttl = kept.get("controllers", 1), kept.get("leaseTtl", DEFAULT_TTL)
+    return (wanted if isinstance(wanted, int) else 1, ttl if isinstance(ttl, int) else DEFAULT_TTL)
+
+
+def _start_elected(lab: str, store: str, controllers: int | None,
+                   lease_ttl: int | None) -> int:
+    """Start controllers until `controllers` run; the elected one's pid once it serves."""
+    kept_n, kept_ttl = settings(lab)
+    wanted, ttl = controllers or kept_n, lease_ttl or kept_ttl
+    if not 1 <= wanted <= MAX_CONTROLLERS or not 1 <= ttl <= 600:
+        raise InvalidArgument(f"A lab runs 1 to {MAX_CONTROLLERS} controllers with a lease "
+                              "of 1 to 600 s")
+    if (wanted, ttl) != (kept_n, kept_ttl) or not _settings_file(lab).exists():
+        write_json(_settings_file(lab), {"controllers": wanted, "leaseTtl": ttl})
+    for _ in range(wanted - len(lab_pids(paths.CONTROLLER_MARKER, lab))):
+        _start_controller(lab, store, [f"--lease-ttl={ttl}"])
+    # A standby is ready as soon as it campaigns; wait for the leader to serve. After a
+    # leader died with -9 its key stays for up to one TTL: then a standby takes over.
+    client, deadline = ControllerClient(lab, timeout=2.0), time.monotonic() + ttl + LEAD_GRACE
+    while True:
+        try:
+            return int(client.call("ping")["pid"])
+        except VmknetError:
+            if time.monotonic() > deadline:
+                raise VmknetError(f"No controller of lab {lab} was elected within "
+                                  f"{ttl + LEAD_GRACE:.0f} s (see "
+                                  f"{paths.controller_dir(lab).parent / 'controller.log'})",
+                                  code="ControllerNotRunning") from None
+            time.sleep(0.1)
+
+
+@dataclass
+class Controllers:
+    pids: list[int]  # every controller process of the lab
+    leader: str | None  # the elected candidate ("machine:pid"), None between leaders
+    leader_pid: int | None  # the one that answers on api.sock
+    wanted: int
+
+
+def controllers(lab: str, store: str) -> Controllers:
+    """Which controllers of `lab` run and which one leads (etcd: as the leader key says)."""
+    pids = sorted(lab_pids(paths.CONTROLLER_MARKER, lab))
+    answer_pid: int | None = None
+    with contextlib.suppress(VmknetError, KeyError, TypeError, ValueError):
+        answer_pid = int(ControllerClient(lab, timeout=2.0).call("ping")["pid"])
+    if not is_etcd(store):
+        return Controllers(pids, None, answer_pid, 1)
+    from ..store.etcd_client import Etcd, parse
+
+    kv = Etcd(parse(store)).get(LEADER_KEY)
+    return Controllers(pids, kv.value if kv else None, answer_pid, settings(lab)[0])
 
 
 def _agent_hosts(lab: str) -> set[str]:
@@ -88,13 +177,16 @@ def _start_agent(client: ControllerClient, lab: str, dc: Datacenter, host: str,
 
 def stopped(lab: str, dc: Datacenter) -> list[str]:
     """What of the lab's management plane is not running: "controller", "agent of HOST"."""
-    out = [] if lab_pids(paths.CONTROLLER_MARKER, lab) else ["controller"]
+    running = len(lab_pids(paths.CONTROLLER_MARKER, lab))
+    out = [] if running else ["controller"]
+    out += ["standby controller"] * (settings(lab)[0] - max(running, 1))
     running_agents = _agent_hosts(lab)
     return out + [f"agent of {h}" for h in sorted(dc.hosts)
                   if management_links(dc, h) and h not in running_agents]
 
 
 def stop(lab: str) -> list[int]:
-    """End every agent, then the controller, of `lab` (SIGTERM, then SIGKILL)."""
+    """End every agent, then the controllers, of `lab` (SIGTERM, then SIGKILL)."""
+    _settings_file(lab).unlink(missing_ok=True)
     return terminate(lab_pids(paths.AGENT_MARKER, lab)) + terminate(
         lab_pids(paths.CONTROLLER_MARKER, lab))

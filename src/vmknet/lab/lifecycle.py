@@ -30,7 +30,7 @@ from ..inventory import Inventory
 from ..model import Datacenter
 from ..state import load_file
 from ..storage import arrays as storage_arrays
-from ..store import Store
+from ..store.paths import is_etcd
 from . import probe, registry, stp
 from .binding import DEFAULT_NAME, Lab, backend_for, bound_lab, require_lab
 from .realise import (
@@ -72,7 +72,8 @@ class UpReport:
     arrays: list[storage_arrays.StartedArray] = field(default_factory=list)  # iSCSI targets
 
 
-def up(inv: Inventory, file: Path, name: str = DEFAULT_NAME) -> UpReport:
+def up(inv: Inventory, file: Path, name: str = DEFAULT_NAME, *, controllers: int | None = None,
+       lease_ttl: int | None = None) -> UpReport:
     lab = Lab.named(name)
     desired = load_file(file)
     bound = bound_lab(inv)
@@ -86,7 +87,7 @@ def up(inv: Inventory, file: Path, name: str = DEFAULT_NAME) -> UpReport:
             f"Lab {lab.name!r} exists ({len(existing)} namespaces"
             f"{f', store {owner}' if owner else ''}): run 'vmknet lab down --name {lab.name}'"
             " first, or choose another --name", lab=lab.name, namespaces=len(existing))
-    registry.record(lab.name, inv.store.path)  # before the kernel: a killed `up` is found
+    registry.record(lab.name, store_of(inv))  # before the kernel: a killed `up` is found
     start = time.perf_counter()
     try:
         inv.bind(lab, desired)
@@ -99,7 +100,8 @@ def up(inv: Inventory, file: Path, name: str = DEFAULT_NAME) -> UpReport:
     if desired.physical.controller is not None:
         # The management plane: a controller and one agent per host (MGMT-1); on failure the
         # namespaces stay (as the bind did them) and `lab status --repair` starts what is missing.
-        management = mgmt.start(lab.name, desired, str(inv.store.path))
+        management = mgmt.start(lab.name, desired, str(store_of(inv)), controllers=controllers,
+                                lease_ttl=lease_ttl)
     seconds = time.perf_counter() - start
     realiser = inv.realiser
     last = realiser.last if isinstance(realiser, KernelRealiser) else None
@@ -143,7 +145,7 @@ def repair(inv: Inventory, state: Status) -> None:
     if state.drift:
         inv.realise()
     if state.stopped:
-        mgmt.start(state.lab.name, inv.read(), str(inv.store.path))
+        mgmt.start(state.lab.name, inv.read(), str(store_of(inv)))
 
 
 def status(inv: Inventory) -> Status:
@@ -186,7 +188,7 @@ def op_namespace(op: KernelOp) -> str:
 class Downed:
     name: str
     removed: list[str]  # namespaces
-    unbound: list[Path]  # stores that were bound to it
+    unbound: list[Path | str]  # stores that were bound to it
 
 
 def down(inv: Inventory, name: str | None = None, *, every: bool = False) -> list[Downed]:
@@ -214,18 +216,21 @@ def _down_one(inv: Inventory, lab: Lab) -> Downed:
     kill_lab_vms(lab.name)
     _stop_arrays(lab.name)
     removed = LinuxBackend().cleanup(lab.prefix)  # the prefix alone: no store needed
-    unbound = []
-    stores = [inv.store.path]
+    unbound: list[Path | str] = []
+    here = store_of(inv)
+    stores = [here]
     owner = registry.store_of(lab.name)
-    if owner is not None and owner.resolve() != inv.store.path.resolve():
+    if owner is not None and str(owner) != str(here) and not (
+            isinstance(owner, Path) and isinstance(here, Path)
+            and owner.resolve() == here.resolve()):
         stores.append(owner)
-    for path in stores:
-        other = inv if path == inv.store.path else Inventory(Store(path))
+    for where in stores:
         # A store that was deleted or broken binds nothing; it must not stop the cleanup.
         with contextlib.suppress(VmknetError):
-            if path.exists() and other.store.meta("lab") == lab.name:
+            other = inv if where is here else Inventory.open(where)
+            if (isinstance(where, str) or where.exists()) and other.store.meta("lab") == lab.name:
                 other.unbind()
-                unbound.append(path)
+                unbound.append(where)
     registry.forget(lab.name)
     return Downed(lab.name, removed, unbound)
 
@@ -234,7 +239,7 @@ def _down_one(inv: Inventory, lab: Lab) -> Downed:
 class LabInfo:
     name: str
     namespaces: int
-    store: Path | None  # the store that brought it up, if known
+    store: Path | str | None  # the store that brought it up (str: etcd), if known
     this_store: bool
 
 
@@ -248,8 +253,14 @@ def labs(inv: Inventory) -> list[LabInfo]:
         out.append(LabInfo(name, counts.get(name, 0), registry.store_of(name),
                            bound is not None and bound.name == name))
     if bound is not None and bound.name not in counts and not any(i.this_store for i in out):
-        out.append(LabInfo(bound.name, 0, inv.store.path, True))  # bound, but gone (a reboot)
+        out.append(LabInfo(bound.name, 0, store_of(inv), True))  # bound, but gone (a reboot)
     return out
+
+
+def store_of(inv: Inventory) -> Path | str:
+    """The store's file, or an etcd store's address (it has no file)."""
+    where = inv.store.location
+    return where if is_etcd(where) else inv.store.path
 
 
 def _kernel_labs() -> dict[str, int]:

@@ -23,23 +23,27 @@ def run_dir() -> Path:
     return Path(os.environ.get(RUN_DIR_ENV) or "/run/vmknet") / "labs"
 
 
-def record(name: str, store: Path) -> None:
+def record(name: str, store: Path | str) -> None:
+    """`store`: a file (a Path), or an etcd store's address (a str, kept as it is)."""
     folder = run_dir()
     folder.mkdir(parents=True, exist_ok=True)
-    data = {"store": str(store.resolve()), "pid": os.getpid(),
+    data = {"store": str(store.resolve()) if isinstance(store, Path) else store, "pid": os.getpid(),
             "since": datetime.now(UTC).isoformat(timespec="seconds")}
     tmp = folder / f".{name}.json.tmp"
     tmp.write_text(json.dumps(data), encoding="utf-8")
     tmp.replace(folder / f"{name}.json")  # atomic: a reader never sees half a file
 
 
-def store_of(name: str) -> Path | None:
+def store_of(name: str) -> Path | str | None:
     try:
         data = json.loads((run_dir() / f"{name}.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
     store = data.get("store") if isinstance(data, dict) else None
-    return Path(store) if isinstance(store, str) else None
+    if not isinstance(store, str):
+        return None
+    # An etcd address stays a str: a Path would fold its "//" (store.paths.is_etcd).
+    return store if store.startswith("etcd:/") else Path(store)
 
 
 def names() -> list[str]:

@@ -1,6 +1,7 @@
 """Lab files for FT: hosts with management, vMotion and one FT logging adapter each.
 
     lab_yaml([("esx01", 11, "198.18.16.11", 50), ("esx02", 12, "198.18.16.12", 50)])
+    lab_yaml([...], controller=True)   # with a controller and host agents
 
 A host's FT logging adapter (vmk2) is on its own vSwitch1 and uplink vmnic1, VLAN
 `vlan`, so its byte counters are FT traffic only; None: the host has none.
@@ -41,8 +42,14 @@ FT_VMK = """      vmk2:
 Host = tuple[str, int, str | None, int]  # name, number, FT address or None, FT VLAN
 
 
-def lab_yaml(hosts: Sequence[Host]) -> str:
-    return "hosts:" + "".join(
+CONTROLLER = """physical:
+  controller: {vlan: 10, address: 198.18.0.250/24, rollbackTimeout: 10}
+"""
+
+
+def lab_yaml(hosts: Sequence[Host], controller: bool = False) -> str:
+    """`controller`: the lab gets a controller and host agents (FT-2 decided there)."""
+    return (CONTROLLER if controller else "") + "hosts:" + "".join(
         HOST.format(name=name, n=n, vlan=vlan,
                     ft=FT_VMK.format(address=ft) if ft else "")
         for name, n, ft, vlan in hosts)

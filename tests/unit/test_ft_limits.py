@@ -54,6 +54,7 @@ def test_accepted_means_every_host_within_limits(protected: list[tuple[str, str,
 def test_arbiter_exactly_one_winner_under_a_race(tmp_path: Path,
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(arbiter, "ft_dir", lambda lab: tmp_path / lab / "ft")
+    monkeypatch.setattr(arbiter, "on_controller", lambda lab: False)  # the file form
     for round_no in range(20):
         session = f"s{round_no}"
         results: dict[str, bool] = {}
@@ -62,7 +63,7 @@ def test_arbiter_exactly_one_winner_under_a_race(tmp_path: Path,
         def ask(role: str, session: str = session,
                 results: dict[str, bool] = results, start: threading.Barrier = start) -> None:
             start.wait()
-            results[role] = arbiter.claim("lab", session, role)
+            results[role] = arbiter.claim("lab", "vm", session, role)
 
         threads = [threading.Thread(target=ask, args=(r,))
                    for r in (arbiter.PRIMARY, arbiter.SECONDARY)]
@@ -73,6 +74,6 @@ def test_arbiter_exactly_one_winner_under_a_race(tmp_path: Path,
         assert sorted(results.values()) == [False, True], results
         won = next(r for r, v in results.items() if v)
         assert arbiter.winner("lab", session) == won
-        assert arbiter.claim("lab", session, won)  # asking again: the same answer
-    arbiter.forget("lab", "s0")
+        assert arbiter.claim("lab", "vm", session, won)  # asking again: the same answer
+    arbiter.forget("lab", "vm", "s0")
     assert arbiter.winner("lab", "s0") is None

@@ -34,7 +34,7 @@ from ..model import Datacenter, Service
 from ..reach import static_v4
 from ..trust import pki, tickets
 from ..trust.pki import TrustError
-from . import desired, processes
+from . import arbiter, desired, processes
 from .agents import WORK_TIMEOUT as AGENT_WORK_TIMEOUT
 from .agents import AgentLinks
 from .changes import ABANDONED, APPLIED, RELEASED, REPORT_GRACE, Changes
@@ -184,6 +184,7 @@ class Controller:
             "rollout.revert": self._revert,
             "rollout.release": self._release,
             **processes.handlers(self),
+            **arbiter.handlers(self),  # FT-2: ft.arbiter
             **self.local_extra,
         }
         while not self._stop.is_set() and wire.answer(conn, handlers):

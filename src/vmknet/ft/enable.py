@@ -96,6 +96,7 @@ def ft_on(dc: Datacenter, lab: LabRef, vm: str, secondary: str, *, epoch: float 
             record = records.FtRecord(vm, name, rec.host, secondary, rec.pid, pid,
                                       _control(name, vm, pid), session, vcpus, epoch)
             records.save(record)
+            arbiter.begin(name, vm, session, rec.host, secondary)  # before any claim can come
             with control.connect(rec.control) as sock:
                 control.send_line(sock, {"cmd": "ft", "params": {
                     "session": session, "epoch": epoch, "timeout": timeout,
@@ -113,6 +114,7 @@ def ft_on(dc: Datacenter, lab: LabRef, vm: str, secondary: str, *, epoch: float 
     except BaseException:
         records.remove(name, vm)
         _kill(pid)
+        arbiter.forget(name, vm, session)
         raise
     return record
 
@@ -150,7 +152,7 @@ def ft_off(lab: LabRef, vm: str) -> records.FtRecord:
     if rec.state == records.PROTECTED:
         _kill(rec.secondary_pid)
     records.remove(name, vm)
-    arbiter.forget(name, rec.session)
+    arbiter.forget(name, vm, rec.session)
     return rec
 
 

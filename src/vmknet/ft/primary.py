@@ -162,7 +162,7 @@ class Primary:
     def _link_lost(self, why: str) -> None:
         """The guest is paused: ask the arbiter before it runs another instruction."""
         lab, vm = self.guest.lab, self.guest.name
-        if arbiter.claim(lab, self.session, arbiter.PRIMARY):
+        if arbiter.claim(lab, vm, self.session, arbiter.PRIMARY):
             self.state = "unprotected"
             if self.output is not None:
                 self.output.unprotected()

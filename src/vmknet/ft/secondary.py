@@ -80,7 +80,7 @@ class Secondary:
                 records.event(g.lab, g.name, "stood-down", f"FT link lost before the first "
                               f"checkpoint ({why}): the secondary stands down")
                 return False
-            if not arbiter.claim(g.lab, self.session, arbiter.SECONDARY):
+            if not arbiter.claim(g.lab, g.name, self.session, arbiter.SECONDARY):
                 self.state = "stood-down"
                 records.event(g.lab, g.name, "stood-down", f"FT link lost ({why}): the "
                               "primary won the arbiter, the secondary stands down",

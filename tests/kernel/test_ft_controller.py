@@ -1,0 +1,120 @@
+"""Fault Tolerance in a lab with a controller: FT-2 decided by the controller's arbiter.
+
+The link-only split (one side frozen by SIGSTOP), both ways, through the controller's
+`ft.arbiter` (controller/arbiter.py): exactly one side goes on, the decision is the
+controller's, and it is an event in the inventory's log (`vmknet events`).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+from collections.abc import Iterator
+
+import pytest
+from ftkit import lab_yaml, wait_for
+from labkit import lab_name
+from traffickit import wait_path
+from vmotionkit import vm_processes, wait_writes
+
+from vmknet.controller.client import ControllerClient
+from vmknet.ft import arbiter, enable, records
+from vmknet.inventory import Inventory
+from vmknet.lab import lifecycle
+from vmknet.model import DEFAULT_STACK, Datacenter
+from vmknet.processes import terminate
+from vmknet.vm import manage, registry
+
+MEMORY = 16 << 20
+RATE = 10_000_000
+TIMEOUT = 3.0  # s without a checkpoint / ACK: the link is lost (generous: 2 busy cores)
+BOUND = 30.0  # s any outcome may take on a loaded machine
+LAB = lab_yaml([("esx01", 11, "198.18.16.11", 50), ("esx02", 12, "198.18.16.12", 50),
+                ("esx03", 13, "198.18.16.13", 50)], controller=True)
+
+
+@pytest.fixture(scope="module")
+def clab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Inventory, str]]:
+    folder = tmp_path_factory.mktemp("ftc")
+    (folder / "lab.yaml").write_text(LAB, encoding="utf-8")
+    inv = Inventory.open(folder / "inventory.db")
+    name = lab_name()
+    try:
+        lifecycle.up(inv, folder / "lab.yaml", name)
+        wait_path(name, "esx01", DEFAULT_STACK, "198.18.16.12")
+        wait_path(name, "esx02", DEFAULT_STACK, "198.18.16.13")
+        assert arbiter.on_controller(name) and ControllerClient(name).running()
+        yield inv, name
+    finally:
+        lifecycle.down(inv, name)
+        assert vm_processes(name) == [], "a VM process survived lab down"
+
+
+@pytest.fixture
+def env(clab: tuple[Inventory, str]) -> Iterator[tuple[Datacenter, str, Inventory]]:
+    inv, name = clab
+    yield inv.read(), name, inv
+    # Not reaper.kill_lab_vms: it removes the lab's whole run folder, the controller's door too
+    terminate(registry.vm_pids(name))
+    for folder in (registry.vms_dir(name), records.ft_dir(name)):
+        shutil.rmtree(folder, ignore_errors=True)
+    assert vm_processes(name) == []
+
+
+def _events(inv: Inventory, vm: str) -> list[str]:
+    """The inventory's FT events of `vm`, oldest first: their kinds (FtFailover, ...)."""
+    return [e.message.split(":")[0] for e in inv.events(200)
+            if e.path == f"vms/{vm}" and e.rule.startswith("FT-")]
+
+
+def _runs(lab: str, vm: str, pid: int) -> registry.VmRecord | None:
+    try:
+        rec = registry.load(lab, vm)
+    except Exception:
+        return None
+    return rec if rec.pid == pid else None
+
+
+def test_link_only_secondary_frozen_the_controller_lets_the_primary_on(
+        env: tuple[Datacenter, str, Inventory]) -> None:
+    dc, lab, inv = env
+    rec = manage.create(dc, lab, "web11", "esx01", MEMORY, RATE)
+    ft = enable.ft_on(dc, lab, "web11", "esx02", timeout=TIMEOUT)
+    os.kill(ft.secondary_pid, signal.SIGSTOP)
+    try:
+        wait_for("the primary wins the controller's arbiter",
+                 lambda: arbiter.winner(lab, ft.session) == arbiter.PRIMARY, BOUND)
+    finally:
+        os.kill(ft.secondary_pid, signal.SIGCONT)
+    wait_for("the secondary stands down", lambda: not registry.alive(ft.secondary_pid), BOUND)
+    assert not (arbiter.ft_dir(lab) / "arbiter" / ft.session).exists(), "the file form decided"
+    assert manage.get(lab, "web11").pid == rec.pid
+    assert enable.ft_status(lab, "web11")["state"] == records.UNPROTECTED
+    wait_writes(lab, "web11", int(manage.status(lab, "web11")["writes"]))
+    assert vm_processes(lab) == [rec.pid]
+    kinds = wait_for("the decision in vmknet events",
+                     lambda: (k := _events(inv, "web11")) and "FtPrimaryRunsOn" in k and k, 10)
+    assert kinds == ["FtSecondaryStarted", "FtPrimaryRunsOn"]
+
+
+def test_link_only_primary_frozen_the_controller_lets_the_secondary_on(
+        env: tuple[Datacenter, str, Inventory]) -> None:
+    dc, lab, inv = env
+    rec = manage.create(dc, lab, "web12", "esx01", MEMORY, RATE)
+    ft = enable.ft_on(dc, lab, "web12", "esx02", timeout=TIMEOUT)
+    os.kill(rec.pid, signal.SIGSTOP)
+    try:
+        wait_for("the secondary runs the VM", lambda: _runs(lab, "web12", ft.secondary_pid),
+                 BOUND)
+    finally:
+        os.kill(rec.pid, signal.SIGCONT)
+    wait_for("the old primary stops", lambda: not registry.alive(rec.pid), BOUND)
+    assert arbiter.winner(lab, ft.session) == arbiter.SECONDARY
+    decided = arbiter.ft_dir(lab) / "arbiter" / ft.session
+    assert not decided.exists(), (decided.read_text(), records.events(lab, "web12"),
+                                  ControllerClient(lab).running(), arbiter.on_controller(lab))
+    assert manage.get(lab, "web12").pid == ft.secondary_pid
+    assert {e["event"] for e in records.events(lab, "web12")} >= {"failover", "stood-down"}
+    assert "FtFailover" in wait_for("the failover in vmknet events",
+                                    lambda: _events(inv, "web12"), 10)

@@ -231,7 +231,7 @@ async function resolve(e) {
 function startTraffic() {
   if (state.traffic) return;
   state.traffic = stream("/api/v1/ui/traffic?interval=1", (sample) => {
-    const received = Date.now() / 1000;
+    const received = (performance.timeOrigin + performance.now()) / 1000;  // sub-ms, one clock
     window.vmknet.lastEvent = { seq: sample.seq, sent: sample.time, received };
     state.rates = sample.adapters;
     $("traffic-status").textContent = `Sample ${sample.seq} at ${new Date(sample.time * 1000).toLocaleTimeString()}` +
@@ -299,6 +299,8 @@ async function start() {
   $("resolve-form").addEventListener("submit", (e) => { resolve(e).catch((err) => { $("resolve-error").textContent = String(err.message || err); }); });
   window.addEventListener("hashchange", route);
   if (token.get() && await login(token.get())) await route(); else show("login");
+  // since navigation start: what bench/bench_ui.py reports as the page load time
+  window.vmknet.timings.firstView = performance.now();
   window.vmknet.ready = true;
   document.body.dataset.ready = "1";
 }

@@ -3,10 +3,12 @@
 The elected controller holds, for every host whose agent heartbeats, the key
 `hosts/<host>/alive` bound to a lease of its own for that host. Heartbeats only
 mark the host as seen (no etcd call on the heartbeat path); one keeper thread
-refreshes, every `ttl / 2`, the leases of the hosts seen since its last round,
-grants one (and puts the key) for a host without a live lease, and reads the
-alive keys back. A host whose agent stops heartbeating is not refreshed: etcd
-deletes its key within the TTL (plus one round). Leases belong to no session,
+refreshes, every `ttl / 3`, the leases of the hosts seen within the last round
+and heartbeat interval (`RECENT`), grants one (and puts the key) for a host
+without a live lease, and reads the alive keys back. A host whose agent stops
+heartbeating is not refreshed any more: etcd deletes its key at most
+HEARTBEAT_S + 2 * ttl / 3 + ttl after its last heartbeat (9.3 s at the default
+5 s). Leases belong to no session,
 so a newly elected controller adopts the keys it finds (`load`, before it
 serves): it knows at once which hosts were alive, and their next heartbeats keep
 the same leases. Agents never talk to etcd: they hold no credential for it.
@@ -16,10 +18,13 @@ from __future__ import annotations
 
 import sys
 import threading
+import time
 
 from ..store.base import StoreUnavailable
 from ..store.etcd_client import Address, Etcd
 from ..store.hosts import HostStates
+
+HEARTBEAT_S = 1.0  # an agent heartbeats once a second on each management link
 
 
 class HostLeases:
@@ -27,14 +32,15 @@ class HostLeases:
         self.address, self.ttl = address, ttl
         self._etcd = Etcd(address)  # the keeper's (and `load`'s, before the keeper starts)
         self._lock = threading.Lock()
-        self._seen: set[str] = set()  # heartbeats since the last round
+        self._seen: dict[str, float] = {}  # host -> time.monotonic() of its last heartbeat
         self._leases: dict[str, int] = {}  # host -> its lease id (the keeper's alone)
         self._alive: frozenset[str] = frozenset()
 
     def seen(self, host: str) -> None:
         """A heartbeat of `host` arrived (cheap: the heartbeat path calls it)."""
+        now = time.monotonic()
         with self._lock:
-            self._seen.add(host)
+            self._seen[host] = now
 
     def alive(self) -> frozenset[str]:
         """The hosts whose alive key etcd held at the last round."""
@@ -56,14 +62,16 @@ class HostLeases:
         return thread
 
     def _keep(self, stop: threading.Event) -> None:
-        while not stop.wait(self.ttl / 2):
+        period = max(self.ttl / 3, 0.5)
+        while not stop.wait(period):
+            # Seen within a round and a heartbeat: a heartbeat that arrived just after the
+            # last round still counts, so a lease is never left to lapse between two beats.
+            since = time.monotonic() - period - HEARTBEAT_S
             with self._lock:
-                seen, self._seen = self._seen, set()
+                recent = {h for h, t in self._seen.items() if t >= since}
             try:
-                self.round(seen)
-            except StoreUnavailable as err:
-                with self._lock:
-                    self._seen |= seen  # next round; the leases' TTL decides meanwhile
+                self.round(recent)
+            except StoreUnavailable as err:  # the leases' TTL decides meanwhile
                 print(f"host leases: {err}", file=sys.stderr, flush=True)
 
     def round(self, seen: set[str]) -> None:

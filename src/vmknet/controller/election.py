@@ -73,7 +73,9 @@ class Leadership:
         if lease is None:
             on_lost("not elected")
             return
-        etcd = Etcd(self.election.address)  # its own HTTP session: this is another thread
+        # Its own HTTP session (this is another thread), with a short timeout: a read that
+        # hangs must not hold the clock check up past the margin.
+        etcd = Etcd(self.election.address, timeout=MARGIN / 2)
         next_read = time.monotonic() + self.ttl / 3
         while True:
             time.sleep(CHECK_S)

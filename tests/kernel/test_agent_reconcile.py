@@ -8,10 +8,12 @@ pass comes within `reconcile.INTERVAL`, a new generation within a heartbeat or t
 
 from __future__ import annotations
 
+import hashlib
 import os
 import signal
 import subprocess
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,6 +21,7 @@ from typing import Any
 import pytest
 from kernelkit import wait_until
 from labkit import write_small_lab
+from vmotionkit import VMOTION_LAB, vm_processes, wait_writes
 
 from vmknet.agent import faults
 from vmknet.agent.reconcile import INTERVAL
@@ -35,8 +38,11 @@ from vmknet.lab import lifecycle
 from vmknet.lab.realise import KernelRealiser
 from vmknet.mgmt import paths
 from vmknet.model import Datacenter
+from vmknet.nfc import Datastores
 from vmknet.processes import alive, lab_pids
+from vmknet.provision import cold, files, placement
 from vmknet.vm import manage
+from vmknet.vmotion import migrate
 
 HOSTS = ["h1", "h2"]
 MiB = 1 << 20
@@ -172,3 +178,137 @@ def test_controller_killed_with_a_vm_running_leaves_the_vm_and_agents_resynchron
         assert manage.status(built.name, "rec01")["running"]
     finally:
         manage.destroy(built.name, "rec01")
+
+
+# -- (d) agents killed during a vMotion and during a cold migration ----------------------------
+
+
+@dataclass
+class Engines:
+    name: str
+    store: Path
+    inv: Inventory
+    stores: Datastores
+
+    def agent(self, host: str) -> int:
+        return Built(self.name, self.store, self.inv).agent(host)
+
+    def restart_agents(self) -> None:
+        mgmt.start(self.name, self.inv.read(), str(self.store))
+        b = Built(self.name, self.store, self.inv)
+        assert wait_until(lambda: all(r["condition"] == "Available" and r["desiredGeneration"]
+                                      == r["realisedGeneration"]
+                                      for r in b.status().values()), SETTLED) is not None
+
+    def vm_rows(self, vm: str) -> list[tuple[str, int]]:
+        """(host, pid) of every process registered for `vm` by any host's agent."""
+        client = ControllerClient(self.name)
+        return [(h, int(r["pid"])) for h in sorted(self.inv.read().hosts)
+                for r in client.call("process.list", {"host": h})[0]["processes"]
+                if r["kind"] == "vm" and r["name"] == vm]
+
+
+@pytest.fixture(scope="module")
+def engines(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engines]:
+    """The vMotion kernel tests' 5-host lab, with a datastore on esx01 and esx02."""
+    folder = tmp_path_factory.mktemp("engines")
+    (folder / "lab.yaml").write_text(VMOTION_LAB, encoding="utf-8")
+    inv = Inventory.open(folder / "inventory.db")
+    name = f"t{os.getpid()}-h13e"
+    stores = Datastores(folder / "datastores")
+    try:
+        assert lifecycle.up(inv, folder / "lab.yaml", name).management is not None
+        yield Engines(name, folder / "inventory.db", inv, stores)
+    finally:
+        for rec in manage.records(name):
+            manage.destroy(name, rec.name)
+        lifecycle.down(inv, name)
+    assert vm_processes(name) == [], "a VM process survived lab down"
+
+
+def _in_thread(work: Callable[[], Any]) -> tuple[threading.Thread, dict[str, Any]]:
+    out: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            out["result"] = work()
+        except BaseException as err:  # the test looks at it
+            out["error"] = err
+
+    t = threading.Thread(target=run)
+    t.start()
+    return t, out
+
+
+def test_agents_killed_during_a_vmotion_the_vm_runs_exactly_once(engines: Engines) -> None:
+    dc = engines.inv.read()
+    rec = manage.create(dc, engines.name, "rec02", "esx01", 48 << 20, 2_000_000)
+    wait_writes(engines.name, "rec02", 0)
+    rounds: list[int] = []
+    worker, out = _in_thread(lambda: migrate(
+        dc, engines.name, "rec02", "esx02", rate_limit=8e6,
+        progress=lambda e: rounds.append(1) if e["event"] == "round" else None))
+    try:
+        assert wait_until(lambda: bool(rounds) or not worker.is_alive(), 30) is not None
+        assert worker.is_alive(), f"the migration ended before the kill point: {out}"
+        for host in ("esx01", "esx02"):
+            os.kill(engines.agent(host), signal.SIGKILL)
+    finally:
+        worker.join(90)
+    assert not worker.is_alive()
+    engines.restart_agents()
+    report = out.get("result")
+    moved = manage.get(engines.name, "rec02")
+    print(f"\nvMotion, both agents killed -9 after the first round: "
+          f"{'completed' if report is not None and report.completed else 'aborted'} "
+          f"({getattr(report, 'reason', None) or out.get('error')}); VM on {moved.host}")
+    live = vm_processes(engines.name)
+    assert live == [moved.pid], (live, moved, out)
+    if report is not None and report.completed:
+        assert moved.host == "esx02" and moved.pid == report.target_pid
+    else:
+        assert (moved.host, moved.pid) == ("esx01", rec.pid), out
+    assert engines.vm_rows("rec02") == [(moved.host, moved.pid)]  # one agent holds it
+    wait_writes(engines.name, "rec02", int(manage.status(engines.name, "rec02")["writes"]))
+    manage.destroy(engines.name, "rec02")
+
+
+def test_agent_killed_during_a_cold_migration_files_intact_vm_runs_once(
+        engines: Engines) -> None:
+    dc = engines.inv.read()
+    p = files.create(dc, engines.name, "rec03", "esx01", disk=64 << 20, memory=8 << 20,
+                     dirty_rate=1_000_000, disk_data=16 << 20, stores=engines.stores)
+    before = {f.name: _digest(f) for f in sorted(files.vm_dir(p).iterdir())}
+    copied: list[int] = []
+    worker, out = _in_thread(lambda: cold.migrate(
+        dc, engines.name, "rec03", "esx02", bandwidth_limit=4e6,
+        progress=lambda done, total, f: copied.append(done)))
+    try:
+        assert wait_until(lambda: bool(copied) or not worker.is_alive(), 30) is not None
+        assert worker.is_alive(), f"the copy ended before the kill point: {out}"
+        os.kill(engines.agent("esx02"), signal.SIGKILL)  # the target's, mid-copy
+    finally:
+        worker.join(120)
+    assert not worker.is_alive()
+    engines.restart_agents()
+    where = placement.load(engines.name, "rec03")
+    print(f"\ncold migration, target agent killed -9 mid-copy: "
+          f"{'failed: ' + str(out['error']) if 'error' in out else 'completed'}; "
+          f"files on {where.host}")
+    if "error" in out:
+        assert where.host == "esx01", out  # a broken copy leaves the source as it was
+    else:
+        assert where.host == "esx02" and not files.vm_dir(p).exists()
+    assert {f.name: _digest(f) for f in sorted(files.vm_dir(where).iterdir())} == before
+    rec = files.power_on(dc, engines.name, "rec03")
+    assert rec.host == where.host and vm_processes(engines.name) == [rec.pid]
+    assert engines.vm_rows("rec03") == [(where.host, rec.pid)]
+    files.power_off(engines.name, "rec03")
+
+
+def _digest(path: Path) -> str:
+    h = hashlib.blake2b()
+    with open(path, "rb") as f:
+        while chunk := f.read(4 << 20):
+            h.update(chunk)
+    return h.hexdigest()

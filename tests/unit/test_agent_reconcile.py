@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -13,6 +14,7 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
+from vmknet.agent import faults
 from vmknet.agent.reconcile import Reconciler, cuts, management_path, should_run
 from vmknet.controller import desired as ctl_desired
 from vmknet.controller.desired import decode_state, encode_state, from_ops, host_part, state_ops
@@ -212,3 +214,51 @@ def test_the_management_path_and_what_cuts_it() -> None:
     assert not cuts(ModifyLink(vmk0, replace(vmk0, mtu=1400)), path, ["198.18.0.11"])
     vmk1 = _vmk1(part, "esx01")
     assert not cuts(DeleteLink(vmk1), path, ["198.18.0.11"])
+
+
+def _until(check: Callable[[], bool], limit: float = 5.0) -> bool:
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        if check():
+            return True
+        time.sleep(0.01)
+    return check()
+
+
+def test_the_loop_runs_at_start_on_a_new_generation_and_not_while_held() -> None:
+    backend = MemoryBackend(WHOLE)
+    ctl, guard = Ctl(DC), Guard("esx01")
+    calls: list[int] = []
+
+    def fetch() -> dict[str, Any]:
+        calls.append(1)
+        return ctl_desired.desired(ctl, "esx01", {"lab": LAB})
+
+    rec = Reconciler(LAB, "esx01", guard, threading.Lock(), fetch, lambda r: None,
+                     lambda: backend, lambda: [("198.18.0.11", "vmk0")], interval=600)
+    rec.start()
+    try:
+        assert _until(lambda: rec.realised is not None)  # once at start
+        first = rec.realised
+        rec.heard(first)  # the same generation: nothing to do
+        time.sleep(0.2)
+        assert len(calls) == 1
+        guard.held = True  # a rollout holds a change: a new generation waits for it
+        ctl.dc = DC.model_copy(deep=True)
+        ctl.dc.hosts["esx01"].vmknics["vmk1"].mtu = 1400
+        rec.heard(12345)
+        time.sleep(0.3)
+        assert len(calls) == 1 and _vmk1(backend.state, "esx01").mtu == 9000
+        guard.held = False  # released: the pass runs and converges to the new state
+        assert _until(lambda: _vmk1(backend.state, "esx01").mtu == 1400, 5)
+        assert rec.realised != first and rec.error is None
+    finally:
+        rec.stop()
+
+
+def test_the_kill_point_is_read_from_the_environment_only_when_asked() -> None:
+    assert faults.parse("realise:3") == 3
+    for bad in ("", "realise:0", "realise:x", "undo:2", "realise"):
+        assert faults.parse(bad) is None
+    factory = MemoryBackend
+    assert faults.backend(factory) is factory  # unset: nothing wrapped

@@ -2,7 +2,9 @@
 
 The link-only split (one side frozen by SIGSTOP), both ways, through the controller's
 `ft.arbiter` (controller/arbiter.py): exactly one side goes on, the decision is the
-controller's, and it is an event in the inventory's log (`vmknet events`).
+controller's, and it is an event in the inventory's log (`vmknet events`). After a
+failover the new primary is re-protected by itself: a new secondary on the third FT
+host (ft/reprotect.py), twice in a row, with the output stream going on.
 """
 
 from __future__ import annotations
@@ -10,14 +12,18 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 from ftkit import lab_yaml, wait_for
 from labkit import lab_name
 from traffickit import wait_path
 from vmotionkit import vm_processes, wait_writes
 
+from vmknet.cli.main import main
 from vmknet.controller.client import ControllerClient
 from vmknet.ft import arbiter, enable, records
 from vmknet.inventory import Inventory
@@ -35,7 +41,7 @@ LAB = lab_yaml([("esx01", 11, "198.18.16.11", 50), ("esx02", 12, "198.18.16.12",
 
 
 @pytest.fixture(scope="module")
-def clab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Inventory, str]]:
+def clab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Inventory, str, Path]]:
     folder = tmp_path_factory.mktemp("ftc")
     (folder / "lab.yaml").write_text(LAB, encoding="utf-8")
     inv = Inventory.open(folder / "inventory.db")
@@ -45,15 +51,15 @@ def clab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Inventory, 
         wait_path(name, "esx01", DEFAULT_STACK, "198.18.16.12")
         wait_path(name, "esx02", DEFAULT_STACK, "198.18.16.13")
         assert arbiter.on_controller(name) and ControllerClient(name).running()
-        yield inv, name
+        yield inv, name, folder / "inventory.db"
     finally:
         lifecycle.down(inv, name)
         assert vm_processes(name) == [], "a VM process survived lab down"
 
 
 @pytest.fixture
-def env(clab: tuple[Inventory, str]) -> Iterator[tuple[Datacenter, str, Inventory]]:
-    inv, name = clab
+def env(clab: tuple[Inventory, str, Path]) -> Iterator[tuple[Datacenter, str, Inventory]]:
+    inv, name, _ = clab
     yield inv.read(), name, inv
     # Not reaper.kill_lab_vms: it removes the lab's whole run folder, the controller's door too
     terminate(registry.vm_pids(name))
@@ -118,3 +124,56 @@ def test_link_only_primary_frozen_the_controller_lets_the_secondary_on(
     assert {e["event"] for e in records.events(lab, "web12")} >= {"failover", "stood-down"}
     assert "FtFailover" in wait_for("the failover in vmknet events",
                                     lambda: _events(inv, "web12"), 10)
+
+
+def test_failover_reprotects_by_itself_twice(clab: tuple[Inventory, str, Path],
+                                             env: tuple[Datacenter, str, Inventory]) -> None:
+    dc, lab, inv = env
+    rec = manage.create(dc, lab, "app11", "esx01", MEMORY, RATE)
+    first = enable.ft_on(dc, lab, "app11", "esx02", timeout=TIMEOUT, output_port=9110)
+    wait_for("checkpoints", lambda: enable.ft_status(lab, "app11")["primary_ft"]["checkpoints"]
+             >= 5, BOUND)
+    os.kill(rec.pid, signal.SIGKILL)  # the primary's host "fails"
+    t = time.monotonic()
+    second = wait_for("re-protected on esx03", lambda: _pair(lab, "app11", "esx02", "esx03"),
+                      BOUND)
+    took = time.monotonic() - t
+    assert second.primary_pid == first.secondary_pid and registry.alive(second.secondary_pid)
+    assert manage.get(lab, "app11").pid == first.secondary_pid
+    print(f"\nre-protection: kill -9 to a new secondary in step on esx03 in {took:.1f} s")
+    kinds = wait_for("the events", lambda: (k := _events(inv, "app11")) and
+                     "FtReprotected" in k and k, 10)
+    assert kinds == ["FtSecondaryStarted", "FtFailover", "FtReprotected"], kinds
+    released = enable.ft_status(lab, "app11")["primary_ft"]["output_released"]
+    wait_for("output released under the new pair's checkpoints", lambda: enable.ft_status(
+        lab, "app11")["primary_ft"]["output_released"] > released + 50, BOUND)
+    code, out = _cli(clab[2], "vm", "ft", "status", "app11")
+    assert code == 0 and "protected, primary on esx02, secondary on esx03" in out, out
+    # and again: esx02's VM process dies, esx03 goes live, esx01 (its host is up) takes over
+    os.kill(second.primary_pid, signal.SIGKILL)
+    third = wait_for("re-protected on esx01", lambda: _pair(lab, "app11", "esx03", "esx01"),
+                     BOUND)
+    assert third.primary_pid == second.secondary_pid
+    assert sorted(vm_processes(lab)) == sorted([third.primary_pid, third.secondary_pid])
+    assert wait_for("the events", lambda: (k := _events(inv, "app11")) and
+                    k.count("FtReprotected") == 2 and k, 10)[-2:] == ["FtFailover",
+                                                                       "FtReprotected"]
+
+
+def _pair(lab: str, vm: str, primary: str, secondary: str) -> records.FtRecord | None:
+    """The VM's FT record once it names this pair, protected, with a checkpoint acked."""
+    try:
+        st = enable.ft_status(lab, vm)
+    except Exception:
+        return None
+    if (st["state"], st["primary"], st["secondary"]) != (records.PROTECTED, primary,
+                                                         secondary):
+        return None
+    if not (st["primary_ft"] or {}).get("checkpoints"):
+        return None
+    return records.load(lab, vm)
+
+
+def _cli(store: Path, *args: str) -> tuple[int, str]:
+    got = CliRunner().invoke(main, ["--store", str(store), *args])
+    return got.exit_code, got.output

@@ -47,14 +47,15 @@ STOP_TIMEOUT = 5.0
 def ft_on(dc: Datacenter, lab: LabRef, vm: str, secondary: str, *, epoch: float = 0.05,
           vcpus: int = 1, timeout: float = 2.0, port: int | None = None,
           verify: bool = False, wait: bool = True, output_port: int | None = None,
-          output_rate: float = 200.0) -> records.FtRecord:
+          output_rate: float = 200.0, reprotect: bool = False) -> records.FtRecord:
     """Start the secondary of `vm` on `secondary` and keep it in step; its FT record.
 
     `timeout`: seconds without a checkpoint (secondary) or an ACK (primary) that mean
     the other side or the link is gone. `verify`: both ends log memory digests (tests).
     `wait`: return once the sync round is done and the first checkpoint acknowledged.
     `output_port`: give the VM an output stream (`output_rate` records/s) on that port of
-    its host's management adapter, under output commit (output.py).
+    its host's management adapter, under output commit (output.py). `reprotect`: the new
+    pair after a failover (reprotect.py; the controller records FtReprotected).
     """
     name = lab_name(lab)
     rec = manage.get(name, vm)
@@ -94,9 +95,12 @@ def ft_on(dc: Datacenter, lab: LabRef, vm: str, secondary: str, *, epoch: float 
         try:
             present(conns[0].sock, ticket)
             record = records.FtRecord(vm, name, rec.host, secondary, rec.pid, pid,
-                                      _control(name, vm, pid), session, vcpus, epoch)
+                                      _control(name, vm, pid), session, vcpus, epoch,
+                                      timeout=timeout, output_port=output_port,
+                                      output_rate=output_rate)
             records.save(record)
-            arbiter.begin(name, vm, session, rec.host, secondary)  # before any claim can come
+            # before any claim can come: the secondary claims only after a checkpoint
+            arbiter.begin(name, vm, session, rec.host, secondary, reprotect)
             with control.connect(rec.control) as sock:
                 control.send_line(sock, {"cmd": "ft", "params": {
                     "session": session, "epoch": epoch, "timeout": timeout,

@@ -70,6 +70,13 @@ class Output:
         with self._changed:
             self._changed.notify_all()
 
+    def protect(self) -> None:
+        """Protected again (re-protection): what is out is out, later records wait."""
+        with self._changed:
+            self.released = max(self.released, self.produced)
+            self.commit = True
+            self._changed.notify_all()
+
     def _visible(self) -> int:
         return self.released if self.commit else self.produced
 

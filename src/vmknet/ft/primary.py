@@ -39,7 +39,9 @@ class Primary:
     """Checkpoints of one protected VM; `stats()` is what `vm ft status` shows."""
 
     def __init__(self, guest: Guest, sock: socket.socket, params: dict[str, Any],
-                 on_lost: Callable[[], None]) -> None:
+                 on_lost: Callable[[], None], output: Output | None = None) -> None:
+        """`output`: the VM's output stream already served here (a secondary that went
+        live, now re-protected): it is held back again rather than served twice."""
         self.guest = guest
         self.session = str(params["session"])
         self.epoch = float(params.get("epoch", 0.05))
@@ -52,7 +54,10 @@ class Primary:
         self.on_lost = on_lost
         out = params.get("output")  # output commit: the VM's record stream (output.py)
         self.output: Output | None = None
-        if out:
+        if out and output is not None:
+            self.output = output
+            output.protect()
+        elif out:
             self.output = Output(float(out["rate"]), lambda: guest.workload.running)
             self.output.start(str(out["ns"]), str(out["address"]), int(out["port"]))
         self.state = "syncing"

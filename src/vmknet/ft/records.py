@@ -34,6 +34,9 @@ class FtRecord:
     vcpus: int = 1
     epoch: float = 0.05  # s between checkpoints
     state: str = PROTECTED
+    timeout: float = 2.0  # s without a checkpoint or its ACK: the link is lost
+    output_port: int | None = None  # the VM's output stream (output commit), if any
+    output_rate: float = 200.0  # its records per second
     since: float = field(default_factory=time.time)
 
 

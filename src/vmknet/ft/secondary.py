@@ -18,12 +18,14 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
+from ..errors import NotFound
 from ..vm.guest import Guest
 from ..vm.units import PAGE_SIZE
 from ..vmotion import protocol
@@ -156,8 +158,23 @@ class Secondary:
         self.failover_ms = (time.monotonic() - t) * 1000
         self.state = "live"
         on_live(g)
+        failed = None
+        with contextlib.suppress(NotFound):
+            failed = records.load(g.lab, g.name).primary
         records.update(g.lab, g.name, state=records.FAILED_OVER, primary=g.host,
                        primary_pid=os.getpid(), since=time.time())
         records.event(g.lab, g.name, "failover", f"FT link lost ({why}): the secondary won "
                       f"the arbiter and runs the VM on {g.host} from checkpoint "
                       f"{self.live_from}", checkpoint=self.live_from, digest=self.live_digest)
+        if failed is not None and arbiter.on_controller(g.lab):  # FT-2: a new secondary
+            threading.Thread(target=self._reprotect, args=(failed,), name="ft-reprotect",
+                             daemon=True).start()
+
+    def _reprotect(self, failed: str) -> None:
+        from .reprotect import reprotect  # only a VM that failed over loads the orchestrator
+
+        try:
+            reprotect(self.guest.lab, self.guest.name, failed)
+        except Exception as err:  # the VM runs on unprotected; say why, keep running
+            records.event(self.guest.lab, self.guest.name, "reprotect-failed",
+                          f"{type(err).__name__}: {err}")

@@ -181,7 +181,9 @@ class Vmx:
             self.state = "stood-down"
             self.stop.set()
 
-        self.ft = Primary(self.guest, socks[0], request["params"], lost)
+        live = self.ft_secondary.output if self.ft_secondary else None  # re-protection:
+        # the output this process serves since its failover stays, held back again
+        self.ft = Primary(self.guest, socks[0], request["params"], lost, live)
         self.ft.start()
         send_line(conn, {"ok": True})
 

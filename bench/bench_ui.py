@@ -178,7 +178,7 @@ def main() -> int:
     print(f"datacenter view ({HOSTS} hosts, lint, status): {dc_ms:.0f} ms")
     print(f"host view render: median {med(host_ms):.0f} ms, max {max(host_ms):.0f} ms over "
           f"{len(host_ms)} (aim < 1000 ms); its JSON alone: median {med(fetch_ms):.0f} ms "
-          f"-> drawing costs {med(host_ms) / max(med(fetch_ms), 0.1):.1f}x the fetch")
+          f"-> the view costs {med(host_ms) / max(med(fetch_ms), 0.1):.1f}x its fetch")
     if latency:
         print(f"SSE update latency (server stamp -> page handler): median {med(latency):.1f} ms, "
               f"max {max(latency):.1f} ms over {len(latency)} events")

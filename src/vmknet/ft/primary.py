@@ -26,6 +26,7 @@ from typing import Any
 from ..vm.guest import Guest
 from ..vm.memory import GuestMemory
 from ..vmotion import protocol
+from ..vmotion.crypto import OVERHEAD
 from ..vmotion.precopy import chunks
 from ..vmotion.report import PairStat
 from ..vmotion.streams import AllStreamsFailed, Stream, run_round
@@ -120,11 +121,13 @@ class Primary:
                     idx = mem.take_dirty()
                     shadow.pages[idx] = mem.pages[idx]
                     mark = self.output.mark() if self.output else None
+                    device = self.guest.device_state()  # vCPUs, devices, the workload's
+                    # progress: what the VM holds besides memory, as at this pause
                     if self.verify:  # test hook: the memory this checkpoint stands for,
                         # logged before it is sent (this process may die before the ACK)
                         with records.checkpoint_log(self.guest.lab, self.guest.name).open(
                                 "a", encoding="utf-8") as log:
-                            log.write(f"{rnd} {mem.digest()}\n")
+                            log.write(f"{rnd} {mem.digest()} {load.writes}\n")
                 finally:
                     load.resume()
                     self.paused_s += time.perf_counter() - t
@@ -132,7 +135,8 @@ class Primary:
                     if mark is not None:  # the records this checkpoint stands for:
                         self.stream.sock.sendall(  # a ZERO run of no pages (secondary.py)
                             protocol.pack(protocol.ZERO, rnd, mark, 0))
-                    sent = run_round([self.stream], shadow, rnd, chunks(idx)).bytes
+                    sent = self._send_device(rnd, device)
+                    sent += run_round([self.stream], shadow, rnd, chunks(idx)).bytes
                 except OSError as err:  # the mark's send: the link broke as in a round
                     load.pause()
                     self._link_lost(str(err))
@@ -163,6 +167,18 @@ class Primary:
         finally:
             with contextlib.suppress(OSError):
                 self.stream.sock.close()
+
+    def _send_device(self, rnd: int, device: bytes) -> int:
+        """The device state as a PAGES frame of no pages (secondary.py applies it with the
+        checkpoint's pages); sealed like them when the link is encrypted."""
+        stream = self.stream
+        if stream.sealer is None:
+            stream.sock.sendall(protocol.pack(protocol.PAGES, rnd, 0, 0, len(device)) + device)
+            return len(device)
+        header = protocol.pack(protocol.PAGES, rnd, 0, 0, len(device) + OVERHEAD)
+        sealed = stream.sealer.seal(header, device)
+        stream.sock.sendall(header + sealed)
+        return len(sealed)
 
     def _link_lost(self, why: str) -> None:
         """The guest is paused: ask the arbiter before it runs another instruction."""

@@ -96,11 +96,16 @@ def events(lab: str, vm: str) -> list[dict[str, Any]]:
 
 
 def checkpoint_log(lab: str, vm: str) -> Path:
-    """Verify mode: the primary's memory digest at each acknowledged checkpoint, one a line."""
+    """Verify mode: per checkpoint, a line "N digest writes" (its memory, its write counter)."""
     return inside(ft_dir(lab), f"{vm}.digests")
 
 
 def logged_digests(lab: str, vm: str) -> dict[int, str]:
+    return {n: digest for n, (digest, _) in logged_checkpoints(lab, vm).items()}
+
+
+def logged_checkpoints(lab: str, vm: str) -> dict[int, tuple[str, int]]:
+    """Verify mode: checkpoint -> (memory digest, the workload's writes) at its pause."""
     try:
         text = checkpoint_log(lab, vm).read_text(encoding="utf-8")
     except OSError:
@@ -108,6 +113,6 @@ def logged_digests(lab: str, vm: str) -> dict[int, str]:
     out = {}
     for line in text.splitlines():
         parts = line.split()
-        if len(parts) == 2:
-            out[int(parts[0])] = parts[1]
+        if len(parts) == 3:
+            out[int(parts[0])] = (parts[1], int(parts[2]))
     return out

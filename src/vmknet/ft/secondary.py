@@ -35,6 +35,7 @@ from .output import Output
 from .primary import SYNC_ROUND
 
 ACCEPT_TIMEOUT = 30.0
+MAX_DEVICE = 64 << 10  # a device state is ~4 KiB: a bigger one is not ours
 Staged = list[tuple[int, int, bytearray | None]]  # first page, count, data (None: zeros)
 
 
@@ -49,6 +50,7 @@ class Secondary:
         self.last_applied = 0
         self.applied_bytes = 0
         self.live_from: int | None = None
+        self.live_writes: int | None = None
         self.live_digest: str | None = None
         self.failover_ms: float | None = None
 
@@ -57,7 +59,8 @@ class Secondary:
                 "output_mark": self.output_mark,
                 "output_produced": self.output.produced if self.output else None,
                 "applied_bytes": self.applied_bytes, "live_from": self.live_from,
-                "live_digest": self.live_digest, "failover_ms": self.failover_ms}
+                "live_digest": self.live_digest, "live_writes": self.live_writes,
+                "failover_ms": self.failover_ms}
 
     def run(self, listeners: list[socket.socket], ticket_id: str,
             on_live: Callable[[Guest], None]) -> bool:
@@ -98,10 +101,13 @@ class Secondary:
         mem = self.guest.memory
         staged: Staged = []
         mark: int | None = None
+        device: bytes | None = None
         try:
             while True:
                 frame = protocol.read_frame(sock)
-                if frame.kind == protocol.PAGES:
+                if frame.kind == protocol.PAGES and frame.pages == 0:
+                    device = self._device(sock, frame)  # applied with the pages, at the end
+                elif frame.kind == protocol.PAGES:
                     if frame.start + frame.pages > mem.n_pages or \
                             frame.length != frame.pages * PAGE_SIZE:
                         raise protocol.ProtocolError(f"bad page run {frame}")
@@ -117,6 +123,9 @@ class Secondary:
                 elif frame.kind == protocol.ROUND_END:
                     self._apply(staged)
                     staged.clear()
+                    if device is not None:
+                        self.guest.restore_device(device)
+                        device = None
                     if mark is not None:
                         self.output_mark, mark = mark, None
                     self.last_applied = frame.round
@@ -132,6 +141,14 @@ class Secondary:
         except (OSError, protocol.ProtocolError) as err:
             return str(err) or type(err).__name__
 
+    def _device(self, sock: socket.socket, frame: protocol.Frame) -> bytes:
+        """A checkpoint's device state (a PAGES frame of no pages, primary.py)."""
+        if frame.length > MAX_DEVICE:
+            raise protocol.ProtocolError(f"device state of {frame.length} bytes")
+        data = bytearray(frame.length)
+        protocol.recv_exact(sock, memoryview(data))
+        return bytes(data)
+
     def _apply(self, staged: Staged) -> None:
         pages = self.guest.memory.pages
         for start, count, data in staged:
@@ -145,6 +162,7 @@ class Secondary:
     def _go_live(self, why: str, t: float, on_live: Callable[[Guest], None]) -> None:
         g = self.guest
         self.live_from = self.last_applied
+        self.live_writes = g.workload.writes  # from the checkpoint's device state
         if self.verify:  # test hook: the state it went live from, before a write
             self.live_digest = g.memory.digest()
         g.workload.start()

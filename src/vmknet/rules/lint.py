@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator
 from ..model import Datacenter
 from . import lint_cluster as cluster
 from . import lint_dc as dcwide
+from . import lint_ft as ft
 from . import lint_host as host
 from . import lint_routers as routers
 from .lint_base import Context, Finding, Severity
@@ -28,6 +29,7 @@ Check = Callable[[Context], Iterator[Finding]]
 CHECKS: list[tuple[str, Check]] = [
     ("REQ-1", cluster.check_vmotion),
     ("REQ-2", cluster.check_fault_tolerance),
+    ("FT-3", ft.check_ft_logging_speed),
     ("REQ-3", cluster.check_vsan),
     ("REQ-4", cluster.check_replication),
     ("REQ-6", cluster.check_mtu_consistency),

@@ -198,3 +198,11 @@ def test_a_change_against_a_stale_version_or_refused_by_the_rules_changes_nothin
     assert ui.client.app.state.pending.waiting() is None  # type: ignore[attr-defined]
     problem(ui.client.get("/api/v1/ui/changes/nope", headers=ui.as_("read-only")),
             404, "NotFound")
+
+
+def test_the_event_stream_is_left_out_of_the_openapi_document_the_rest_is_in(ui: Ui) -> None:
+    paths = ui.client.get("/openapi.json").json()["paths"]
+    assert "/api/v1/ui/traffic" not in paths
+    assert {"/api/v1/ui/hosts/{host}/diagram", "/api/v1/ui/hosts/{host}/vmknics/{vmk}/trace",
+            "/api/v1/ui/changes", "/api/v1/ui/changes/{change_id}",
+            "/api/v1/ui/changes/{change_id}/confirm"} <= set(paths)

@@ -97,7 +97,10 @@ def trace_route(request: Request, host: str, vmk: str) -> dict[str, Any]:
                        states=port_states if lab is not None else None)
 
 
-@router.get("/traffic", dependencies=[read_only], responses=REFUSALS,
+# Not in /openapi.json: an endless event stream is no operation a client generator or a
+# fuzzer (tests/unit/test_api_fuzz.py reads every answer to its end) can call; docs/ui.md
+# documents it and tests/unit/test_ui_routes.py tests it.
+@router.get("/traffic", dependencies=[read_only], responses=REFUSALS, include_in_schema=False,
             response_class=StreamingResponse,
             summary="Server-sent events: bytes per second per adapter and per service")
 async def traffic(request: Request,

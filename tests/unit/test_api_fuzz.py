@@ -22,12 +22,17 @@ from schemathesis.generation.modes import GenerationMode
 from vmknet.api.app import create_app
 from vmknet.api.tokens import TokenBook
 from vmknet.controller.service import Controller
-from vmknet.errors import HTTP_STATUS
+from vmknet.controller.tasks import PARAMS, Tasks
+from vmknet.errors import HTTP_STATUS, NotFound
 from vmknet.inventory import Inventory
 from vmknet.state import load_file
 
 LAB = Path(__file__).resolve().parents[2] / "examples" / "lab.yaml"
 EXAMPLES = 20  # per operation (valid and invalid data): ~30 operations, ~20 s on 2 cores
+
+
+def _no_lab(*_: Any) -> tuple[bool, dict[str, Any], str]:
+    raise NotFound("VM not found in lab fuzz")
 
 
 @pytest.fixture(scope="module")
@@ -39,6 +44,9 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[FastAPI, s
     token = book.create("admin", "fuzz")[0]
     controller = Controller(folder / "controller", "fuzz",
                             lambda: Inventory.open(store).read())
+    # Tasks whose engines refuse (this test has no lab): what is fuzzed is the REST side.
+    controller.tasks = Tasks("fuzz", lambda: Inventory.open(store).read(), lambda events: None,
+                             dict.fromkeys(PARAMS, _no_lab))
     yield create_app(controller, lambda: Inventory.open(store), book), token
     controller.stop()
 

@@ -15,7 +15,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from ..inventory import Inventory
-from . import problems, routes_inventory, routes_mgmt, routes_state, routes_ui
+from . import problems, routes_inventory, routes_mgmt, routes_state, routes_tasks, routes_ui
 from .tokens import TokenBook
 
 VERSION = "1"
@@ -37,5 +37,6 @@ def create_app(controller: Any, inventory_factory: Callable[[], Inventory],
     app.include_router(routes_mgmt.router)
     app.include_router(routes_inventory.router)
     app.include_router(routes_state.router)
+    app.include_router(routes_tasks.router)
     routes_ui.install(app)  # the web UI at / (docs/ui.md)
     return app

@@ -13,13 +13,13 @@ Datastores live under $VMKNET_DATASTORE_BASE (default /var/lib/vmknet/labs).
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from typing import Any
 
 import click
 
 from ..model import names
 from ..provision import cold, files, placement, snapshots
-from ..provision.report import MoveReport
 from ..vm.units import (
     MAX_DISK,
     MAX_DISK_DATA,
@@ -31,7 +31,17 @@ from ..vm.units import (
 )
 from .context import AppContext, pass_app, reported
 from .output import emit_json, is_terminal, say, table
-from .vm_common import EXIT_ABORTED, bound, print_report, rate, valid, vm, vm_name
+from .vm_common import (
+    EXIT_ABORTED,
+    bound,
+    in_controller,
+    print_report,
+    rate,
+    task_params,
+    valid,
+    vm,
+    vm_name,
+)
 
 
 class TransferBar:
@@ -76,20 +86,30 @@ class TransferBar:
                        f"({25 * quarter}%) {name}")
 
 
-def print_move(r: MoveReport) -> None:
-    say(f"{r.operation} {r.vm} {r.source} -> {r.target_vm} {r.target}: "
-        f"{'completed' if r.completed else 'failed'} ({r.reason})",
-        style="green" if r.completed else "bold red")
-    click.echo(f"{len(r.files)} files, {human_bytes(r.logical_size)} logical, "
-               f"{human_bytes(r.data_bytes)} data, {human_bytes(r.bytes_on_wire)} on the wire "
-               f"in {r.copy_seconds:.2f} s (total {r.seconds:.2f} s)")
+def print_move(r: dict[str, Any]) -> None:
+    """A MoveReport, in its dict form (`to_dict`: what the controller's task answers too)."""
+    say(f"{r['operation']} {r['vm']} {r['source']} -> {r['target_vm']} {r['target']}: "
+        f"{'completed' if r['completed'] else 'failed'} ({r['reason']})",
+        style="green" if r["completed"] else "bold red")
+    click.echo(f"{len(r['files'])} files, {human_bytes(r['logical_size'])} logical, "
+               f"{human_bytes(r['data_bytes'])} data, {human_bytes(r['bytes_on_wire'])} on the "
+               f"wire in {r['copy_seconds']:.2f} s (total {r['seconds']:.2f} s)")
     table(("Source", "Target", "Bytes", "Why (PATH-2)"),
           [[f"{a['source_vmk']} {a['source_stack']} {a['source_address']}",
             f"{a['target_vmk']} {a['target_stack']} {a['target_address']}",
-            a["bytes_on_wire"], a["reason"]] for a in r.adapters()])
+            a["bytes_on_wire"], a["reason"]] for a in r["adapters"]])
     table(("File", "Size", "Data", "Wire", "Seconds", "Resumed"),
-          [[f.target, f.logical_size, f.data_bytes, f.bytes_on_wire, f"{f.seconds:.3f}",
-            f.resumed] for f in r.files])
+          [[f["target"], f["logical_size"], f["data_bytes"], f["bytes_on_wire"],
+            f"{f['seconds']:.3f}", f["resumed"]] for f in r["files"]])
+
+
+def copy_events(bar: TransferBar) -> Callable[[dict[str, Any]], None]:
+    """The controller's copy progress events onto the bar."""
+    def update(event: dict[str, Any]) -> None:
+        if event.get("event") == "copy":
+            bar.update(int(event["done"]), int(event["total"]), str(event["file"]))
+
+    return update
 
 
 def _limit(text: str | None) -> float | None:
@@ -154,11 +174,16 @@ def migrate_command(app: AppContext, name: str, target: str, datastore: str | No
     valid((names.VM, name, "VM name"), (names.HOST, target, "--to"),
           (names.DATASTORE, datastore, "--datastore"))
     bandwidth = _limit(limit)
-    dc, lab = bound(app)
-    with reported(), TransferBar(f"migrate {name}", not as_json) as bar:
-        report = cold.migrate(dc, lab.name, name, target, datastore=datastore,
-                              progress=bar.update, bandwidth_limit=bandwidth)
-    emit_json(report.to_dict()) if as_json else print_move(report)
+    with TransferBar(f"migrate {name}", not as_json) as bar:
+        done = in_controller(app, "migrate", {"vm": name, "target": target,
+                                              "datastore": datastore, "limit": bandwidth},
+                             copy_events(bar))
+        if done is None:  # a lab without a controller: this process copies
+            dc, lab = bound(app)
+            with reported():
+                done = cold.migrate(dc, lab.name, name, target, datastore=datastore,
+                                    progress=bar.update, bandwidth_limit=bandwidth).to_dict()
+    emit_json(done) if as_json else print_move(done)
 
 
 @vm.command("clone")
@@ -175,11 +200,16 @@ def clone_command(app: AppContext, name: str, target: str, new: str, datastore: 
     valid((names.VM, name, "VM name"), (names.HOST, target, "--to"),
           (names.VM, new, "--name"), (names.DATASTORE, datastore, "--datastore"))
     bandwidth = _limit(limit)
-    dc, lab = bound(app)
-    with reported(), TransferBar(f"clone {name}", not as_json) as bar:
-        report = cold.clone(dc, lab.name, name, target, new, datastore=datastore,
-                            progress=bar.update, bandwidth_limit=bandwidth)
-    emit_json(report.to_dict()) if as_json else print_move(report)
+    with TransferBar(f"clone {name}", not as_json) as bar:
+        done = in_controller(app, "clone", {"vm": name, "target": target, "name": new,
+                                            "datastore": datastore, "limit": bandwidth},
+                             copy_events(bar))
+        if done is None:  # a lab without a controller: this process copies
+            dc, lab = bound(app)
+            with reported():
+                done = cold.clone(dc, lab.name, name, target, new, datastore=datastore,
+                                  progress=bar.update, bandwidth_limit=bandwidth).to_dict()
+    emit_json(done) if as_json else print_move(done)
 
 
 @vm.group("snapshot")
@@ -253,19 +283,23 @@ def create_with_disk(app: AppContext, name: str, host: str, memory: str, dirty_r
 def vmotion_with_datastore(app: AppContext, name: str, target: str, datastore: str,
                            as_json: bool, **options: Any) -> None:
     """`vmotion --datastore`: disks over NFC, then memory over vMotion (live.vmotion)."""
-    from ..provision import live
+    with TransferBar(f"disks of {name}", not as_json) as bar:
+        done = in_controller(app, "vmotion", {**task_params(name, target, options),
+                                              "datastore": datastore}, copy_events(bar))
+        if done is None:  # a lab without a controller: this process moves the VM
+            from ..provision import live
 
-    dc, lab = bound(app)
-    with reported(), TransferBar(f"disks of {name}", not as_json) as bar:
-        report = live.vmotion(dc, lab, name, target, datastore=datastore,
-                              progress=bar.update, **options)
+            dc, lab = bound(app)
+            with reported():
+                done = live.vmotion(dc, lab, name, target, datastore=datastore,
+                                    progress=bar.update, **options).to_dict()
     if as_json:
-        emit_json(report.to_dict())
+        emit_json(done)
     else:
-        print_move(report)
-        if report.vmotion is not None:
+        print_move(done)
+        if done.get("vmotion") is not None:
             from ..vmotion.report import MigrationReport
 
-            print_report(MigrationReport.from_dict(report.vmotion))
-    if not report.completed:
+            print_report(MigrationReport.from_dict(done["vmotion"]))
+    if not done["completed"]:
         sys.exit(EXIT_ABORTED)

@@ -18,7 +18,17 @@ from ..vm.units import MAX_MEMORY, PAGE_SIZE, human_bytes, parse_rate, parse_siz
 from .commands_provision import create_with_disk, vmotion_with_datastore
 from .context import AppContext, pass_app, reported
 from .output import emit_json, is_terminal, say, table
-from .vm_common import EXIT_ABORTED, bound, print_report, rate, valid, vm, vm_name
+from .vm_common import (
+    EXIT_ABORTED,
+    bound,
+    in_controller,
+    print_report,
+    rate,
+    task_params,
+    valid,
+    vm,
+    vm_name,
+)
 
 ENCRYPTION_MODES = ("disabled", "opportunistic", "required")  # = vmotion.crypto.MODES (tested)
 
@@ -128,23 +138,26 @@ def vmotion_command(app: AppContext, name: str, target: str, max_downtime: float
                     encryption: str, timeout: float, rate_limit: str | None,
                     datastore: str | None, as_json: bool) -> None:
     """Live-migrate VM NAME to another host over the vMotion adapters (pre-copy, multi-NIC)."""
-    from ..vmotion import migrate
-
     valid((names.VM, name, "VM name"), (names.HOST, target, "--to"),
           (names.DATASTORE, datastore, "--datastore"))
     limit = rate(rate_limit, "--rate-limit") if rate_limit else None
+    options: dict[str, Any] = {"max_downtime": max_downtime / 1000, "encryption": encryption,
+                               "timeout": timeout, "rate_limit": limit}
     if datastore is not None:
-        vmotion_with_datastore(app, name, target, datastore, as_json,
-                               max_downtime=max_downtime / 1000, encryption=encryption,
-                               timeout=timeout, rate_limit=limit)
+        vmotion_with_datastore(app, name, target, datastore, as_json, **options)
         return
-    dc, lab = bound(app)
     show = _Progress(enabled=not as_json)
-    with reported(), show:
-        report = migrate(dc, lab, name, target, max_downtime=max_downtime / 1000,
-                         encryption=encryption, timeout=timeout,
-                         rate_limit=limit,
-                         progress=show.update)
+    with show:
+        done = in_controller(app, "vmotion", task_params(name, target, options), show.update)
+        if done is None:  # a lab without a controller: this process migrates the VM
+            from ..vmotion import migrate
+
+            dc, lab = bound(app)
+            with reported():
+                done = migrate(dc, lab, name, target, progress=show.update, **options).to_dict()
+    from ..vmotion.report import MigrationReport
+
+    report = MigrationReport.from_dict(done)
     if as_json:
         emit_json(report.to_dict())
     else:

@@ -8,7 +8,8 @@ verbs to the `vm` group) both import it and not each other: no import cycle.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -46,6 +47,27 @@ def bound(app: AppContext) -> tuple[Datacenter, Lab]:
     with reported():
         lab = require_lab(app.inventory)
         return app.inventory.read(), lab
+
+
+def in_controller(app: AppContext, kind: str, params: dict[str, Any],
+                  progress: Callable[[dict[str, Any]], None]) -> dict[str, Any] | None:
+    """Run `kind` as a task of the lab's controller and follow it: its report.
+
+    None when the lab has no controller running: the command runs the operation
+    itself (a lab without `physical.controller`).
+    """
+    with reported():
+        door = app.inventory.controller()
+        if door is None:
+            return None
+        return door.task(kind, {k: v for k, v in params.items() if v is not None}, progress)
+
+
+def task_params(name: str, target: str, options: dict[str, Any]) -> dict[str, Any]:
+    """The controller's vmotion task parameters (controller/tasks.py) for the CLI's options."""
+    return {"vm": name, "target": target, "maxDowntimeMs": options["max_downtime"] * 1000,
+            "encryption": options["encryption"], "timeout": options["timeout"],
+            "rateLimit": options["rate_limit"]}
 
 
 @click.group("vm")

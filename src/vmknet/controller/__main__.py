@@ -31,11 +31,12 @@ from ..mgmt import paths, spawn
 from ..store import open_store
 from ..store.etcd_client import parse, pin_namespace
 from ..store.paths import is_etcd
+from . import inventory_door, task_runners
 from .election import DEFAULT_TTL, Leadership, candidate_name
 from .leases import HostLeases
-from . import inventory_door
 from .service import Controller
 from .snapshot import InventorySnapshot
+from .tasks import Tasks
 
 if TYPE_CHECKING:
     from ..api.serve import RestServer
@@ -70,11 +71,16 @@ def main(argv: list[str] | None = None) -> int:
         with store.transaction() as txn:
             txn.record(events)
 
-    controller = Controller(folder, args.lab, InventorySnapshot(store), record=record)
-    # The CLI's changes are made here, by the controller's own facade (controller/writes.py).
-    controller.local_extra.update(inventory_door.handlers(lambda: Inventory.open(args.store)))
+    snapshot = InventorySnapshot(store)
+    controller = Controller(folder, args.lab, snapshot, record=record)
     if leadership is not None:
         controller.hosts.liveness = _host_leases(args, done)
+    # The CLI's changes are made here, by the controller's own facade (controller/writes.py).
+    controller.local_extra.update(inventory_door.handlers(lambda: Inventory.open(args.store)))
+    # vMotion, migration, clone: run here, started and watched by the CLI and the REST API.
+    controller.tasks = Tasks(args.lab, lambda: snapshot(fresh=True), record,
+                             task_runners.RUNNERS)
+    controller.local_extra.update(controller.tasks.handlers())
     sock_path = paths.api_socket(args.lab)
     with contextlib.suppress(FileNotFoundError):
         sock_path.unlink()

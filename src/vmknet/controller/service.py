@@ -42,6 +42,7 @@ from .changes import REVERTED as CHANGE_REVERTED
 from .hosts import CHANGING, CONFIRMED, FAILED, REVERTED, HostTable
 from .joins import JoinTokens
 from .snapshot import InventorySnapshot
+from .tasks import Tasks
 
 AGENT_TIMEOUT = 5.0
 MAX_CSR = 8192
@@ -95,6 +96,7 @@ class Controller:
         self._threads: list[threading.Thread] = []
         # Methods of the local door served by layers above this one (the inventory's writes).
         self.local_extra: dict[str, wire.Handler] = {}
+        self.tasks: Tasks | None = None  # the multi-host operations it runs (`__main__` sets)
 
     # -- the management door -----------------------------------------------------------
 

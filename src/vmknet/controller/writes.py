@@ -1,4 +1,4 @@
-"""The CLI's changes, sent to the controller that makes them (`inventory.*` on api.sock).
+"""The CLI's changes, sent to the controller that makes them (`inventory.*`, `task.*`).
 
 With its controller running, a lab's inventory is changed by the controller
 alone, as vCenter changes its hosts: the CLI reads the store to print and plan,
@@ -6,13 +6,17 @@ and sends the operation (`ops.codec`) or the desired-state document here; the
 controller runs it through its own facade (rules, store, the rollout through
 the agents) and answers with what happened. Refusals come back with their code
 and details (`errors.from_dict`), so they read exactly as a local one would.
+Multi-host operations (vMotion, migration, clone) are the controller's tasks:
+started here, followed to their end (`controller/tasks.py`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from ..errors import from_dict
 from ..events import Event
 from ..ops import codec
 from ..ops.execute import Operation
@@ -50,3 +54,20 @@ class InventoryWrites:
         return Applied(int(got["version"]), int(got["changes"]),
                        [list(b) for b in rollout.get("batches", [])],
                        {str(k): float(v) for k, v in rollout.get("hostSeconds", {}).items()})
+
+    def task(self, kind: str, params: dict[str, Any],
+             progress: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
+        """Start a task in the controller and follow it: its report, or its error raised."""
+        view = self.client.call("task.start", {"kind": kind, "params": params})
+        after = 0
+        while True:
+            for event in view.get("progress", []):
+                after = max(after, int(event["seq"]))
+                progress(event)
+            if view["state"] != "running":
+                break
+            view = self.client.call("task.wait", {"id": view["id"], "after": after,
+                                                  "timeout": 10})
+        if view.get("error"):
+            raise from_dict(view["error"])
+        return dict(view["result"] or {})

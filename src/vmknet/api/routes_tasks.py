@@ -1,0 +1,108 @@
+"""Multi-host VM operations as the controller's tasks (controller/tasks.py), as vCenter's.
+
+    POST /api/v1/vms/{name}/vmotion   operator: live migration   -> 202, the task
+    POST /api/v1/vms/{name}/migrate   operator: cold migration   -> 202, the task
+    POST /api/v1/vms/{name}/clone     operator: a copy on a host -> 202, the task
+    GET  /api/v1/tasks                the tasks (running and recently ended)
+    GET  /api/v1/tasks/{id}           one task: state, progress events, report or error
+
+The body is the task's parameters (`VmotionParams`, ... in JSON); the VM comes
+from the path. A refused start (a bad name, a VM with a task running) answers
+its coded error; a task that fails later says so in its `error`, with the code.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+from pydantic import BaseModel
+from starlette.concurrency import run_in_threadpool
+
+from ..controller.tasks import MAX_WAIT, CloneParams, MigrateParams, Tasks, VmotionParams
+from ..errors import InvalidArgument, VmknetError
+from .auth import operator, read_only
+from .problems import BodyTooLarge
+from .routes_mgmt import REFUSALS
+
+router = APIRouter(prefix="/api/v1", tags=["tasks"])
+
+
+def _tasks(request: Request) -> Tasks:
+    tasks: Tasks | None = getattr(request.app.state.controller, "tasks", None)
+    if tasks is None:
+        raise VmknetError("This API is not served by a controller (no tasks)",
+                          code="ControllerNotRunning")
+    return tasks
+
+
+MAX_PARAMS = 64 * 1024  # a task's parameters are a few names and numbers
+
+
+def _body(model: type[BaseModel]) -> dict[str, Any]:
+    """The OpenAPI body of a task kind: its parameters without the VM (named by the path)."""
+    schema = model.model_json_schema()
+    schema["properties"].pop("vm", None)
+    schema["required"] = [r for r in schema.get("required", []) if r != "vm"]
+    return {"requestBody": {"required": True, "content": {
+        "application/json": {"schema": schema}}}}
+
+
+async def _start(request: Request, kind: str, name: str) -> dict[str, Any]:
+    # Read here, after the token was checked: a caller without one learns nothing of the body.
+    raw = bytearray()
+    async for chunk in request.stream():
+        raw += chunk
+        if len(raw) > MAX_PARAMS:
+            raise BodyTooLarge(f"A task's parameters are at most {MAX_PARAMS} bytes",
+                               limit=MAX_PARAMS)
+    try:
+        body = json.loads(raw or b"{}")
+    except ValueError as err:
+        raise InvalidArgument(f"The body is not JSON: {err}") from None
+    if not isinstance(body, dict):
+        raise InvalidArgument("The body is a JSON object of the task's parameters")
+    if "vm" in body:
+        raise InvalidArgument("The VM is named by the path, not the body")
+    return await run_in_threadpool(_tasks(request).start, kind, {**body, "vm": name})
+
+
+@router.post("/vms/{name}/vmotion", dependencies=[operator], responses=REFUSALS,
+             status_code=202, openapi_extra=_body(VmotionParams),
+             summary="Live-migrate a running VM (a task)")
+async def vmotion(request: Request, name: str) -> dict[str, Any]:
+    return await _start(request, "vmotion", name)
+
+
+@router.post("/vms/{name}/migrate", dependencies=[operator], responses=REFUSALS,
+             status_code=202, openapi_extra=_body(MigrateParams),
+             summary="Cold-migrate a powered-off VM's files (a task)")
+async def migrate(request: Request, name: str) -> dict[str, Any]:
+    return await _start(request, "migrate", name)
+
+
+@router.post("/vms/{name}/clone", dependencies=[operator], responses=REFUSALS,
+             status_code=202, openapi_extra=_body(CloneParams),
+             summary="Clone a VM's files to a host (a task)")
+async def clone(request: Request, name: str) -> dict[str, Any]:
+    return await _start(request, "clone", name)
+
+
+@router.get("/tasks", dependencies=[read_only], responses=REFUSALS,
+            summary="The controller's tasks, running and recently ended")
+def tasks(request: Request) -> list[dict[str, Any]]:
+    return _tasks(request).list()
+
+
+@router.get("/tasks/{task_id}", dependencies=[read_only], responses=REFUSALS,
+            summary="One task; with `wait`, held until it has news or ended")
+async def task(request: Request, task_id: str,
+               after: Annotated[int, Query(ge=0, description="Progress events after this seq")] = 0,
+               wait: Annotated[float, Query(ge=0, le=MAX_WAIT,
+                                            description="Seconds to hold the answer for news")] = 0
+               ) -> dict[str, Any]:
+    found = _tasks(request)
+    if wait:
+        return await run_in_threadpool(found.wait, task_id, after, wait)
+    return found.get(task_id, after)

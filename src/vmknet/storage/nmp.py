@@ -13,7 +13,9 @@ path may or may not have carried out is safe to repeat. A dead path is
 logged into again in the background every `revive_every` seconds; once its
 session is back the PSP may use it again (FIXED returns to it, MRU does not).
 The time from the failed command's start to its completion on another path
-is kept in `failovers`: the I/O pause a VM would see.
+is kept in `failovers`: the I/O pause a VM would see. Several threads may
+issue at once (a VM's queue depth): each session carries one command at a
+time, so with RR two threads keep two paths busy.
 """
 
 from __future__ import annotations
@@ -60,6 +62,7 @@ class MultipathDevice:
         self.ios = [0] * len(device_paths)  # commands completed per path
         self.failovers: list[tuple[str, float]] = []
         self._lock = threading.Lock()
+        self._busy = [threading.Lock() for _ in device_paths]
         self._stop = threading.Event()
         for i in range(len(device_paths)):
             self._login(i)
@@ -88,11 +91,11 @@ class MultipathDevice:
                 if self.sessions[i] is None and not self._stop.is_set():
                     self._login(i)
 
-    def _dead(self, i: int) -> None:
+    def _dead(self, i: int, session: Session) -> None:
         with self._lock:
-            session, self.sessions[i] = self.sessions[i], None
-        if session is not None:
-            session.sock.close()  # no logout: the path does not answer
+            if self.sessions[i] is session:
+                self.sessions[i] = None
+        session.sock.close()  # no logout: the path does not answer
 
     def alive(self) -> list[bool]:
         with self._lock:
@@ -125,8 +128,9 @@ class MultipathDevice:
         failed: str | None = None
         no_path_since: float | None = None
         while True:
-            i = self.selector.choose(self.alive())
-            session = None if i is None else self.sessions[i]
+            with self._lock:  # the PSP's state is the device's: one choice at a time
+                i = self.selector.choose([s is not None for s in self.sessions])
+                session = None if i is None else self.sessions[i]
             if i is None or session is None:
                 no_path_since = no_path_since or time.monotonic()
                 if time.monotonic() - no_path_since > ALL_PATHS_DOWN_AFTER:
@@ -135,14 +139,18 @@ class MultipathDevice:
                 time.sleep(0.05)
                 continue
             try:
-                result = command(session, self.paths[i])
+                with self._busy[i]:  # a session carries one command at a time
+                    if self.sessions[i] is not session:
+                        continue  # declared dead (and perhaps revived) meanwhile
+                    result = command(session, self.paths[i])
             except (IscsiError, OSError):
                 failed = failed or self.paths[i].runtime_name
-                self._dead(i)
+                self._dead(i, session)
                 continue
-            self.ios[i] += 1
-            if failed is not None:
-                self.failovers.append((failed, time.monotonic() - started))
+            with self._lock:
+                self.ios[i] += 1
+                if failed is not None:
+                    self.failovers.append((failed, time.monotonic() - started))
             return result
 
     def read(self, lba: int, blocks: int) -> bytes:

@@ -3,7 +3,8 @@
 # Works on a fresh Debian machine with Python 3.11: installs with apt-get (as root) what is
 # missing: python3-venv, and the tools the lab uses (iproute2: ip/bridge/tc; iputils-ping;
 # iperf3 for traffic tests; nftables for the routers' filter; tcpdump for captures; tgt and
-# libiscsi-bin for IP storage: the arrays' iSCSI targets and the hosts' initiators; chromium
+# libiscsi-bin for IP storage: the arrays' iSCSI targets and the hosts' initiators; nfs-ganesha,
+# nfs-ganesha-vfs, rpcbind and libnfs-utils for NFS: the arrays' servers, the hosts' client; chromium
 # and chromium-driver for the web UI's headless browser tests).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -42,6 +43,11 @@ command -v etcdctl >/dev/null || missing+=(etcd-client)  # looking into it by ha
 command -v tcpdump >/dev/null || missing+=(tcpdump)  # SEC-4 test: no key in a management capture
 command -v tgtd >/dev/null && command -v tgtadm >/dev/null || missing+=(tgt)  # arrays' iSCSI targets
 command -v iscsi-ls >/dev/null || missing+=(libiscsi-bin)  # hosts' iSCSI initiator (docs/storage.md)
+command -v ganesha.nfsd >/dev/null || missing+=(nfs-ganesha)  # arrays' NFS server
+[ -e /usr/lib/x86_64-linux-gnu/ganesha/libfsalvfs.so ] || [ -e /usr/lib/ganesha/libfsalvfs.so ] \
+    || missing+=(nfs-ganesha-vfs)  # its exports on a directory (FSAL_VFS)
+command -v rpcbind >/dev/null || missing+=(rpcbind)  # the arrays' own portmapper for NFS 3 (and rpcinfo)
+command -v nfs-cp >/dev/null || missing+=(libnfs-utils)  # hosts' NFS client (nfs-ls, nfs-cp)
 command -v chromium >/dev/null || missing+=(chromium)  # the web UI's browser tests (docs/ui.md)
 command -v chromedriver >/dev/null || missing+=(chromium-driver)  # selenium drives chromium with it
 if [ ${#missing[@]} -gt 0 ]; then

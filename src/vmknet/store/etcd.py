@@ -133,7 +133,7 @@ class EtcdStore:
     @property
     def path(self) -> Path:
         raise InvalidArgument(f"The store {self.location} is in etcd, not a local file: "
-                              "a lab binds a local (SQLite) store")
+                              "this needs an SQLite store (--store PATH)")
 
     def read(self) -> tuple[int, Datacenter]:
         etcd = self.etcd

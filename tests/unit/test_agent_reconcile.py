@@ -3,9 +3,11 @@ part of a rendered lab, the state on the wire, "never fight a rollout", the mana
 
 from __future__ import annotations
 
+import base64
 import json
 import threading
 import time
+import zlib
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -17,7 +19,14 @@ from hypothesis import strategies as st
 from vmknet.agent import faults
 from vmknet.agent.reconcile import Reconciler, cuts, management_path, should_run
 from vmknet.controller import desired as ctl_desired
-from vmknet.controller.desired import decode_state, encode_state, from_ops, host_part, state_ops
+from vmknet.controller.desired import (
+    decode_state,
+    encode_state,
+    from_ops,
+    host_part,
+    state_ops,
+    unpack_state,
+)
 from vmknet.controller.hosts import FAILING, HostTable
 from vmknet.dataplane import kcodec, naming
 from vmknet.dataplane.kops import DeleteLink, KernelOp, ModifyLink
@@ -62,6 +71,31 @@ def test_a_host_part_travels_as_json_and_comes_back_equal() -> None:
         wire = json.loads(json.dumps(encode_state(part)))
         assert canonical(decode_state(wire, 100_000)) == canonical(part)
         assert from_ops(state_ops(part)) == part
+
+
+def test_the_state_goes_deflated_and_only_when_the_agent_lacks_it() -> None:
+    ctl = Ctl(DC)
+    first = ctl_desired.desired(ctl, "esx01", {"lab": LAB})
+    state = unpack_state(first["state"], 100_000)
+    assert canonical(state) == canonical(host_part(WHOLE, LAB, "esx01", HOSTS))
+    assert len(first["state"]) < 4096 < len(json.dumps(encode_state(state)))
+    again = ctl_desired.desired(ctl, "esx01", {"lab": LAB, "have": first["digest"]})
+    assert again["same"] is True and "state" not in again
+    assert again["generation"] == first["generation"]
+    other = ctl_desired.desired(ctl, "esx02", {"lab": LAB, "have": first["digest"]})
+    assert "state" in other and other["digest"] != first["digest"]
+
+
+def test_a_packed_state_is_inflated_only_up_to_its_limit() -> None:
+    bomb = base64.b64encode(zlib.compress(b"[" + b" " * (1 << 20) + b"]")).decode()
+    for bad in (5, "not base64!", base64.b64encode(b"not zlib").decode(), bomb,
+                base64.b64encode(zlib.compress(b"{nope"))[:-8].decode()):
+        try:
+            unpack_state(bad, 100, max_bytes=64 << 10)
+        except InvalidArgument as err:
+            assert err.code == "ProtocolError"
+        else:
+            raise AssertionError(f"{bad!r} unpacked")
 
 
 def test_a_desired_state_refuses_ops_that_change_things() -> None:
@@ -128,7 +162,8 @@ def _reconciler(host: str, ctl: Ctl, backend: MemoryBackend, guard: Guard,
                 reports: list[dict[str, Any]]) -> Reconciler:
     links = {"esx01": [("198.18.0.11", "vmk0")], "esx02": [("198.18.0.12", "vmk0")]}[host]
     return Reconciler(LAB, host, guard, threading.Lock(),
-                      lambda: ctl_desired.desired(ctl, host, {"lab": LAB}), reports.append,
+                      lambda have: ctl_desired.desired(ctl, host, {"lab": LAB, "have": have}),
+                      reports.append,
                       lambda: backend, lambda: links)
 
 
@@ -230,9 +265,9 @@ def test_the_loop_runs_at_start_on_a_new_generation_and_not_while_held() -> None
     ctl, guard = Ctl(DC), Guard("esx01")
     calls: list[int] = []
 
-    def fetch() -> dict[str, Any]:
+    def fetch(have: str | None) -> dict[str, Any]:
         calls.append(1)
-        return ctl_desired.desired(ctl, "esx01", {"lab": LAB})
+        return ctl_desired.desired(ctl, "esx01", {"lab": LAB, "have": have})
 
     rec = Reconciler(LAB, "esx01", guard, threading.Lock(), fetch, lambda r: None,
                      lambda: backend, lambda: [("198.18.0.11", "vmk0")], interval=600)

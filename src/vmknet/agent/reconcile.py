@@ -3,7 +3,8 @@
 Once at start, whenever the heartbeat reply names a generation other than the
 one the agent last converged to, and every `INTERVAL` seconds, the agent asks
 the controller for its host's part of the committed inventory (`desired`,
-over a fresh mutual-TLS management connection), reads its own namespaces and
+over a fresh mutual-TLS management connection; the state itself comes only
+when it differs from the one the agent holds), reads its own namespaces and
 its wires' far ends, plans with the dataplane's planner and runs the ops, all
 or nothing. Whatever stopped it before (kill -9 half way through a rollout's
 part, a hand edit with `ip`), the next pass repairs it.
@@ -28,7 +29,7 @@ from dataclasses import dataclass
 from ipaddress import ip_address, ip_interface
 from typing import Any, Protocol
 
-from ..controller.desired import decode_state, host_part
+from ..controller.desired import host_part, unpack_state
 from ..dataplane import naming
 from ..dataplane.base import Backend
 from ..dataplane.kops import (
@@ -133,7 +134,8 @@ class Outcome:
 
 class Reconciler:
     def __init__(self, lab: str, host: str, guard: Guard, kernel: threading.Lock,
-                 fetch: Callable[[], dict[str, Any]], report: Callable[[dict[str, Any]], None],
+                 fetch: Callable[[str | None], dict[str, Any]],
+                 report: Callable[[dict[str, Any]], None],
                  backend: Callable[[], Backend], links: Callable[[], Sequence[tuple[str, str]]],
                  interval: float = INTERVAL) -> None:
         self.lab, self.host, self.guard, self.kernel = lab, host, guard, kernel
@@ -143,6 +145,9 @@ class Reconciler:
         self.realised: int | None = None  # the generation the last good pass converged to
         self.error: str | None = None  # why the last pass failed or was refused
         self.passes = 0
+        # The last desired state fetched and its digest: the controller sends it again only
+        # when it changed (`have`).
+        self._have: tuple[str, KernelState] | None = None
         self._wake = threading.Event()
         self._stop = threading.Event()
 
@@ -187,7 +192,7 @@ class Reconciler:
         """One pass; False when it failed or was refused (the reason is in `error`)."""
         self.passes += 1
         try:
-            reply = self._fetch()
+            reply = self._fetch(self._have[0] if self._have else None)
         except (OSError, VmknetError):
             return False  # the controller is away: nothing to run against, nobody to tell
         try:
@@ -216,7 +221,12 @@ class Reconciler:
             raise VmknetError("The controller's desired state has no generation",
                               code="ProtocolError")
         names = [str(h) for h in hosts]
-        desired = decode_state(reply.get("state"), MAX_STATE)
+        digest = str(reply.get("digest", ""))
+        if reply.get("same") is True and self._have is not None and self._have[0] == digest:
+            desired = self._have[1]
+        else:
+            desired = unpack_state(reply.get("state"), MAX_STATE)
+            self._have = (digest, desired)
         backend = self._backend()
         lab_state = backend.read(naming.prefix(self.lab))
         current = host_part(lab_state, self.lab, self.host, names)

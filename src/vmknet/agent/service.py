@@ -182,8 +182,8 @@ class Agent:
     def report(self, done: RolledBack) -> None:
         self._fresh_call("rolledBack", done.to_dict(), TIMEOUT)
 
-    def _desired(self) -> dict[str, Any]:
-        reply = self._fresh_call("desired", {"lab": self.guard.lab}, TIMEOUT)
+    def _desired(self, have: str | None) -> dict[str, Any]:
+        reply = self._fresh_call("desired", {"lab": self.guard.lab, "have": have}, TIMEOUT)
         if not isinstance(reply, dict):
             raise VmknetError("The controller's desired state is not an object",
                               code="ProtocolError")

@@ -12,10 +12,19 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from vmknet.controller import processes as relay
 from vmknet.errors import InvalidArgument
 from vmknet.lab.registry import RUN_DIR_ENV
+from vmknet.model import Datacenter, Service
+from vmknet.state import load_file
 from vmknet.supervise import kinds, records, scan
 from vmknet.supervise.records import ProcessRecord
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "lab.yaml"
+TICKET = "0123456789abcdef" * 2
+VMOTION = [{"stack": "vmotion", "address": "198.18.4.12"},
+           {"stack": "vmotion", "address": "198.18.4.22"}]
+MGMT = [{"stack": "defaultTcpipStack", "address": "2001:db8:0:10::12"}]
 
 
 @pytest.fixture
@@ -75,9 +84,41 @@ def test_vm_command_from_the_table() -> None:
                                                     "--base=/tmp/ds"])
 
 
+def test_incoming_command_and_its_sockets() -> None:
+    args = {"ticket": TICKET, "vmotion": VMOTION, "management": MGMT, "vmotionPort": 8100}
+    module, argv = kinds.command("incoming", "web01", args, "h10", "esx02")
+    # The listeners never become argv: the agent opens them and passes their fds.
+    assert (module, argv) == ("vmknet.vm.vmx", ["incoming", "--lab=h10", "--name=web01",
+                                                "--host=esx02", f"--ticket={TICKET}"])
+    assert kinds.sockets("incoming", args) == [
+        kinds.Listen("vm-fds", "vmotion", "198.18.4.12", 8100),
+        kinds.Listen("vm-fds", "vmotion", "198.18.4.22", 8100),
+        kinds.Listen("mgmt-fds", "defaultTcpipStack", "2001:db8:0:10::12", 8001)]
+    assert kinds.sockets("vm", {"memory": 1}) == []
+
+
+def _incoming(**change: object) -> dict[str, object]:
+    return {"ticket": TICKET, "vmotion": VMOTION, "management": MGMT} | change
+
+
 @pytest.mark.parametrize(("kind", "name", "args"), [
     ("shell", "x", {}),  # not a kind of the table
-    ("incoming", "web01", {}),  # a migration starts it, with its sockets
+    ("incoming", "web01", {}),  # the ticket and the listeners are required
+    ("incoming", "web01", _incoming(ticket="0123")),  # not a ticket id
+    ("incoming", "web01", _incoming(ticket=TICKET.upper())),
+    ("incoming", "web01", _incoming(ticket=TICKET + " --lab=x")),
+    ("incoming", "web01", _incoming(vmotion=[])),
+    ("incoming", "web01", _incoming(vmotion=VMOTION * 9)),  # more than 16 listeners
+    ("incoming", "web01", _incoming(vmotion=[{"stack": "vmotion"}])),
+    ("incoming", "web01", _incoming(vmotion=[{"stack": "../x", "address": "198.18.4.12"}])),
+    ("incoming", "web01", _incoming(vmotion=[{"stack": "vmotion", "address": "esx01"}])),
+    ("incoming", "web01", _incoming(vmotion=[{"stack": "vmotion", "address": "198.18.4.12",
+                                              "ns": "vmkl-other.esx01.vmotion"}])),
+    ("incoming", "web01", _incoming(management="198.18.0.12")),
+    ("incoming", "web01", _incoming(vmotionPort=0)),
+    ("incoming", "web01", _incoming(controlPort=65536)),
+    ("incoming", "web01", _incoming(argv=["--vm-fds=0"])),
+    ("incoming", "-x", _incoming()),
     ("replication", "web01", {}),
     ("vm", "web01", {}),  # memory is required
     ("vm", "web01", {"memory": 0}),
@@ -147,3 +188,63 @@ def test_find_from_proc_alone(run: Path) -> None:
         proc.kill()
         proc.wait()
     assert scan.find("h10unit") == []
+
+
+@given(st.dictionaries(st.sampled_from(["ticket", "vmotion", "management", "vmotionPort",
+                                        "controlPort", "argv"]),
+                       st.integers() | st.text(max_size=40)
+                       | st.lists(st.dictionaries(st.sampled_from(["stack", "address", "x"]),
+                                                  st.text(max_size=20), max_size=3),
+                                  max_size=3), max_size=6))
+def test_any_incoming_request_is_the_tables_flags(args: dict[str, object]) -> None:
+    """Whatever an incoming request carries, its argv holds the ticket id at most."""
+    try:
+        _, argv = kinds.command("incoming", "web01", args, "h10", "esx02")
+    except InvalidArgument:
+        return
+    assert argv[:4] == ["incoming", "--lab=h10", "--name=web01", "--host=esx02"]
+    (ticket,) = argv[4:]
+    assert kinds.TICKET.fullmatch(ticket.removeprefix("--ticket="))
+
+
+@pytest.fixture(scope="module")
+def example() -> Datacenter:
+    return load_file(EXAMPLE)
+
+
+def test_controller_listeners_are_the_adapters_resolve_picks(example: Datacenter) -> None:
+    assert relay.receivers(example, "esx02", Service.VMOTION) == {
+        ("vmotion", "198.18.4.12"), ("vmotion", "198.18.4.22")}
+    assert relay.receivers(example, "esx02", Service.MANAGEMENT) == {
+        ("defaultTcpipStack", "198.18.0.12"), ("defaultTcpipStack", "2001:db8:0:10::12")}
+
+
+class _Ctl:
+    def __init__(self, dc: Datacenter) -> None:
+        self.dc, self.calls = dc, 0
+
+    def inventory(self) -> Datacenter:
+        return self.dc
+
+    def call_agent(self, host: str, method: str, params: dict[str, object],
+                   timeout: float = 0.0) -> object:
+        self.calls += 1
+        return {"host": host}
+
+
+@pytest.mark.parametrize(("vmotion", "management"), [
+    ([{"stack": "vmotion", "address": "198.18.4.11"}], MGMT),  # esx01's vMotion adapter
+    ([{"stack": "defaultTcpipStack", "address": "198.18.0.12"}], MGMT),  # not vMotion
+    ([{"stack": "vmotion", "address": "198.18.0.12"}], MGMT),  # wrong stack for it
+    (VMOTION, [{"stack": "defaultTcpipStack", "address": "198.18.8.12"}]),  # provisioning
+])
+def test_controller_refuses_listeners_off_the_hosts_adapters(
+        example: Datacenter, vmotion: object, management: object) -> None:
+    ctl = _Ctl(example)
+    with pytest.raises(InvalidArgument) as err:
+        relay.start(ctl, {"host": "esx02", "kind": "incoming", "name": "web01",
+                          "args": _incoming(vmotion=vmotion, management=management)})
+    assert err.value.code == "SEC-2" and ctl.calls == 0
+    relay.start(ctl, {"host": "esx02", "kind": "incoming", "name": "web01",
+                      "args": _incoming()})
+    assert ctl.calls == 1

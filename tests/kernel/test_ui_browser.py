@@ -18,9 +18,11 @@ import json
 import os
 import shutil
 import subprocess
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -117,7 +119,11 @@ def _svg(s: Session, host: str) -> WebElement:
 
 
 def _open_host(s: Session, host: str) -> WebElement:
-    s.browser.get(f"{s.url}/#/host/{host}")
+    s.browser.execute_script("document.body.dataset.view = ''")
+    if s.browser.current_url == f"{s.url}/#/host/{host}":
+        s.browser.refresh()  # the same hash changes nothing: draw the host afresh
+    else:
+        s.browser.get(f"{s.url}/#/host/{host}")
     s.until(f"document.body.dataset.view === 'host:{host}'")
     return _svg(s, host)
 
@@ -220,6 +226,45 @@ def test_trace_shows_the_nic_the_kernel_forwards_on(ui: Session) -> None:
     assert "kernel's STP port states" in ui.browser.find_element(By.ID, "trace-basis").text
     assert svg.find_elements(By.CSS_SELECTOR, ".team.carrying[data-pg='vMotion-A']")
     ui.shot("trace")
+
+
+def _rest(s: Session, method: str, path: str, body: Any = None) -> Any:
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(f"{s.url}{path}", data=data, method=method, headers={
+        "Authorization": f"Bearer {s.token}", "Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=120) as r:
+        return json.loads(r.read())
+
+
+def _set_link(s: Session, nic: str, link: str) -> None:
+    doc = _rest(s, "GET", "/api/v1/datacenter")
+    doc["hosts"]["esx01"]["nics"][nic]["link"] = link
+    plan = _rest(s, "POST", "/api/v1/plan", doc)
+    _rest(s, "POST", f"/api/v1/apply?version={plan['version']}", doc)
+
+
+def test_trace_follows_a_failover_when_the_active_nics_link_goes_down(ui: Session) -> None:
+    _set_link(ui, "vmnic2", "down")  # the cable of vmk1's active uplink is pulled
+    try:
+        def moved() -> bool:
+            t = _rest(ui, "GET", "/api/v1/ui/hosts/esx01/vmknics/vmk1/trace")
+            return bool(t["carrying"] == ["vmnic3"])
+
+        assert wait_until(moved, 40, step=0.25) is not None  # STP moves to the standby wire
+        svg = _open_host(ui, "esx01")
+        svg.find_element(By.CSS_SELECTOR, ".vmknic[data-vmk='vmk1'] .vmk-name").click()
+        ui.until("document.getElementById('trace-basis')")
+        hops = {h.get_attribute("data-nic"): h.text
+                for h in ui.browser.find_elements(By.CSS_SELECTOR, "#trace-hops li")}
+        assert "link down" in hops["vmnic2"] and "carrying it now" not in hops["vmnic2"]
+        assert "STP forwarding" in hops["vmnic3"] and "carrying it now" in hops["vmnic3"]
+        assert "link-down" in (svg.find_element(
+            By.CSS_SELECTOR, ".uplink[data-nic='vmnic2']").get_attribute("class") or "")
+        ui.shot("failover")
+    finally:
+        _set_link(ui, "vmnic2", "up")
+    assert wait_until(lambda: _rest(ui, "GET", "/api/v1/ui/hosts/esx01/vmknics/vmk1/trace")[
+        "carrying"] == ["vmnic2"], 40, step=0.25) is not None  # failback (teaming default)
 
 
 def test_resolve_highlights_the_adapter_pairs_in_both_hosts(ui: Session) -> None:

@@ -1,7 +1,7 @@
 """Storage arrays of the physical network: iSCSI targets that a lab serves for real (STO-6).
 
 An array is a box on the physical switch fabric, like a router: interfaces on
-VLAN segments with addresses, and iSCSI targets with their LUNs. `lab up`
+VLAN segments with addresses, iSCSI targets with their LUNs and NFS exports. `lab up`
 gives each array a namespace and a real target (Debian's tgtd) serving sparse
 backing files under the lab's run directory (vmknet.storage.arrays).
 
@@ -14,6 +14,8 @@ backing files under the lab's run directory (vmknet.storage.arrays).
             targets:
               - iqn: iqn.2026-11.com.example:array01.lun-a
                 luns: [{id: 1, size: 256MiB}]
+          nfs:
+            exports: [{path: /share}]     # nfs-ganesha, NFS 3 (own rpcbind) and 4.0
 
 Every refusal here is one line that names STO-6.
 """
@@ -38,6 +40,8 @@ MAX_INTERFACES = 8
 _LABEL = r"[a-z0-9](?:[a-z0-9-]*[a-z0-9])?"
 IQN = re.compile(rf"iqn\.\d{{4}}-(?:0[1-9]|1[0-2])\.{_LABEL}(?:\.{_LABEL})*(?::[a-z0-9.:_-]+)?")
 MAX_IQN = 223  # RFC 3720: an iSCSI name is at most 223 bytes
+EXPORT_PATH = re.compile(r"/[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}")  # no "..": stays in its folder
+MAX_EXPORTS = 16
 
 
 def lab_address_problem(iface: IPv4Interface) -> str | None:
@@ -115,9 +119,43 @@ class IscsiService(VmknetModel):
         return self
 
 
+class NfsExport(VmknetModel):
+    """One NFS export: `path` is what clients mount (`-s /share`), served from a directory
+    under the lab's run directory (nfs-ganesha, FSAL_VFS)."""
+
+    path: str
+
+    @field_validator("path")
+    @classmethod
+    def _path(cls, value: str) -> str:
+        if not EXPORT_PATH.fullmatch(value):
+            raise ValueError(f"export {value[:60]!r}: use one absolute path component such "
+                             "as /share (letters, digits, '.', '_', '-') (STO-6)")
+        return value
+
+    @property
+    def directory(self) -> str:
+        """The export's directory name under the array's run directory."""
+        return self.path.lstrip("/")
+
+
+class NfsService(VmknetModel):
+    exports: list[NfsExport] = Field(min_length=1, max_length=MAX_EXPORTS)
+
+    @model_validator(mode="after")
+    def _unique_paths(self) -> NfsService:
+        seen: set[str] = set()
+        for export in self.exports:
+            if export.path in seen:
+                raise ValueError(f"export {export.path} is declared twice (STO-6)")
+            seen.add(export.path)
+        return self
+
+
 class StorageArray(VmknetModel):
     interfaces: list[ArrayInterface] = Field(min_length=1, max_length=MAX_INTERFACES)
     iscsi: IscsiService | None = None
+    nfs: NfsService | None = None
 
     @model_validator(mode="after")
     def _one_subnet_per_interface(self) -> StorageArray:
@@ -139,3 +177,7 @@ class StorageArray(VmknetModel):
     @property
     def iqns(self) -> list[str]:
         return [] if self.iscsi is None else [t.iqn for t in self.iscsi.targets]
+
+    @property
+    def exports(self) -> list[str]:
+        return [] if self.nfs is None else [e.path for e in self.nfs.exports]

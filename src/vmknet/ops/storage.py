@@ -5,9 +5,9 @@ from __future__ import annotations
 from ipaddress import IPv4Address, IPv6Address
 from typing import Literal
 
-from ..errors import AlreadyExists, InvalidArgument, NotFound, ResourceInUse
+from ..errors import AlreadyExists, InvalidArgument, NotFound, ResourceInUse, RuleViolation
 from ..events import Event
-from ..model import Datacenter, Host, IscsiAdapter, NmpDevice, Service
+from ..model import Datacenter, Host, IscsiAdapter, NfsMount, NmpDevice, Service
 from ..model.storage import Psp
 from . import interface, lookup
 
@@ -117,4 +117,40 @@ def nmp_fixed_set(dc: Datacenter, host: str, device: str, path: str | None) -> l
         raise InvalidArgument(f"Device {device} does not use VMW_PSP_FIXED (it uses "
                               f"{config.psp}): set its PSP first", device=device)
     config.preferred = path
+    return []
+
+
+def nfs_add(dc: Datacenter, host: str, name: str, servers: list[str], share: str,
+            version: Literal["3", "4.1"] = "3") -> list[Event]:
+    """`esxcli storage nfs add` (NFS 3, one server) or `storage nfs41 add` (several).
+
+    STO-2 is refused here, not only linted: an export mounted as NFS 3 on one
+    host is never mounted as 4.1 on another (the two lock differently).
+    """
+    h = dc.host(host)
+    if name in h.storage.nfs:
+        raise AlreadyExists(f"NFS datastore {name} already exists on {host}", datastore=name)
+    if version == "3" and len(servers) != 1:
+        raise RuleViolation("STO-2", f"NFS 3 datastore {name} names {len(servers)} servers: "
+                            "NFS 3 uses one (STO-2)", datastore=name)
+    for other_host, other in sorted(dc.hosts.items()):
+        for ds, mount in sorted(other.storage.nfs.items()):
+            shared = set(mount.servers) & set(servers)
+            if mount.share == share and shared and mount.version != version:
+                raise RuleViolation(
+                    "STO-2", f"Export {sorted(shared)[0]}:{share} is mounted with NFS "
+                    f"{mount.version} as {ds} on {other_host}: it cannot be mounted with NFS "
+                    f"{version} too (STO-2)", datastore=name)
+    h.storage.nfs[name] = NfsMount(version=version, servers=servers, share=share)
+    return []
+
+
+def nfs_remove(dc: Datacenter, host: str, name: str, version: Literal["3", "4.1"] = "3"
+               ) -> list[Event]:
+    h = dc.host(host)
+    mount = h.storage.nfs.get(name)
+    if mount is None or mount.version != version:
+        raise NotFound(f"NFS{'' if version == '3' else '41'} datastore {name} not found on "
+                       f"{host}", datastore=name)
+    del h.storage.nfs[name]
     return []

@@ -1,11 +1,13 @@
-"""The storage arrays of a lab: a real iSCSI target per array namespace, up and down (STO-6).
+"""The storage arrays of a lab: a real iSCSI target and NFS server per array namespace (STO-6).
 
     started = start(lab, dc)     # lab up, after the namespaces exist: tgtd + targets + LUNs,
-                                 # then STP settles on the storage ports (a rescan finds them)
+                                 # nfs-ganesha + rpcbind for the exports, then STP settles on
+                                 # the storage ports (a rescan or a mount finds them)
     stop(lab)                    # lab down, before the namespaces go: even after a crash
 
 Backing files are sparse files under /run/vmknet/labs/<lab>/arrays/<array>/,
-so a 64 GiB LUN costs only the blocks written to it, and they go with the lab.
+so a 64 GiB LUN costs only the blocks written to it, and they go with the lab;
+an export is the directory `exports/<name>` beside them.
 """
 
 from __future__ import annotations
@@ -16,12 +18,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..dataplane import naming
+from ..dataplane.linux import netns
 from ..dataplane.render import render_index
 from ..lab.registry import run_dir
 from ..lab.stp import wait_converged
 from ..model import Datacenter, StorageArray
 from ..paths import inside
-from . import tgt
+from . import ganesha, tgt
 
 CONVERGE_TIMEOUT = 30.0  # s: STP's listening + learning is 2 x forward delay, well below
 _BOUND_ROLES = frozenset({"adapter-port", "wire-host", "wire-pnet"})
@@ -35,6 +38,7 @@ class StartedArray:
     control_port: int
     targets: int
     luns: int
+    exports: int = 0
 
 
 def arrays_dir(lab: str) -> Path:
@@ -46,6 +50,11 @@ def backing_file(lab: str, array: str, tid: int, lun: int) -> Path:
     return inside(arrays_dir(lab), array, f"t{tid}-lun{lun}.img")
 
 
+def export_dir(lab: str, array: str, export: str) -> Path:
+    """`<run>/labs/<lab>/arrays/<array>/exports/<export>`: an NFS export's files."""
+    return inside(arrays_dir(lab), array, "exports", export.lstrip("/"))
+
+
 def start(lab: str, dc: Datacenter) -> list[StartedArray]:
     """Start every array of `dc` that is not running yet.
 
@@ -54,12 +63,16 @@ def start(lab: str, dc: Datacenter) -> list[StartedArray]:
     """
     started: list[StartedArray] = []
     before = set(tgt.lab_pids(lab))
+    nfs_before = {name for name in dc.physical.storage_arrays if _nfs_running(lab, name)}
     try:
         for name in sorted(dc.physical.storage_arrays):
             started.append(_start_one(lab, name, dc.physical.storage_arrays[name]))
     except BaseException:
         new = [pid for pid in tgt.lab_pids(lab) if pid not in before]
         tgt.stop_pids(new, *[p for p in map(tgt.port_of, new) if p is not None])
+        for name in dc.physical.storage_arrays:
+            if name not in nfs_before:
+                _stop_nfs(lab, naming.array_ns(lab, name))
         raise
     if started:
         wait_converged(storage_ports(dc, lab), CONVERGE_TIMEOUT)
@@ -82,10 +95,13 @@ def _start_one(lab: str, name: str, array: StorageArray) -> StartedArray:
     port = tgt.control_port(lab, name)
     targets = [] if array.iscsi is None else array.iscsi.targets
     luns = sum(len(t.luns) for t in targets)
+    exports = [] if array.nfs is None else [e.path for e in array.nfs.exports]
+    if exports and not _nfs_running(lab, name):
+        ganesha.start(ns, folder, [(e, export_dir(lab, name, e)) for e in exports])
     running = [pid for pid in tgt.lab_pids(lab) if tgt.port_of(pid) == port]
     if running:
         # `lab up` again on the lab's own store: the target serves on, its data kept.
-        return StartedArray(name, ns, running[0], port, len(targets), luns)
+        return StartedArray(name, ns, running[0], port, len(targets), luns, len(exports))
     proc = tgt.start(ns, port, folder / "tgtd.pid", folder / "tgtd.log")
     for tid, target in enumerate(targets, start=1):
         tgt.add_target(port, tid, target.iqn)
@@ -95,11 +111,33 @@ def _start_one(lab: str, name: str, array: StorageArray) -> StartedArray:
                 f.truncate(int(lun.size))
             tgt.add_lun(port, tid, lun.id, path)
         tgt.allow_all(port, tid)
-    return StartedArray(name, ns, proc.pid, port, len(targets), luns)
+    return StartedArray(name, ns, proc.pid, port, len(targets), luns, len(exports))
+
+
+def _nfs_running(lab: str, array: str) -> bool:
+    conf = str(inside(arrays_dir(lab), array, "ganesha.conf")).encode()
+    return any(conf in argv for argv in map(_argv, ganesha.lab_pids(lab)))
+
+
+def _argv(pid: int) -> list[bytes]:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read().split(b"\0")
+    except OSError:
+        return []
+
+
+def _stop_nfs(lab: str, ns: str) -> None:
+    mine = [pid for pid in ganesha.lab_pids(lab) if pid in ganesha.ns_pids(ns)]
+    ganesha.stop_in(ns, mine)
 
 
 def stop(lab: str) -> list[int]:
-    """Kill the lab's tgtds (found in /proc), remove their sockets and backing files."""
+    """Kill the lab's tgtds and ganeshas (found in /proc) and the arrays' rpcbinds, remove the
+    tgtds' sockets and the backing files and exports."""
+    ganesha.stop_in(None, ganesha.lab_pids(lab))  # by command line: even without a namespace
+    for ns in netns.listed(f"{naming.prefix(lab)}{naming.ARRAY}."):
+        ganesha.stop_in(ns, [])  # the rpcbinds: found in the array's namespace
     pids = tgt.lab_pids(lab)
     ports = [p for p in (tgt.port_of(pid) for pid in pids) if p is not None]
     tgt.stop_pids(pids, *ports)

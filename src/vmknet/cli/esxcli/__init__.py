@@ -7,6 +7,7 @@
     esxcli vsan network ...
     esxcli storage core adapter rescan | path list | device list
     esxcli storage nmp device|path list, device set, psp roundrobin|fixed deviceconfig
+    esxcli storage nfs|nfs41 add|list|remove, storage filesystem list
 
 Every command parses ESXi's options (long and short names), runs one
 operation of `vmknet.ops` all or nothing, and prints ESXi's columns; every
@@ -31,6 +32,7 @@ from .nic import nic
 from .route_dns import dns, route
 from .storage import iscsi, vsan
 from .storage_core import storage
+from .storage_nfs import filesystem_group, nfs41_group, nfs_group
 from .storage_nmp import nmp_group
 from .vswitch import vswitch
 
@@ -77,6 +79,7 @@ for _command in (interface, netstack, route, dns, connection, neighbor):
     ip.add_command(_command)
 for _command in (ip, vswitch, nic):
     network.add_command(_command)
-storage.add_command(nmp_group)
+for _command in (nmp_group, nfs_group, nfs41_group, filesystem_group):
+    storage.add_command(_command)
 for _command in (network, iscsi, vsan, storage):
     esxcli.add_command(_command)

@@ -9,9 +9,11 @@ host (ft/reprotect.py), twice in a row, with the output stream going on.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,12 +27,16 @@ from vmotionkit import vm_processes, wait_writes
 
 from vmknet.cli.main import main
 from vmknet.controller.client import ControllerClient
+from vmknet.dataplane.naming import adapter_ifname
+from vmknet.errors import RuleViolation
 from vmknet.ft import arbiter, enable, records
 from vmknet.inventory import Inventory
 from vmknet.lab import lifecycle
 from vmknet.model import DEFAULT_STACK, Datacenter
 from vmknet.processes import terminate
+from vmknet.traffic.place import stack_ns
 from vmknet.vm import manage, registry
+from vmknet.vm.memory import GuestMemory, Workload
 
 MEMORY = 16 << 20
 RATE = 10_000_000
@@ -177,3 +183,62 @@ def _pair(lab: str, vm: str, primary: str, secondary: str) -> records.FtRecord |
 def _cli(store: Path, *args: str) -> tuple[int, str]:
     got = CliRunner().invoke(main, ["--store", str(store), *args])
     return got.exit_code, got.output
+
+
+def test_ft_logging_encrypted_no_guest_bytes_on_the_ft_adapter(
+        clab: tuple[Inventory, str, Path], env: tuple[Datacenter, str, Inventory]) -> None:
+    """SEC-1: a capture of esx01's FT adapter never holds guest memory when the pair is
+    sealed; the same capture of a plain pair does (so the capture would see it)."""
+    dc, lab, _ = env
+    size = 4 << 20
+    registry.set_host_encryption(lab, "esx02", False)
+    try:
+        manage.create(dc, lab, "enc00", "esx01", size, RATE)
+        with pytest.raises(RuleViolation) as refused:
+            enable.ft_on(dc, lab, "enc00", "esx02", timeout=TIMEOUT, encryption="required")
+        assert refused.value.code == "SEC-1" and "esx02" in refused.value.message
+        assert not enable.ft_on(dc, lab, "enc00", "esx02", timeout=TIMEOUT).encrypted
+        enable.ft_off(lab, "enc00")  # opportunistic fell back to plain: esx02 cannot
+    finally:
+        registry.set_host_encryption(lab, "esx02", True)
+    for mode, sealed in (("required", True), ("disabled", False)):
+        vm = f"enc-{mode[:3]}"
+        manage.create(dc, lab, vm, "esx01", size, RATE)
+        pool = Workload(GuestMemory(size), RATE, int(manage.status(lab, vm)["seed"]))._pool
+        marker = bytes(pool[0][64:128])  # content of a fifth of the guest's pages
+        pcap = clab[2].parent / f"{vm}.pcap"
+        with _capture(stack_ns(lab, "esx01", DEFAULT_STACK), adapter_ifname("vmk2"), pcap):
+            ft = enable.ft_on(dc, lab, vm, "esx02", timeout=TIMEOUT, encryption=mode)
+            wait_for("checkpoints", lambda vm=vm: enable.ft_status(lab, vm)["primary_ft"][
+                "checkpoints"] >= 5, BOUND)
+        data = pcap.read_bytes()
+        st = enable.ft_status(lab, vm)
+        print(f"\nFT encryption {mode}: {len(data) >> 10} KiB captured on esx01/vmk2, "
+              f"cipher {st['primary_ft']['cipher']}")
+        assert ft.encrypted is sealed and st["secondary_ft"]["encrypted"] is sealed
+        assert len(data) > size, "the capture missed the sync round"
+        assert (marker in data) is not sealed, f"{mode}: guest memory on the wire"
+        enable.ft_off(lab, vm)
+        manage.destroy(lab, vm)
+
+
+@contextlib.contextmanager
+def _capture(ns: str, ifname: str, pcap: Path) -> Iterator[None]:
+    tcpdump = shutil.which("tcpdump")
+    assert tcpdump, "tcpdump is needed (scripts/setup.sh installs it)"
+    proc = subprocess.Popen(["ip", "netns", "exec", ns, tcpdump, "-i", ifname, "-U", "-s",
+                             "0", "-n", "-w", str(pcap)], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE)
+    try:
+        assert proc.stderr is not None
+        started = []
+        for _ in range(3):  # "listening on ..." (with -i any, a warning first); EOF: b""
+            started.append(proc.stderr.readline())
+            if b"listening" in started[-1] or not started[-1]:
+                break
+        assert b"listening" in started[-1], started
+        yield
+        time.sleep(0.5)  # -U: what was captured is written out
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(10)

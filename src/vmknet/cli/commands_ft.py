@@ -1,6 +1,7 @@
 """`vmknet vm ft on|status|off`: Fault Tolerance for a VM of the bound lab.
 
     vmknet vm ft on web01 --secondary esx02 [--epoch 50] [--vcpus 1] [--output-port 9100]
+                                            [--encryption disabled|opportunistic|required]
     vmknet vm ft status web01 [--json]
     vmknet vm ft off web01
 """
@@ -35,9 +36,13 @@ def ft() -> None:
 @click.option("--output-port", "output_port", type=click.IntRange(1024, 65535), default=None,
               help="Give the VM an output stream on this port of its host's management "
                    "adapter, released only after its checkpoint is acknowledged.")
+@click.option("--encryption", type=click.Choice(["disabled", "opportunistic", "required"]),
+              default="opportunistic", show_default=True,
+              help="FT encryption (SEC-1): AES-256-GCM on the FT logging link; "
+                   "opportunistic when both hosts can, required refuses otherwise.")
 @pass_app
 def on_command(app: AppContext, name: str, secondary: str, epoch: float, vcpus: int,
-               timeout: float, output_port: int | None) -> None:
+               timeout: float, output_port: int | None, encryption: str) -> None:
     """Protect VM NAME: start its secondary on HOST over the FT logging adapters."""
     from ..ft import enable
 
@@ -45,10 +50,10 @@ def on_command(app: AppContext, name: str, secondary: str, epoch: float, vcpus: 
     dc, lab = bound(app)
     with reported():
         rec = enable.ft_on(dc, lab, name, secondary, epoch=epoch / 1000, vcpus=vcpus,
-                           timeout=timeout, output_port=output_port)
+                           timeout=timeout, output_port=output_port, encryption=encryption)
     say(f"VM {rec.vm} protected: primary on {rec.primary}, secondary on {rec.secondary} "
-        f"(pid {rec.secondary_pid}), a checkpoint every {rec.epoch * 1000:.0f} ms",
-        style="green")
+        f"(pid {rec.secondary_pid}), a checkpoint every {rec.epoch * 1000:.0f} ms, FT logging "
+        f"{'encrypted (AES-256-GCM)' if rec.encrypted else 'not encrypted'}", style="green")
 
 
 @ft.command("status")
@@ -67,7 +72,8 @@ def status_command(app: AppContext, name: str, as_json: bool) -> None:
         emit_json(st)
         return
     say(f"VM {name}: {st['state']}, primary on {st['primary']}, secondary on "
-        f"{st['secondary']}")
+        f"{st['secondary']}, FT logging {'encrypted' if st.get('encrypted') else 'plain'} "
+        f"(encryption {st.get('encryption')})")
     _print_ft(st.get("primary_ft"))
     for e in st["events"]:
         say(f"  event {e['event']}: {e['message']}")

@@ -37,6 +37,7 @@ from ..trust.issuer import issuer_for
 from ..trust.tickets import present
 from ..vm import control, manage, registry
 from ..vm.launch import spawn
+from ..vmotion import crypto
 from ..vmotion.orchestrate import pair_stat
 from . import arbiter, limits, records
 
@@ -47,7 +48,8 @@ STOP_TIMEOUT = 5.0
 def ft_on(dc: Datacenter, lab: LabRef, vm: str, secondary: str, *, epoch: float = 0.05,
           vcpus: int = 1, timeout: float = 2.0, port: int | None = None,
           verify: bool = False, wait: bool = True, output_port: int | None = None,
-          output_rate: float = 200.0, reprotect: bool = False) -> records.FtRecord:
+          output_rate: float = 200.0, reprotect: bool = False,
+          encryption: str = crypto.OPPORTUNISTIC) -> records.FtRecord:
     """Start the secondary of `vm` on `secondary` and keep it in step; its FT record.
 
     `timeout`: seconds without a checkpoint (secondary) or an ACK (primary) that mean
@@ -56,6 +58,8 @@ def ft_on(dc: Datacenter, lab: LabRef, vm: str, secondary: str, *, epoch: float 
     `output_port`: give the VM an output stream (`output_rate` records/s) on that port of
     its host's management adapter, under output commit (output.py). `reprotect`: the new
     pair after a failover (reprotect.py; the controller records FtReprotected).
+    `encryption` (SEC-1): disabled, opportunistic (when both hosts can) or required; the
+    pair's AES-256-GCM key travels in the FT ticket only, as vMotion's does.
     """
     name = lab_name(lab)
     rec = manage.get(name, vm)
@@ -74,10 +78,12 @@ def ft_on(dc: Datacenter, lab: LabRef, vm: str, secondary: str, *, epoch: float 
     flows = resolve(dc, Service.FT_LOGGING, rec.host, secondary)  # PATH-3 / SVC-5, NoPath
     limits.check([(r.primary, r.secondary, r.vcpus) for r in live_records(name)
                   if r.vm != vm], rec.host, secondary, vcpus)  # FT-3
+    encrypted = _encryption(name, rec.host, secondary, crypto.check_mode(encryption))
     session = f"{vm}-{secrets.token_hex(6)}"
     out = {h: output_at(dc, lab, h, output_port, output_rate)
            for h in (rec.host, secondary)} if output_port else {}
-    ticket = issuer_for(name).issue("ft", rec.host, secondary, uses=1)
+    ticket = issuer_for(name).issue("ft", rec.host, secondary, uses=1,
+                                    key=crypto.new_key() if encrypted else None)
     listeners = listen(dc, lab, secondary, Service.FT_LOGGING, port)
     try:
         pid = spawn("ft-secondary", name, vm, secondary, [
@@ -97,7 +103,8 @@ def ft_on(dc: Datacenter, lab: LabRef, vm: str, secondary: str, *, epoch: float 
             record = records.FtRecord(vm, name, rec.host, secondary, rec.pid, pid,
                                       _control(name, vm, pid), session, vcpus, epoch,
                                       timeout=timeout, output_port=output_port,
-                                      output_rate=output_rate)
+                                      output_rate=output_rate, encryption=encryption,
+                                      encrypted=encrypted)
             records.save(record)
             # before any claim can come: the secondary claims only after a checkpoint
             arbiter.begin(name, vm, session, rec.host, secondary, reprotect)
@@ -105,6 +112,7 @@ def ft_on(dc: Datacenter, lab: LabRef, vm: str, secondary: str, *, epoch: float 
                 control.send_line(sock, {"cmd": "ft", "params": {
                     "session": session, "epoch": epoch, "timeout": timeout,
                     "verify": verify, "pair": asdict(pair_stat(flows[0])),
+                    "ticket": ticket.id, "encrypted": encrypted,
                     "output": out.get(rec.host)}},
                     [conns[0].sock.fileno()])
                 reply = control.LineReader(sock).read() or {
@@ -121,6 +129,17 @@ def ft_on(dc: Datacenter, lab: LabRef, vm: str, secondary: str, *, epoch: float 
         arbiter.forget(name, vm, session)
         raise
     return record
+
+
+def _encryption(lab: str, primary: str, secondary: str, mode: str) -> bool:
+    """SEC-1: encrypt the FT logging link? Refused before anything starts when `required`
+    meets a host that cannot."""
+    cannot = [h for h in (primary, secondary) if not registry.host_encryption(lab, h)]
+    if mode == crypto.REQUIRED and cannot:
+        raise RuleViolation("SEC-1", f"Encrypted FT logging is required but host "
+                            f"{cannot[0]} does not support it: use --encryption "
+                            "opportunistic or disabled, or another host", host=cannot[0])
+    return crypto.decide(mode, not cannot)[0]
 
 
 def output_at(dc: Datacenter, lab: LabRef, host: str, port: int,

@@ -23,10 +23,12 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from ..trust.issuer import book
+from ..trust.pki import TrustError
 from ..vm.guest import Guest
 from ..vm.memory import GuestMemory
 from ..vmotion import protocol
-from ..vmotion.crypto import OVERHEAD
+from ..vmotion.crypto import CIPHER, OVERHEAD, Sealer
 from ..vmotion.precopy import chunks
 from ..vmotion.report import PairStat
 from ..vmotion.streams import AllStreamsFailed, Stream, run_round
@@ -51,7 +53,10 @@ class Primary:
         # Small frames (the output mark, ROUND_END) back to back: without NODELAY, Nagle
         # holds the second until the first is acked, and delayed ACK makes that 40 ms.
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.stream = Stream(0, sock, pair, float(params.get("timeout", 2.0)))
+        key = _ticket_key(guest, str(params.get("ticket", ""))) if params.get(
+            "encrypted") else None
+        self.stream = Stream(0, sock, pair, float(params.get("timeout", 2.0)),
+                             Sealer(key, 0) if key else None)  # one sealer: unique nonces
         self.on_lost = on_lost
         out = params.get("output")  # output commit: the VM's record stream (output.py)
         self.output: Output | None = None
@@ -97,7 +102,9 @@ class Primary:
                                   if self.checkpoints else 0.0),
                 "output_produced": self.output.produced if self.output else None,
                 "output_released": self.output.released if self.output else None,
-                "epoch_ms": self.epoch * 1000, "adapter": self.stream.stat.source_vmk,
+                "epoch_ms": self.epoch * 1000,
+                "cipher": CIPHER if self.stream.sealer else None,
+                "adapter": self.stream.stat.source_vmk,
                 "peer": f"{self.stream.stat.target_vmk} {self.stream.stat.target_address}"}
 
     def _run(self) -> None:
@@ -197,3 +204,17 @@ class Primary:
         if self.output is not None:
             self.output.close()
         self.on_lost()
+
+
+def _ticket_key(guest: Guest, ticket_id: str) -> bytes:
+    """The pair's AES key from this host's copy of the FT ticket (SEC-4), which then goes:
+    the key is in this process's memory only (vMotion's source does the same)."""
+    tickets = book(guest.lab, guest.host)
+    try:
+        ticket = tickets.get(ticket_id)
+        tickets.discard(ticket_id)
+    except TrustError as err:
+        raise ValueError(f"no usable FT ticket on {guest.host}: {err}") from err
+    if ticket is None or ticket.kind != "ft" or ticket.key is None:
+        raise ValueError(f"host {guest.host} holds no FT ticket with a key for this pair")
+    return ticket.key

@@ -37,6 +37,8 @@ class FtRecord:
     timeout: float = 2.0  # s without a checkpoint or its ACK: the link is lost
     output_port: int | None = None  # the VM's output stream (output commit), if any
     output_rate: float = 200.0  # its records per second
+    encryption: str = "opportunistic"  # SEC-1 mode asked for: disabled|opportunistic|required
+    encrypted: bool = False  # the FT logging link is AES-256-GCM
     since: float = field(default_factory=time.time)
 
 

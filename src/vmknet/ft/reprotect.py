@@ -81,7 +81,8 @@ def reprotect(lab: str, vm: str, failed: str) -> str | None:
         try:
             enable.ft_on(dc, lab, vm, host, epoch=old.epoch, vcpus=old.vcpus,
                          timeout=old.timeout, output_port=old.output_port,
-                         output_rate=old.output_rate, reprotect=True)
+                         output_rate=old.output_rate, reprotect=True,
+                         encryption=old.encryption)
         except VmknetError as err:
             records.event(lab, vm, "reprotect-failed", f"{host}: {err.message}")
             tried.add(host)

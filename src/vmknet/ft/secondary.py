@@ -24,19 +24,21 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+from cryptography.exceptions import InvalidTag
 
 from ..errors import NotFound
 from ..vm.guest import Guest
 from ..vm.units import PAGE_SIZE
 from ..vmotion import protocol
 from ..vmotion.admission import Door
+from ..vmotion.crypto import OVERHEAD, Opener
 from . import arbiter, records
 from .output import Output
 from .primary import SYNC_ROUND
 
 ACCEPT_TIMEOUT = 30.0
 MAX_DEVICE = 64 << 10  # a device state is ~4 KiB: a bigger one is not ours
-Staged = list[tuple[int, int, bytearray | None]]  # first page, count, data (None: zeros)
+Staged = list[tuple[int, int, bytes | bytearray | None]]  # first page, count, data (None: zeros)
 
 
 class Secondary:
@@ -47,6 +49,7 @@ class Secondary:
         self.output_mark: int | None = None  # records of the last applied checkpoint
         self.output: Output | None = None
         self.state = "waiting"
+        self.opener: Opener | None = None  # SEC-1: set from the ticket's key when sealed
         self.last_applied = 0
         self.applied_bytes = 0
         self.live_from: int | None = None
@@ -58,7 +61,8 @@ class Secondary:
         return {"state": self.state, "last_applied": self.last_applied,
                 "output_mark": self.output_mark,
                 "output_produced": self.output.produced if self.output else None,
-                "applied_bytes": self.applied_bytes, "live_from": self.live_from,
+                "applied_bytes": self.applied_bytes, "encrypted": self.opener is not None,
+                "live_from": self.live_from,
                 "live_digest": self.live_digest, "live_writes": self.live_writes,
                 "failover_ms": self.failover_ms}
 
@@ -68,9 +72,11 @@ class Secondary:
         g = self.guest
         door = Door(listeners, g.lab, g.host, ticket_id, "ft logging", kind="ft")
         try:
-            sock, _ = door.take(time.monotonic() + ACCEPT_TIMEOUT)
+            sock, admitted = door.take(time.monotonic() + ACCEPT_TIMEOUT)
         finally:
             door.close()
+        key = admitted.ticket.key  # SEC-1: the ticket carries a key when the link is sealed
+        self.opener = Opener(key) if key else None
         with sock:
             sock.settimeout(self.timeout)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # the ACK leaves now
@@ -109,11 +115,9 @@ class Secondary:
                     device = self._device(sock, frame)  # applied with the pages, at the end
                 elif frame.kind == protocol.PAGES:
                     if frame.start + frame.pages > mem.n_pages or \
-                            frame.length != frame.pages * PAGE_SIZE:
+                            frame.length != frame.pages * PAGE_SIZE + self._overhead:
                         raise protocol.ProtocolError(f"bad page run {frame}")
-                    data = bytearray(frame.length)
-                    protocol.recv_exact(sock, memoryview(data))
-                    staged.append((frame.start, frame.pages, data))
+                    staged.append((frame.start, frame.pages, self._payload(sock, frame)))
                 elif frame.kind == protocol.ZERO and frame.pages == 0:
                     mark = frame.start  # output commit: the records of this checkpoint
                 elif frame.kind == protocol.ZERO:
@@ -140,14 +144,26 @@ class Secondary:
             return f"no checkpoint for {self.timeout:.1f} s"
         except (OSError, protocol.ProtocolError) as err:
             return str(err) or type(err).__name__
+        except InvalidTag:  # a sealed checkpoint changed on the way: this link is not trusted
+            return "a checkpoint failed its AES-GCM check"
 
     def _device(self, sock: socket.socket, frame: protocol.Frame) -> bytes:
         """A checkpoint's device state (a PAGES frame of no pages, primary.py)."""
-        if frame.length > MAX_DEVICE:
+        if frame.length > MAX_DEVICE or frame.length < self._overhead:
             raise protocol.ProtocolError(f"device state of {frame.length} bytes")
+        return bytes(self._payload(sock, frame))
+
+    @property
+    def _overhead(self) -> int:
+        return OVERHEAD if self.opener is not None else 0
+
+    def _payload(self, sock: socket.socket, frame: protocol.Frame) -> bytes | bytearray:
+        """A frame's payload, opened when the link is sealed (a changed byte: InvalidTag)."""
         data = bytearray(frame.length)
         protocol.recv_exact(sock, memoryview(data))
-        return bytes(data)
+        if self.opener is None:
+            return data
+        return self.opener.open(protocol.pack(*frame), memoryview(data))
 
     def _apply(self, staged: Staged) -> None:
         pages = self.guest.memory.pages

@@ -3,15 +3,22 @@ the adapter that reaches a server, and STO-2 refused by the operations."""
 
 from __future__ import annotations
 
+import json
+from functools import partial
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner, Result
 from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
+from vmknet.cli.context import AppContext
+from vmknet.cli.esxcli import esxcli
 from vmknet.errors import AlreadyExists, NotFound, RuleViolation
+from vmknet.inventory import Inventory
 from vmknet.model import StorageArray
+from vmknet.ops.host import host_add
 from vmknet.ops.storage import nfs_add, nfs_remove
 from vmknet.state import load_file
 from vmknet.storage import ganesha, libnfs, nfs
@@ -80,3 +87,24 @@ def test_nfs_operations_refuse_sto2() -> None:
     nfs_remove(dc, "esx02", "ds41", "4.1")
     nfs_remove(dc, "esx01", "nfs01")
     nfs_add(dc, "esx02", "ds41", ["198.18.31.100"], "/share", "4.1")  # no NFS 3 user left
+
+
+def test_esxcli_nfs_without_a_lab_keeps_the_datastore_and_says_it_is_not_accessible(
+        tmp_path: Path) -> None:
+    store = tmp_path / "inv.db"
+    Inventory.open(store).run(partial(host_add, name="esx01"))
+
+    def esx(*words: str) -> Result:
+        return CliRunner().invoke(esxcli, ["-H", "esx01", *words],
+                                  obj=AppContext(store_path=store))
+
+    assert esx("storage", "nfs", "add", "-H", "198.18.31.100", "-s", "/share",
+               "-v", "nfs01").exit_code == 0
+    rows = json.loads(esx("storage", "nfs", "list", "--json").output)
+    assert [(r["Volume Name"], r["Accessible"], r["Vmknic"]) for r in rows] == [
+        ("nfs01", False, "")]
+    refused = esx("storage", "nfs41", "add", "-H", "198.18.31.100,198.18.31.101", "-s",
+                  "/share", "-v", "ds41")
+    assert refused.exit_code != 0 and "STO-2" in refused.output
+    assert esx("storage", "nfs", "remove", "-v", "nfs01").exit_code == 0
+    assert json.loads(esx("storage", "filesystem", "list", "--json").output) == []

@@ -27,6 +27,8 @@ from ..nfc.files import data_ranges
 from ..processes import alive
 from ..resolve import resolve
 from ..supervise.records import read_json
+from ..supervise.scan import find
+from ..supervise.start import stop
 from ..vm.manage import START_TIMEOUT, via_controller
 from .layout import Vmx
 from .placement import Placement
@@ -77,14 +79,18 @@ def _agent_server(lab: str, host: str, stores: Datastores) -> Iterator[None]:
         yield  # the host runs one already (started by its agent or by hand): use it
         return
     client = ControllerClient(lab, START_TIMEOUT)
-    client.call("process.start", {"host": host, "kind": "nfc", "name": host,
-                                  "args": {"base": str(Path(stores.base).resolve())}})
+    got = client.call("process.start", {"host": host, "kind": "nfc", "name": host,
+                                        "args": {"base": str(Path(stores.base).resolve())}})
     try:
         yield
     finally:
-        # The copy is over, or failed: the server goes (a lost agent took it already).
-        with contextlib.suppress(VmknetError):
+        # The copy is over, or failed: the server goes. An agent killed meanwhile cannot
+        # stop it; it was started for this copy alone, so the copy ends it itself rather
+        # than leave it to outlive the copy (a restarted agent would adopt it for good).
+        try:
             client.call("process.stop", {"host": host, "kind": "nfc", "name": host})
+        except VmknetError:
+            stop([r for r in find(lab, host, "nfc") if r.pid == got.get("pid")])
 
 
 def _data_sizes(folder: Path, files: list[str]) -> dict[str, int]:

@@ -221,3 +221,4 @@ def _kill(dc: Datacenter, lab: str, vm: str, target: str, pid: int) -> None:
     if registry.alive(pid):
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
+    _wait_exit(pid)  # a SIGKILL is delivered, not yet done: the caller sees it gone

@@ -146,3 +146,24 @@ def test_the_cli_cold_migration_is_the_controllers_task(built: Built) -> None:
     assert report["completed"] and report["target"].startswith("esx03")
     assert report["data_bytes"] >= 8 * 1024 * 1024
     assert "vms/db01" in _events(built, "VmRelocatedEvent")
+
+
+def test_rest_boots_and_stops_a_vm_through_its_host_agent(built: Built) -> None:
+    operator = built.token("operator")
+    status, body = built.rest("POST", "/api/v1/vms", operator,
+                              {"name": "app01", "host": "esx03", "memory": 32 << 20})
+    assert status == 201, body
+    assert body["state"] == "poweredOn" and body["host"] == "esx03"
+    pid = body["pid"]
+    agents = lab_pids(paths.AGENT_MARKER, built.name)
+    with open(f"/proc/{pid}/stat") as f:
+        parent = int(f.read().rsplit(")", 1)[1].split()[1])
+    assert parent in agents  # the host's agent is its parent, not the controller
+    status, body = built.rest("POST", "/api/v1/vms", operator,
+                              {"name": "app01", "host": "esx02", "memory": 32 << 20})
+    assert status == 409 and body["code"] == "AlreadyExists", body
+    status, body = built.rest("DELETE", "/api/v1/vms/app01", operator)
+    assert status == 200 and body["state"] == "poweredOff", body
+    assert not os.path.exists(f"/proc/{pid}")
+    status, body = built.rest("DELETE", "/api/v1/vms/app01", operator)
+    assert status == 404 and body["code"] == "NotFound", body

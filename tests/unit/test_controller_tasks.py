@@ -199,3 +199,22 @@ def test_rest_starts_and_follows_a_task_by_role(
     assert [t["id"] for t in listed] == [task_id]
     missing = client.get("/api/v1/tasks/nope", headers=auth("read-only"))
     assert missing.status_code == 404 and missing.json()["code"] == "NotFound"
+
+
+def test_rest_vm_power_operations_check_before_they_act(
+        rest: tuple[TestClient, dict[str, str], Gate]) -> None:
+    client, tokens, _ = rest
+    reader = {"Authorization": f"Bearer {tokens['read-only']}"}
+    operator = {"Authorization": f"Bearer {tokens['operator']}"}
+    body = {"name": "web01", "host": "esx01", "memory": 64 << 20}
+    assert client.post("/api/v1/vms", json=body, headers=reader).status_code == 403
+    for bad in ({**body, "name": "../x"}, {**body, "memory": 1}, {**body, "extra": 1},
+                {"host": "esx01"}):
+        got = client.post("/api/v1/vms", json=bad, headers=operator)
+        assert got.status_code in (400, 422) and got.json()["code"], got.text
+    # This store is not bound to a lab: nothing to boot in, a coded refusal.
+    unbound = client.post("/api/v1/vms", json=body, headers=operator)
+    assert 400 <= unbound.status_code < 500 and unbound.json()["code"], unbound.text
+    gone = client.delete("/api/v1/vms/web01", headers=operator)
+    assert 400 <= gone.status_code < 500 and gone.json()["code"], gone.text
+    assert client.delete("/api/v1/vms/web01", headers=reader).status_code == 403

@@ -44,6 +44,7 @@ from vmknet.lab.stp import port_states
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "lab.yaml"
 LAB = "h16"
+VMKNET = str(Path(__file__).resolve().parents[2] / ".venv" / "bin" / "vmknet")
 CHROMIUM, DRIVER = shutil.which("chromium"), shutil.which("chromedriver")
 
 
@@ -295,6 +296,24 @@ def test_live_traffic_reads_the_labs_counters_every_second(ui: Session) -> None:
     event = ui.browser.execute_script("return window.vmknet.lastEvent")
     assert 0 <= event["received"] - event["sent"] < 1.0
     ui.shot("traffic")
+
+
+def test_a_vmotion_task_shows_in_the_traffic_view_until_it_ends(ui: Session) -> None:
+    made = subprocess.run([VMKNET, "--store", str(ui.store), "vm", "create", "web01", "-H",
+                           "esx01", "--memory", "64MiB", "--dirty-rate", "2MB/s"],
+                          capture_output=True, text=True, timeout=180)
+    assert made.returncode == 0, made.stderr
+    ui.browser.get(f"{ui.url}/#/traffic")
+    ui.until("document.body.dataset.view === 'traffic'")
+    task = _rest(ui, "POST", "/api/v1/vms/web01/vmotion", {"target": "esx02"})
+    row = "document.querySelector('#traffic-tasks tr.task[data-kind=vmotion]')"
+    ui.until(row, 30)
+    ui.until(f"{row}.classList.contains('success')", 180)
+    text = ui.browser.find_element(By.CSS_SELECTOR, "#traffic-tasks tr.task").text
+    assert f"vmotion {task['id']}" in text and "vms/web01" in text and "success" in text
+    ui.until("[...document.querySelectorAll('#traffic-vms tbody tr')].some(r => "
+             "r.textContent.startsWith('web01esx02'))", 10)
+    ui.shot("tasks")
 
 
 def _change_vlan(ui: Session, vlan: int, timeout: int) -> None:

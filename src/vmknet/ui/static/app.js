@@ -248,6 +248,7 @@ function startTraffic() {
     });
     if (state.svg && state.diagram && state.rates[state.diagram.host]) showRates(state.svg, state.rates[state.diagram.host]);
     document.body.dataset.trafficSeq = String(sample.seq);
+    if (!$("view-traffic").hidden) refreshTasks();
   }, (err) => { $("traffic-status").textContent = `Stream stopped: ${err.message}`; state.traffic = null; });
 }
 
@@ -256,12 +257,45 @@ function stopTraffic() {
   state.traffic = null;
 }
 
+// The controller's tasks (GET /api/v1/tasks): vMotion, cold migration, clone, with the last
+// progress event of each running one; refreshed with every traffic event while shown.
+function progressText(task) {
+  const last = task.progress.length ? task.progress[task.progress.length - 1] : null;
+  if (task.state === "error" && task.error) return `Error [${task.error.code}]: ${task.error.message}`;
+  if (!last) return task.state === "success" ? "done" : "";
+  if (last.total) return `${last.event} ${Math.floor((100 * last.done) / last.total)}% (${fmtBytes(last.done)} of ${fmtBytes(last.total)})`;
+  const fields = Object.entries(last).filter(([k, v]) => k !== "event" && k !== "seq" && typeof v !== "object").slice(0, 4);
+  return `${last.event}${fields.length ? ": " : ""}${fields.map(([k, v]) => `${k} ${v}`).join(", ")}`;
+}
+
+function fmtBytes(n) { return fmt(n).replace("/s", ""); }
+
+let tasksBusy = false;
+async function refreshTasks() {
+  if (tasksBusy) return;
+  tasksBusy = true;
+  try {
+    const list = await get("/api/v1/tasks");
+    const shown = await Promise.all(list.slice(-20).reverse().map((t) =>
+      t.state === "running" ? get(`/api/v1/tasks/${encodeURIComponent(t.id)}`).catch(() => t) : t));
+    $("tasks-status").textContent = shown.length ? "" : "No task has run since the controller started.";
+    rows("traffic-tasks", shown, (row, t) => {
+      row.className = `task ${t.state}`;
+      row.dataset.kind = t.kind;
+      cell(row, `${t.kind} ${t.id}`); cell(row, t.entity); cell(row, t.state); cell(row, progressText(t));
+    });
+  } catch (err) {
+    $("tasks-status").textContent = err.code === "ControllerNotRunning" ? "No controller: no tasks." : `Error [${err.code}]: ${err.message}`;
+  } finally { tasksBusy = false; }
+  const vms = await get("/api/v1/vms").catch(() => ({}));  // 404 when no lab is bound
+  rows("traffic-vms", Object.values(vms), (row, vm) => {
+    cell(row, vm.name); cell(row, vm.host); cell(row, fmtBytes(vm.memory)); cell(row, fmt(vm.dirty_rate));
+  });
+}
+
 async function trafficView() {
   startTraffic();
-  const vms = await get("/api/v1/vms").catch(() => ({}));
-  rows("traffic-vms", Object.values(vms), (row, vm) => {
-    cell(row, vm.name); cell(row, vm.host); cell(row, `${vm.memory} B`); cell(row, `${fmt(vm.dirty_rate)}`);
-  });
+  await refreshTasks();
   document.body.dataset.view = "traffic";
 }
 

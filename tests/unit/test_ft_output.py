@@ -1,11 +1,14 @@
 """Output commit's stream on loopback: a client names where it starts, never how much
-the VM builds for it (a hostile start is refused as 0), and sees only released records."""
+the VM builds for it (a hostile start is refused as 0), and sees only released records;
+and the benchmark's dating of records (bench/ft_output.py)."""
 
 from __future__ import annotations
 
 import os
 import socket
+import sys
 import time
+from pathlib import Path
 
 from vmknet.ft.output import Output, record
 
@@ -35,3 +38,14 @@ def test_a_negative_start_reads_from_zero_and_only_released_records() -> None:
     finally:
         out.close()
         os.close(own)
+
+
+def test_bench_dates_each_record_between_two_samples_of_the_counter() -> None:
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
+    from ft_output import latencies, summary
+
+    samples = [(0.0, 0), (0.01, 2), (0.02, 4)]  # (time, records produced so far)
+    got = latencies([(0, 0.05), (3, 0.05), (4, 0.06)], samples)  # record 4: not yet dated
+    assert [round(x, 6) for x in got] == [0.045, 0.03]
+    mean, p50, p99 = summary(got)
+    assert (round(mean, 3), round(p50, 3), round(p99, 3)) == (37.5, 45.0, 45.0)

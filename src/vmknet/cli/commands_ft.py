@@ -88,6 +88,9 @@ def _print_ft(ft: dict[str, Any] | None) -> None:
             f"{human_bytes(ft['bytes_per_checkpoint'])} per checkpoint, last acked "
             f"#{ft['last_acked']}, lag {'-' if lag is None else f'{lag:.0f} ms'}, guest paused "
             f"{ft['paused_fraction']:.1%} of the time, over {ft['adapter']} -> {ft['peer']}")
+        if ft.get("output_released") is not None:
+            say(f"  output: {ft['output_released']} records released of "
+                f"{ft['output_produced']} produced (each after its checkpoint's ACK)")
     elif ft.get("live_from") is not None:
         say(f"  live since failover from checkpoint #{ft['live_from']} "
             f"({ft['failover_ms']:.0f} ms to go live after the link was lost)")

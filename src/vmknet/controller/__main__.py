@@ -15,11 +15,13 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import os
 import signal
 import socket
 import sys
 import threading
+import time
 from typing import TYPE_CHECKING
 
 from ..api import files, listen
@@ -93,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     local.listen(16)
     rest = _rest_listeners(args)  # before netns.enter: 127.0.0.1 of the root namespace
     netns.enter(naming.controller_ns(args.lab))  # every later socket is in that namespace
-    mgmt = socket.create_server((address, port), backlog=64)
+    mgmt = _management_listener(address, port, leadership is not None)
     controller.serve_management(mgmt)
     controller.serve_local(local)
     signal.signal(signal.SIGTERM, lambda *_: done.set())
@@ -105,6 +107,8 @@ def main(argv: list[str] | None = None) -> int:
     with contextlib.suppress(FileNotFoundError):
         sock_path.unlink()
     if leadership is not None:
+        with contextlib.suppress(OSError):  # wakes the accept thread, which holds it else
+            mgmt.shutdown(socket.SHUT_RDWR)
         mgmt.close()  # the doors first: the next leader binds the same address and socket
         local.close()
         leadership.resign()
@@ -112,6 +116,19 @@ def main(argv: list[str] | None = None) -> int:
 
 
 # -- the election, on an etcd store (SQLite: one controller, none) ---------------------------
+
+BIND_WAIT = 5.0  # s an elected controller retries its address while the last leader ends
+
+
+def _management_listener(address: str, port: int, elected: bool) -> socket.socket:
+    deadline = time.monotonic() + (BIND_WAIT if elected else 0.0)
+    while True:
+        try:
+            return socket.create_server((address, port), backlog=64)
+        except OSError as err:
+            if err.errno != errno.EADDRINUSE or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.05)
 
 FENCED = 3  # exit status of a leader that may have lost its lease
 

@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
+from kernelkit import wait_until
 from labkit import lab_name
 
 from vmknet.cli.main import main
@@ -167,3 +170,25 @@ def test_lab_down_leaves_no_nfs_server_portmapper_or_export(lab: NfsLab) -> None
 def _rpcbinds() -> set[int]:
     return {pid for pid, argv in cmdlines().items()
             if argv and os.path.basename(argv[0]) == b"rpcbind"}
+
+
+def test_down_after_a_killed_up_still_stops_the_nfs_server(tmp_path: Path) -> None:
+    name = lab_name()
+    store = ["--store", str(tmp_path / "crashed.db")]
+    before = _rpcbinds()
+    up = subprocess.Popen([sys.executable, "-m", "vmknet.cli.main", *store, "lab", "up",
+                           str(EXAMPLE), "--name", name],
+                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        # Killed once ganesha runs (tgtd and STP on the storage ports come after it).
+        assert wait_until(lambda: bool(ganesha.lab_pids(name)), 30, step=0.02)
+    finally:
+        up.send_signal(signal.SIGKILL)
+        up.wait(timeout=10)
+    assert ganesha.lab_pids(name)  # it outlives the killed `lab up`: its own session
+    result = CliRunner().invoke(main, [*store, "lab", "down", "--name", name])
+    assert result.exit_code == 0, result.output
+    assert ganesha.lab_pids(name) == []
+    assert _rpcbinds() <= before
+    assert not os.path.exists(run_dir() / name)
+    assert netns.listed(naming.prefix(name)) == []

@@ -7,7 +7,9 @@ uses), copy them into a checkpoint buffer and resume (as Remus does: the guest i
 stopped for a memory copy, not for the network), then send the copy as round number
 N over the FT logging connection and wait for the secondary's ACK of N (vMotion's
 round barrier: sent once N is applied). The buffer is a second guest-sized anonymous
-mapping, faulted in only where pages were ever dirtied.
+mapping, faulted in only where pages were ever dirtied. The device state taken at the
+same pause travels with the pages; with a key in the pair's ticket (SEC-1) both are
+sealed with vmotion.crypto's AES-GCM sealer.
 
 When the link fails (a send error, or no ACK within `timeout`) the guest is paused
 and asks the arbiter (FT-2): won, it goes on unprotected; lost, the secondary is

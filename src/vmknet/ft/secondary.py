@@ -5,12 +5,15 @@ SEC-4), then reads vMotion's frames: the pages of round N are staged, not applie
 N's ROUND_END arrives; then they are written into guest memory at once and N is
 acknowledged. So guest memory is always the primary's at the last acknowledged
 checkpoint, never half of one: a primary that dies mid-checkpoint leaves the last
-acknowledged state intact.
+acknowledged state intact. The checkpoint's device state (a PAGES frame of no pages)
+is applied with its pages. When the ticket carries a key (SEC-1), every payload is
+opened with it (AES-GCM); one that fails its check counts as a lost link.
 
 No frame for `timeout` seconds (a checkpoint is due every epoch) or a broken connection
 means the primary or the link is gone: the secondary asks the arbiter (FT-2); won, it
 goes live from the last acknowledged checkpoint; lost, it stands down. BYE (`ft off`):
-it stands down without asking.
+it stands down without asking. Live in a lab with a controller, it re-protects the VM
+(reprotect.py).
 """
 
 from __future__ import annotations

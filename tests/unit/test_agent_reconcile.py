@@ -297,3 +297,28 @@ def test_the_kill_point_is_read_from_the_environment_only_when_asked() -> None:
         assert faults.parse(bad) is None
     factory = MemoryBackend
     assert faults.backend(factory) is factory  # unset: nothing wrapped
+
+
+class Counting(MemoryBackend):
+    def __init__(self, state: KernelState) -> None:
+        super().__init__(state)
+        self.reads = 0
+
+    def read(self, prefix: str) -> KernelState:
+        self.reads += 1
+        return super().read(prefix)
+
+
+def test_a_new_generation_that_leaves_the_host_alone_reads_no_kernel() -> None:
+    backend = Counting(WHOLE)
+    ctl = Ctl(DC)
+    rec = _reconciler("esx01", ctl, backend, Guard("esx01"), [])
+    assert rec.run_once() and backend.reads == 1
+    ctl.dc = DC.model_copy(deep=True)
+    ctl.dc.hosts["esx02"].vmknics["vmk1"].mtu = 1400  # another host's change
+    assert rec.run_once(due=False) and backend.reads == 1
+    assert rec.realised == ctl_desired.generation(ctl.inventory)[0]
+    assert rec.run_once(due=True) and backend.reads == 2  # the timer reads: drift by hand
+    ctl.dc.hosts["esx01"].vmknics["vmk1"].mtu = 1400  # its own: read, plan, run
+    assert rec.run_once(due=False) and backend.reads == 3
+    assert _vmk1(backend.state, "esx01").mtu == 1400

@@ -22,6 +22,7 @@ host reports Failing with the reason instead.
 from __future__ import annotations
 
 import contextlib
+import os
 import threading
 import time
 from collections.abc import Callable, Collection, Sequence
@@ -52,6 +53,7 @@ RETRY = 5.0  # s after a failed pass before the next one
 HOLD_POLL = 1.0  # s between looks while the guard holds a change
 MAX_STATE = 20_000  # objects in a host's desired state
 MAX_REPORTED = 20  # repaired ops named in the report (the event)
+NICE = 10  # the pass thread's niceness
 
 Key = tuple[str, str]
 
@@ -148,6 +150,7 @@ class Reconciler:
         # The last desired state fetched and its digest: the controller sends it again only
         # when it changed (`have`).
         self._have: tuple[str, KernelState] | None = None
+        self._converged: str | None = None  # digest of the state the last good pass reached
         self._wake = threading.Event()
         self._stop = threading.Event()
 
@@ -168,6 +171,9 @@ class Reconciler:
         self._wake.set()
 
     def _loop(self) -> None:
+        # Background work: a rollout's steps and the CLI's commands on this machine come first.
+        with contextlib.suppress(OSError):
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), NICE)
         next_due = time.monotonic()  # once at start
         while not self._stop.is_set():
             now = time.monotonic()
@@ -177,7 +183,7 @@ class Reconciler:
                 continue
             if should_run(holding=False, told=self.told, realised=self.realised, due=due,
                           settling=self._settling()):
-                ok = self.run_once()
+                ok = self.run_once(due)
                 next_due = time.monotonic() + (self.interval if ok else RETRY)
                 if not ok:  # no tight retry on every heartbeat of a pass that fails
                     self._stop.wait(RETRY)
@@ -188,8 +194,11 @@ class Reconciler:
         ago = self.guard.released_ago()
         return ago is not None and ago < SETTLE
 
-    def run_once(self) -> bool:
-        """One pass; False when it failed or was refused (the reason is in `error`)."""
+    def run_once(self, due: bool = True) -> bool:
+        """One pass; False when it failed or was refused (the reason is in `error`). `due`
+        False (a new generation woke it): when the host's desired state is the one the last
+        pass converged to, the generation moved for another host or another object, and
+        the kernel is not read; drift made by hand is the timer's to find."""
         self.passes += 1
         try:
             reply = self._fetch(self._have[0] if self._have else None)
@@ -199,7 +208,7 @@ class Reconciler:
             with self.kernel:
                 if self.guard.holding():
                     return True  # a rollout got here first; its outcome decides
-                done = self._converge(reply)
+                done = self._converge(reply, due)
         except VmknetError as err:
             self.error = f"reconcile: {' '.join(err.message.split())}"[:500]
             return False
@@ -214,7 +223,7 @@ class Reconciler:
                 self._report(report)  # event would be lost
         return True
 
-    def _converge(self, reply: dict[str, Any]) -> Outcome:
+    def _converge(self, reply: dict[str, Any], due: bool = True) -> Outcome:
         generation = reply.get("generation")
         hosts = reply.get("hosts")
         if not isinstance(generation, int) or not isinstance(hosts, list):
@@ -223,6 +232,8 @@ class Reconciler:
         names = [str(h) for h in hosts]
         digest = str(reply.get("digest", ""))
         if reply.get("same") is True and self._have is not None and self._have[0] == digest:
+            if not due and self.realised is not None and self._converged == digest:
+                return Outcome(generation, [])
             desired = self._have[1]
         else:
             desired = unpack_state(reply.get("state"), MAX_STATE)
@@ -249,6 +260,7 @@ class Reconciler:
                 f"({describe(cutting[0])}); run 'vmknet lab status --repair' (MGMT-2)",
                 code="MGMT-2")
         _run(backend, ops, self.host)
+        self._converged = digest
         return Outcome(generation, ops)
 
 

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from ..controller.tasks import MAX_WAIT, CloneParams, MigrateParams, Tasks, VmotionParams
@@ -38,6 +38,36 @@ from .problems import BodyTooLarge
 from .routes_mgmt import REFUSALS
 
 router = APIRouter(prefix="/api/v1", tags=["tasks"])
+
+
+MAX_PARAMS = 64 * 1024  # a task's parameters are a few names and numbers
+
+
+def _body(model: type[BaseModel]) -> dict[str, Any]:
+    """The OpenAPI body of a task kind: its parameters without the VM (named by the path)."""
+    schema = model.model_json_schema()
+    schema["properties"].pop("vm", None)
+    schema["required"] = [r for r in schema.get("required", []) if r != "vm"]
+    return {"requestBody": {"required": True, "content": {
+        "application/json": {"schema": schema}}}}
+
+
+async def _json(request: Request) -> dict[str, Any]:
+    """The body as a JSON object, read here: after the token was checked (a caller
+    without one learns nothing of how its body would be judged), within MAX_PARAMS."""
+    raw = bytearray()
+    async for chunk in request.stream():
+        raw += chunk
+        if len(raw) > MAX_PARAMS:
+            raise BodyTooLarge(f"A request's parameters are at most {MAX_PARAMS} bytes",
+                               limit=MAX_PARAMS)
+    try:
+        body = json.loads(raw or b"{}")
+    except ValueError as err:
+        raise InvalidArgument(f"The body is not JSON: {err}") from None
+    if not isinstance(body, dict):
+        raise InvalidArgument("The body is a JSON object of the parameters")
+    return body
 
 
 class NewVm(BaseModel):
@@ -66,10 +96,17 @@ def _lab_and_dc(request: Request) -> tuple[str, Datacenter]:
 
 
 @router.post("/vms", dependencies=[operator], responses=REFUSALS, status_code=201,
-             summary="Boot a VM on a host: its agent starts and supervises it")
-def create_vm(request: Request, body: NewVm) -> VmPower:
+             openapi_extra=_body(NewVm), summary="Boot a VM on a host: its agent starts it")
+async def create_vm(request: Request) -> VmPower:
+    try:
+        body = NewVm.model_validate(await _json(request))
+    except ValidationError as err:
+        first = err.errors()[0]
+        raise InvalidArgument(f"{'.'.join(str(p) for p in first['loc'])}: {first['msg']}",
+                              ) from None
     lab, dc = _lab_and_dc(request)
-    rec = manage.create(dc, lab, body.name, body.host, body.memory, body.dirtyRate, body.seed)
+    rec = await run_in_threadpool(manage.create, dc, lab, body.name, body.host, body.memory,
+                                  body.dirtyRate, body.seed)
     return VmPower(name=rec.name, host=rec.host, pid=rec.pid, state="poweredOn")
 
 
@@ -103,32 +140,8 @@ def _tasks(request: Request) -> Tasks:
     return tasks
 
 
-MAX_PARAMS = 64 * 1024  # a task's parameters are a few names and numbers
-
-
-def _body(model: type[BaseModel]) -> dict[str, Any]:
-    """The OpenAPI body of a task kind: its parameters without the VM (named by the path)."""
-    schema = model.model_json_schema()
-    schema["properties"].pop("vm", None)
-    schema["required"] = [r for r in schema.get("required", []) if r != "vm"]
-    return {"requestBody": {"required": True, "content": {
-        "application/json": {"schema": schema}}}}
-
-
 async def _start(request: Request, kind: str, name: str) -> dict[str, Any]:
-    # Read here, after the token was checked: a caller without one learns nothing of the body.
-    raw = bytearray()
-    async for chunk in request.stream():
-        raw += chunk
-        if len(raw) > MAX_PARAMS:
-            raise BodyTooLarge(f"A task's parameters are at most {MAX_PARAMS} bytes",
-                               limit=MAX_PARAMS)
-    try:
-        body = json.loads(raw or b"{}")
-    except ValueError as err:
-        raise InvalidArgument(f"The body is not JSON: {err}") from None
-    if not isinstance(body, dict):
-        raise InvalidArgument("The body is a JSON object of the task's parameters")
+    body = await _json(request)
     if "vm" in body:
         raise InvalidArgument("The VM is named by the path, not the body")
     return await run_in_threadpool(_tasks(request).start, kind, {**body, "vm": name})

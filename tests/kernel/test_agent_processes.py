@@ -250,6 +250,34 @@ def test_agent_killed_after_the_switchover_adopts_the_vm_once(env: Env) -> None:
     assert wait_until(lambda: env.rows("esx01") == [], 3) is not None
 
 
+def test_agent_killed_during_a_migration_adopts_the_new_vm_once(
+        env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The target's agent dies with -9 right after it started the incoming VM: the VM
+    still arrives (its own session), and the restarted agent adopts it as the VM."""
+    manage.create(env.dc, env.name, "mv03", "esx01", 8 * MiB, 1 * MiB)
+    killed: list[int] = []
+    real = orchestrate.spawn
+
+    def spawn(*args: Any, **kw: Any) -> int:
+        pid = real(*args, **kw)
+        killed.append(env.agent("esx02"))
+        os.kill(killed[0], signal.SIGKILL)
+        return pid
+
+    monkeypatch.setattr(orchestrate, "spawn", spawn)
+    report = orchestrate.migrate(env.dc, env.name, "mv03", "esx02")
+    assert report.completed and report.target_pid is not None, report.reason
+    assert not alive(killed[0])
+    state = lifecycle.status(env.inv)
+    assert "agent of esx02" in state.stopped
+    lifecycle.repair(env.inv, state)
+    # Found by /proc as an incoming VM's command line, listed as what it is now: the VM.
+    assert env.rows("esx02") == [("vm", "mv03", report.target_pid, False)]
+    assert _named(env.name, "mv03") == [report.target_pid]
+    manage.destroy(env.name, "mv03")
+    assert wait_until(lambda: env.rows("esx02") == [], 3) is not None
+
+
 # ------------------------------------------------------------------ the copy's NFC server
 
 

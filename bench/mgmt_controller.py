@@ -76,7 +76,7 @@ def run_controller(args: argparse.Namespace, done: threading.Event) -> None:
     from vmknet.api.app import create_app
     from vmknet.api.tokens import TokenBook
     from vmknet.controller.service import Controller
-    from vmknet.controller.snapshot import InventorySnapshot
+    from vmknet.controller.snapshot import FixedInventory, InventorySnapshot
     from vmknet.inventory import Inventory
     from vmknet.store import Store
 
@@ -87,7 +87,7 @@ def run_controller(args: argparse.Namespace, done: threading.Event) -> None:
     with store.transaction() as txn:
         txn.save(dc)
     inventory: Callable[[], Datacenter] = (
-        InventorySnapshot(store) if args.inventory == "store" else (lambda: dc))
+        InventorySnapshot(store) if args.inventory == "store" else FixedInventory(dc))
     controller = Controller(folder / "controller", "bench", inventory, port=args.agent_port)
     local_path = folder / "api.sock"
     local = listen.listen_unix(local_path)

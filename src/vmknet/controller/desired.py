@@ -48,7 +48,7 @@ from ..errors import InvalidArgument
 from ..events import Event
 from ..model import Datacenter
 from .hosts import HostTable
-from .snapshot import InventorySnapshot
+from .snapshot import FixedInventory, InventorySnapshot
 
 MAX_REPAIRED = 20  # lines of a reconcile report kept in its event
 MAX_STATE_BYTES = 16 << 20  # a host's desired state, inflated: what an agent accepts
@@ -191,7 +191,7 @@ class _Controller(Protocol):
 def generation(inventory: Callable[[], Datacenter]) -> tuple[int, Datacenter]:
     """The committed inventory and its generation: the store version it was read at (a
     digest of the document for an inventory without a store, as in unit tests)."""
-    if isinstance(inventory, InventorySnapshot):
+    if isinstance(inventory, InventorySnapshot | FixedInventory):
         return inventory.versioned()
     dc = inventory()
     digest = hashlib.sha256(dc.model_dump_json().encode()).digest()

@@ -40,3 +40,17 @@ class InventorySnapshot:
             if version != self._version:
                 self._version, self._dc = self.store.read()
             return self._version, self._dc
+
+
+class FixedInventory:
+    """An inventory that does not change (the benchmark's 1,000 hosts in memory): its
+    generation is a constant, where a plain callable would be digested on every heartbeat."""
+
+    def __init__(self, dc: Datacenter, version: int = 1) -> None:
+        self.dc, self.version = dc, version
+
+    def __call__(self, fresh: bool = False) -> Datacenter:
+        return self.dc
+
+    def versioned(self, fresh: bool = False) -> tuple[int, Datacenter]:
+        return self.version, self.dc

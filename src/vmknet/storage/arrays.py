@@ -105,6 +105,7 @@ def _start_one(lab: str, name: str, array: StorageArray) -> StartedArray:
     proc = tgt.start(ns, port, folder / "tgtd.pid", folder / "tgtd.log")
     for tid, target in enumerate(targets, start=1):
         tgt.add_target(port, tid, target.iqn)
+        tgt.tune(port, tid)
         for lun in target.luns:
             path = backing_file(lab, name, tid, lun.id)
             with path.open("ab") as f:  # sparse, and a file kept from before keeps its data

@@ -31,7 +31,6 @@ from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
-from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support.ui import Select
 
@@ -53,7 +52,7 @@ class Session:
     url: str
     store: Path
     token: str
-    browser: WebDriver
+    browser: webdriver.Chrome
     shots: Path
 
     def vlan(self, pg: str) -> int:
@@ -68,7 +67,7 @@ class Session:
         self.browser.save_screenshot(str(self.shots / f"ui-{name}.png"))
 
 
-def _browser() -> WebDriver:
+def _browser() -> webdriver.Chrome:
     assert CHROMIUM and DRIVER, "scripts/setup.sh installs chromium and chromium-driver"
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
@@ -347,10 +346,21 @@ def test_a_vlan_change_confirmed_in_the_page_stays(ui: Session) -> None:
 
 
 def test_a_change_nobody_confirms_is_rolled_back_by_the_controller(ui: Session) -> None:
-    _change_vlan(ui, 99, 4)  # vMotion-A onto a VLAN with no peer: the browser does not confirm
+    _change_vlan(ui, 99, 6)  # vMotion-A onto a VLAN with no peer
     assert ui.vlan("vMotion-A") == 99
     assert _segment_of("vmk1", "vmnic2") == naming.segment_bridge(99)
-    ui.until("document.body.dataset.changeState === 'reverted'", 60)
+    # The change "cut the browser off": it loses the controller (DevTools' offline mode), so
+    # it cannot confirm; the page says so, the controller reverts by itself.
+    ui.browser.set_network_conditions(
+        offline=True, latency=0, download_throughput=-1, upload_throughput=-1)
+    try:
+        ui.until("document.getElementById('countdown-text').textContent"
+                 ".includes('does not answer')", 10)
+        assert wait_until(lambda: ui.vlan("vMotion-A") == 41, 60, step=0.2) is not None
+    finally:
+        ui.browser.set_network_conditions(
+            offline=False, latency=0, download_throughput=-1, upload_throughput=-1)
+    ui.until("document.body.dataset.changeState === 'reverted'", 30)
     assert "previous configuration is back" in ui.browser.find_element(By.ID, "edit-result").text
     assert ui.vlan("vMotion-A") == 41  # the document before this change, confirmed earlier
     assert _segment_of("vmk1", "vmnic2") == naming.segment_bridge(41)

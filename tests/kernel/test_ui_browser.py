@@ -364,3 +364,30 @@ def test_a_change_nobody_confirms_is_rolled_back_by_the_controller(ui: Session) 
     assert "previous configuration is back" in ui.browser.find_element(By.ID, "edit-result").text
     assert ui.vlan("vMotion-A") == 41  # the document before this change, confirmed earlier
     assert _segment_of("vmk1", "vmnic2") == naming.segment_bridge(41)
+
+
+def test_a_service_tag_added_in_the_page_shows_as_a_lint_finding_linked_to_its_adapter(
+        ui: Session) -> None:
+    svg = _open_host(ui, "esx01")
+    svg.find_element(By.CSS_SELECTOR, ".vmknic[data-vmk='vmk0'] .vmk-name").click()
+    ui.until("document.getElementById('edit-svc-vSphereBackupNFC')")
+    ui.browser.find_element(By.ID, "edit-svc-vSphereBackupNFC").click()
+    ui.browser.find_element(By.ID, "edit-plan").click()
+    ui.until("!document.getElementById('plan').hidden")
+    assert "hosts/esx01/vmknics/vmk0" in ui.browser.find_element(By.ID, "plan-changes").text
+    ui.browser.find_element(By.ID, "plan-apply").click()
+    ui.until("document.body.dataset.changeState === 'waiting'", 60)
+    ui.browser.find_element(By.ID, "keep").click()
+    ui.until("document.body.dataset.changeState === 'confirmed'")
+    services = Inventory.open(ui.store).read().hosts["esx01"].vmknics["vmk0"].services
+    assert [str(s) for s in services] == ["management", "vSphereBackupNFC"]
+    # SVC-6 (one traffic type per adapter) now warns; the finding links to the adapter
+    ui.browser.get(f"{ui.url}/#/datacenter")
+    ui.until("document.body.dataset.view === 'datacenter'")
+    link = ui.browser.find_element(By.CSS_SELECTOR, "#dc-lint ul.warning a")
+    assert link.text == "SVC-6 hosts/esx01/vmknics/vmk0"
+    link.click()
+    ui.until("document.body.dataset.view === 'host:esx01'")
+    focused = ui.browser.switch_to.active_element
+    assert focused.get_attribute("data-vmk") == "vmk0"
+    assert "focus" in (focused.get_attribute("class") or "")

@@ -40,6 +40,16 @@ def test_several_controllers_need_an_etcd_store(tmp_path: Path, controllers: int
     assert lab_pids("vmknet.controller", "u1") == []  # refused before starting anything
 
 
+@pytest.mark.parametrize(("controllers", "ttl"), [(6, None), (2, 1), (9, 5)])
+def test_out_of_range_controllers_or_ttl_are_refused(controllers: int, ttl: int | None) -> None:
+    dc = lab(1)
+    dc.physical.controller = Controller(vlan=10, address=IPv4Interface("198.18.0.250/24"))
+    with pytest.raises(InvalidArgument, match="1 to 5 controllers"):
+        mgmt.start("u3", dc, "etcd://127.0.0.1:9/none", controllers=controllers,
+                   lease_ttl=ttl)
+    assert lab_pids("vmknet.controller", "u3") == []
+
+
 def test_the_wanted_controllers_are_kept_and_a_missing_standby_is_named() -> None:
     assert mgmt.settings("u2") == (1, 5)
     folder = registry.run_dir() / "u2"

@@ -34,7 +34,7 @@ def lab() -> None:
 @click.option("--controllers", type=click.IntRange(1, 5), default=None,
               help="Controllers to run, one elected, the others standbys (etcd store only) "
                    "[default: 1, or what the lab had].")
-@click.option("--lease-ttl", type=click.IntRange(1, 600), default=None,
+@click.option("--lease-ttl", type=click.IntRange(2, 600), default=None,
               help="Seconds, etcd store only: a standby takes over within this after the "
                    "leader dies; an agent's lease too [default: 5].")
 @pass_app

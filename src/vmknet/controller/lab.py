@@ -37,6 +37,7 @@ from .service import management_links
 CONNECT_TIMEOUT = 20.0
 MAX_CONTROLLERS = 5
 LEAD_GRACE = 10.0  # s beyond one lease TTL for a controller to be elected and serve
+MIN_TTL = 2  # s: etcd rounds a shorter lease up, and fencing keeps a 0.5 s margin
 
 
 @dataclass
@@ -108,9 +109,9 @@ def _start_elected(lab: str, store: str, controllers: int | None,
     """Start controllers until `controllers` run; the elected one's pid once it serves."""
     kept_n, kept_ttl = settings(lab)
     wanted, ttl = controllers or kept_n, lease_ttl or kept_ttl
-    if not 1 <= wanted <= MAX_CONTROLLERS or not 1 <= ttl <= 600:
+    if not 1 <= wanted <= MAX_CONTROLLERS or not MIN_TTL <= ttl <= 600:
         raise InvalidArgument(f"A lab runs 1 to {MAX_CONTROLLERS} controllers with a lease "
-                              "of 1 to 600 s")
+                              f"of {MIN_TTL} to 600 s")
     if (wanted, ttl) != (kept_n, kept_ttl) or not _settings_file(lab).exists():
         write_json(_settings_file(lab), {"controllers": wanted, "leaseTtl": ttl})
     for _ in range(wanted - len(lab_pids(paths.CONTROLLER_MARKER, lab))):

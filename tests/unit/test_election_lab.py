@@ -61,3 +61,14 @@ def test_the_wanted_controllers_are_kept_and_a_missing_standby_is_named() -> Non
                                           "standby controller"]
     mgmt.stop("u2")  # lab down forgets them
     assert mgmt.settings("u2") == (1, 5)
+
+
+def test_lab_up_refuses_standbys_on_sqlite_before_building_anything(tmp_path: Path) -> None:
+    from vmknet.inventory import Inventory
+    from vmknet.lab import lifecycle
+
+    inv = Inventory.open(tmp_path / "inv.db")
+    with pytest.raises(InvalidArgument, match="etcd store"):
+        lifecycle.up(inv, lifecycle.default_lab_file(), "u4", controllers=2)
+    assert registry.store_of("u4") is None  # not even recorded
+    assert inv.store.meta("lab") is None  # nor bound: the kernel was not touched

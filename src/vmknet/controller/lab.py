@@ -55,14 +55,11 @@ def start(lab: str, dc: Datacenter, store: str, timeout: float = CONNECT_TIMEOUT
     t0 = time.perf_counter()
     if dc.physical.controller is None:
         raise VmknetError("The lab has no controller (physical.controller)", code="NotFound")
+    check(store, controllers, lease_ttl)
     client = ControllerClient(lab)
     if is_etcd(store):
         controller_pid = _start_elected(lab, store, controllers, lease_ttl)
     else:
-        if (controllers or 1) > 1 or lease_ttl is not None:
-            raise InvalidArgument("Several controllers (and their lease TTL) need an etcd "
-                                  "store, where they elect one: vmknet --store "
-                                  "etcd://HOST:PORT/PREFIX lab up ...")
         running = lab_pids(paths.CONTROLLER_MARKER, lab)
         if running and client.running():
             controller_pid = running[0]
@@ -83,6 +80,18 @@ def start(lab: str, dc: Datacenter, store: str, timeout: float = CONNECT_TIMEOUT
         time.sleep(0.1)
         rows = client.host_status()
     return MgmtReport(controller_pid, started, rows, time.perf_counter() - t0)
+
+
+def check(store: str, controllers: int | None, lease_ttl: int | None) -> None:
+    """Refuse what `start` could not do, before a lab is built for it."""
+    if not is_etcd(store) and ((controllers or 1) > 1 or lease_ttl is not None):
+        raise InvalidArgument("Several controllers (and their lease TTL) need an etcd store, "
+                              "where they elect one: vmknet --store etcd://HOST:PORT/PREFIX "
+                              "lab up ...")
+    if not 1 <= (controllers or 1) <= MAX_CONTROLLERS or not MIN_TTL <= (
+            lease_ttl or MIN_TTL) <= 600:
+        raise InvalidArgument(f"A lab runs 1 to {MAX_CONTROLLERS} controllers with a lease "
+                              f"of {MIN_TTL} to 600 s")
 
 
 def _start_controller(lab: str, store: str, extra: list[str]) -> int:
@@ -109,9 +118,6 @@ def _start_elected(lab: str, store: str, controllers: int | None,
     """Start controllers until `controllers` run; the elected one's pid once it serves."""
     kept_n, kept_ttl = settings(lab)
     wanted, ttl = controllers or kept_n, lease_ttl or kept_ttl
-    if not 1 <= wanted <= MAX_CONTROLLERS or not MIN_TTL <= ttl <= 600:
-        raise InvalidArgument(f"A lab runs 1 to {MAX_CONTROLLERS} controllers with a lease "
-                              f"of {MIN_TTL} to 600 s")
     if (wanted, ttl) != (kept_n, kept_ttl) or not _settings_file(lab).exists():
         write_json(_settings_file(lab), {"controllers": wanted, "leaseTtl": ttl})
     for _ in range(wanted - len(lab_pids(paths.CONTROLLER_MARKER, lab))):

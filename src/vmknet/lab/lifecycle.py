@@ -87,6 +87,7 @@ def up(inv: Inventory, file: Path, name: str = DEFAULT_NAME, *, controllers: int
             f"Lab {lab.name!r} exists ({len(existing)} namespaces"
             f"{f', store {owner}' if owner else ''}): run 'vmknet lab down --name {lab.name}'"
             " first, or choose another --name", lab=lab.name, namespaces=len(existing))
+    mgmt.check(str(store_of(inv)), controllers, lease_ttl)  # before building what it refuses
     registry.record(lab.name, store_of(inv))  # before the kernel: a killed `up` is found
     start = time.perf_counter()
     try:

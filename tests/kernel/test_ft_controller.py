@@ -2,9 +2,9 @@
 
 The link-only split (one side frozen by SIGSTOP), both ways, through the controller's
 `ft.arbiter` (controller/arbiter.py): exactly one side goes on, the decision is the
-controller's, and it is an event in the inventory's log (`vmknet events`). After a
-failover the new primary is re-protected by itself: a new secondary on the third FT
-host (ft/reprotect.py), twice in a row, with the output stream going on.
+controller's, and it is an event in the inventory's log (`vmknet events`). The side
+that went on is re-protected by itself: a new secondary on the third FT host
+(ft/reprotect.py); after failovers twice in a row, with the output stream going on.
 """
 
 from __future__ import annotations
@@ -102,12 +102,15 @@ def test_link_only_secondary_frozen_the_controller_lets_the_primary_on(
     wait_for("the secondary stands down", lambda: not registry.alive(ft.secondary_pid), BOUND)
     assert not (arbiter.ft_dir(lab) / "arbiter" / ft.session).exists(), "the file form decided"
     assert manage.get(lab, "web11").pid == rec.pid
-    assert enable.ft_status(lab, "web11")["state"] == records.UNPROTECTED
+    # the primary runs on and gets a new secondary, not on esx02 (the link to it broke)
+    again = wait_for("re-protected on esx03", lambda: _pair(lab, "web11", "esx01", "esx03"),
+                     BOUND)
+    assert again.primary_pid == rec.pid and again.session != ft.session
     wait_writes(lab, "web11", int(manage.status(lab, "web11")["writes"]))
-    assert vm_processes(lab) == [rec.pid]
+    assert sorted(vm_processes(lab)) == sorted([rec.pid, again.secondary_pid])
     kinds = wait_for("the decision in vmknet events",
-                     lambda: (k := _events(inv, "web11")) and "FtPrimaryRunsOn" in k and k, 10)
-    assert kinds == ["FtSecondaryStarted", "FtPrimaryRunsOn"]
+                     lambda: (k := _events(inv, "web11")) and "FtReprotected" in k and k, 10)
+    assert kinds == ["FtSecondaryStarted", "FtPrimaryRunsOn", "FtReprotected"]
 
 
 def test_link_only_primary_frozen_the_controller_lets_the_secondary_on(

@@ -25,6 +25,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from ..errors import NotFound
 from ..trust.issuer import book
 from ..trust.pki import TrustError
 from ..vm.guest import Guest
@@ -196,9 +197,16 @@ class Primary:
             self.state = "unprotected"
             if self.output is not None:
                 self.output.unprotected()
+            lost = None
+            with contextlib.suppress(NotFound):
+                lost = records.load(lab, vm).secondary
             records.update(lab, vm, state=records.UNPROTECTED)
             records.event(lab, vm, "link-lost", f"FT link lost ({why}): the primary won the "
                           "arbiter and runs on unprotected", checkpoint=self.last_acked)
+            if lost is not None and arbiter.on_controller(lab):  # FT-2: a new secondary,
+                from .reprotect import in_background  # not on the host it lost
+
+                in_background(lab, vm, lost)
             return
         self.state = "stood-down"
         records.event(lab, vm, "stood-down", f"FT link lost ({why}): the secondary won the "

@@ -1,7 +1,7 @@
 """Re-protection (FT-2): after a failover the new primary gets a new secondary, by itself.
 
     choose_host(dc, protected, "esx02", {"esx01"}, vcpus=1)   # the rules' pick, or NoHost
-    reprotect(lab, "web01", failed="esx01")                    # run by the new primary
+    reprotect(lab, "web01", failed="esx01")                    # run by the VM's process
 
 Who drives it: the VM process that went live. It learnt of the failover from the
 controller's arbiter (its claim won), it holds the guest and its output, and it is
@@ -18,6 +18,7 @@ primary's own (FT-1), room under FT-3's limits; the fewest FT VMs first, then na
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterable
 
@@ -92,3 +93,15 @@ def reprotect(lab: str, vm: str, failed: str) -> str | None:
                       f"on {primary} since the failover from {failed})", host=host)
         return host
     return None
+
+
+def in_background(lab: str, vm: str, failed: str) -> None:
+    """`reprotect` on a thread of the VM process (the guest runs on meanwhile); a failure
+    is an event in the VM's FT log, never an end of the VM."""
+    def run() -> None:
+        try:
+            reprotect(lab, vm, failed)
+        except Exception as err:  # the VM runs on unprotected; say why, keep running
+            records.event(lab, vm, "reprotect-failed", f"{type(err).__name__}: {err}")
+
+    threading.Thread(target=run, name="ft-reprotect", daemon=True).start()

@@ -21,7 +21,6 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
-import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -204,14 +203,6 @@ class Secondary:
                       f"the arbiter and runs the VM on {g.host} from checkpoint "
                       f"{self.live_from}", checkpoint=self.live_from, digest=self.live_digest)
         if failed is not None and arbiter.on_controller(g.lab):  # FT-2: a new secondary
-            threading.Thread(target=self._reprotect, args=(failed,), name="ft-reprotect",
-                             daemon=True).start()
+            from .reprotect import in_background  # only a VM that went on loads it
 
-    def _reprotect(self, failed: str) -> None:
-        from .reprotect import reprotect  # only a VM that failed over loads the orchestrator
-
-        try:
-            reprotect(self.guest.lab, self.guest.name, failed)
-        except Exception as err:  # the VM runs on unprotected; say why, keep running
-            records.event(self.guest.lab, self.guest.name, "reprotect-failed",
-                          f"{type(err).__name__}: {err}")
+            in_background(g.lab, g.name, failed)

@@ -171,7 +171,9 @@ class Vmx:
         from ..ft.primary import Primary  # only a protected VM loads the engine
 
         socks = [socket.socket(fileno=fd) for fd in fds]
-        if self.guest is None or self.ft is not None or len(socks) != 1:
+        alone = self.ft is None or self.ft.state == "unprotected"  # a primary that won a
+        # link-only split runs alone: it may be protected again (re-protection)
+        if self.guest is None or not alone or len(socks) != 1:
             for s in socks:
                 s.close()
             send_line(conn, {"ok": False, "error": f"VM {self.name} cannot be protected now"})
@@ -181,8 +183,8 @@ class Vmx:
             self.state = "stood-down"
             self.stop.set()
 
-        live = self.ft_secondary.output if self.ft_secondary else None  # re-protection:
-        # the output this process serves since its failover stays, held back again
+        live = self.ft.output if self.ft else (  # re-protection: the output this process
+            self.ft_secondary.output if self.ft_secondary else None)  # serves stays
         self.ft = Primary(self.guest, socks[0], request["params"], lost, live)
         self.ft.start()
         send_line(conn, {"ok": True})

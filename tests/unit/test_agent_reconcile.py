@@ -275,13 +275,15 @@ def test_the_loop_runs_at_start_on_a_new_generation_and_not_while_held() -> None
     try:
         assert _until(lambda: rec.realised is not None)  # once at start
         first = rec.realised
-        rec.heard(first)  # the same generation: nothing to do
+        assert rec.heard(first) is None  # the same generation: nothing to do
         time.sleep(0.2)
         assert len(calls) == 1
         guard.held = True  # a rollout holds a change: a new generation waits for it
         ctl.dc = DC.model_copy(deep=True)
         ctl.dc.hosts["esx01"].vmknics["vmk1"].mtu = 1400
-        rec.heard(12345)
+        assert rec.heard(12345) == {"have": rec._have[0] if rec._have else None}
+        assert rec.heard(12345) is None  # asked once per generation
+        rec.offer(None)  # the heartbeat fetched nothing: the pass fetches itself
         time.sleep(0.3)
         assert len(calls) == 1 and _vmk1(backend.state, "esx01").mtu == 9000
         guard.held = False  # released: the pass runs and converges to the new state
@@ -322,3 +324,27 @@ def test_a_new_generation_that_leaves_the_host_alone_reads_no_kernel() -> None:
     ctl.dc.hosts["esx01"].vmknics["vmk1"].mtu = 1400  # its own: read, plan, run
     assert rec.run_once(due=False) and backend.reads == 3
     assert _vmk1(backend.state, "esx01").mtu == 1400
+
+
+def test_a_pass_uses_the_state_the_heartbeat_fetched_when_it_is_still_news() -> None:
+    backend = MemoryBackend(WHOLE)
+    ctl = Ctl(DC)
+    fetched: list[str | None] = []
+
+    def fetch(have: str | None) -> dict[str, Any]:
+        fetched.append(have)
+        return ctl_desired.desired(ctl, "esx01", {"lab": LAB, "have": have})
+
+    rec = Reconciler(LAB, "esx01", Guard("esx01"), threading.Lock(), fetch, lambda r: None,
+                     lambda: backend, lambda: [("198.18.0.11", "vmk0")])
+    assert rec.run_once() and len(fetched) == 1
+    ctl.dc = DC.model_copy(deep=True)
+    ctl.dc.hosts["esx01"].vmknics["vmk1"].mtu = 1400
+    new = ctl_desired.generation(ctl.inventory)[0]
+    ask = rec.heard(new)
+    assert ask is not None
+    rec.offer(ctl_desired.desired(ctl, "esx01", {"lab": LAB, **ask}))
+    assert rec.run_once(due=False) and len(fetched) == 1  # no second connection
+    assert _vmk1(backend.state, "esx01").mtu == 1400 and rec.realised == new
+    rec.offer({"generation": new - 1, "same": True})  # stale: ignored, fetched afresh
+    assert rec.run_once() and len(fetched) == 2

@@ -151,15 +151,42 @@ class Reconciler:
         # when it changed (`have`).
         self._have: tuple[str, KernelState] | None = None
         self._converged: str | None = None  # digest of the state the last good pass reached
+        self._lock = threading.Lock()
+        self._asked: int | None = None  # the generation a heartbeat was asked to fetch for
+        self._offered: dict[str, Any] | None = None
         self._wake = threading.Event()
         self._stop = threading.Event()
 
-    def heard(self, generation: object) -> None:
-        """The heartbeat reply's generation: a new one wakes the loop."""
-        if isinstance(generation, int) and not isinstance(generation, bool):
+    def heard(self, generation: object) -> dict[str, Any] | None:
+        """The heartbeat reply's generation. The first time a new one is heard, the params
+        of a `desired` call the heartbeat may make on its own connection (no handshake of a
+        fresh one); the caller then must `offer` the reply, or None, which wakes the loop."""
+        if not isinstance(generation, int) or isinstance(generation, bool):
+            return None
+        with self._lock:
             self.told = generation
-            if generation != self.realised:
-                self._wake.set()
+            if generation == self.realised or generation == self._asked:
+                return None
+            self._asked = generation
+            return {"have": self._have[0] if self._have else None}
+
+    def offer(self, reply: dict[str, Any] | None) -> None:
+        """The heartbeat's `desired` reply (None: it made none): the next pass uses it."""
+        with self._lock:
+            self._offered = reply
+        self._wake.set()
+
+    def _take_offer(self) -> dict[str, Any] | None:
+        """The offered reply when it is still news: the generation last heard, and a
+        "same" only for the state this agent holds."""
+        with self._lock:
+            reply, self._offered = self._offered, None
+        if reply is None or reply.get("generation") != self.told:
+            return None
+        if reply.get("same") is True and (self._have is None
+                                          or self._have[0] != reply.get("digest")):
+            return None
+        return reply
 
     def start(self) -> threading.Thread:
         t = threading.Thread(target=self._loop, daemon=True, name="reconcile")
@@ -201,7 +228,7 @@ class Reconciler:
         the kernel is not read; drift made by hand is the timer's to find."""
         self.passes += 1
         try:
-            reply = self._fetch(self._have[0] if self._have else None)
+            reply = self._take_offer() or self._fetch(self._have[0] if self._have else None)
         except (OSError, VmknetError):
             return False  # the controller is away: nothing to run against, nobody to tell
         try:

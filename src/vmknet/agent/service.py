@@ -149,17 +149,31 @@ class Agent:
                     pki.peer(tls, pki.CONTROLLER)
                     while not self._stop.is_set() and address in {a for a, _ in self.links}:
                         self._send_reports(tls)
-                        reply = wire.call(tls, "heartbeat", {
-                            "pid": os.getpid(), "error": self.error,
-                            "realised": self.reconciler.realised,
-                            "reconcileError": self.reconciler.error})
-                        self.reconciler.heard(reply.get("generation"))
+                        beat = {"pid": os.getpid(), "error": self.error,
+                                "realised": self.reconciler.realised}
+                        if self.reconciler.error:  # absent: none (a heartbeat stays small)
+                            beat["reconcileError"] = self.reconciler.error
+                        reply = wire.call(tls, "heartbeat", beat)
+                        self._prefetch(tls, reply.get("generation"))
                         links = [(str(a), str(v)) for a, v in reply.get("links", [])]
                         if links != self.links:
                             self._spawn(self.follow, links)
                         self._stop.wait(HEARTBEAT)
             except (OSError, VmknetError, ValueError, TypeError):
                 self._stop.wait(HEARTBEAT)  # the controller is away: keep trying
+
+    def _prefetch(self, tls: ssl.SSLSocket, generation: object) -> None:
+        """A new generation: fetch the host's desired state on this heartbeat connection
+        (saves the pass a TLS handshake) and hand it to the reconcile loop."""
+        ask = self.reconciler.heard(generation)
+        if ask is None:
+            return
+        reply: Any = None
+        try:
+            if self.guard.lab:
+                reply = wire.call(tls, "desired", {"lab": self.guard.lab, **ask})
+        finally:
+            self.reconciler.offer(reply if isinstance(reply, dict) else None)
 
     def _send_reports(self, tls: ssl.SSLSocket) -> None:
         reports = self.guard.take_reports()

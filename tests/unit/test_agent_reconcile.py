@@ -321,6 +321,7 @@ def test_a_new_generation_that_leaves_the_host_alone_reads_no_kernel() -> None:
     assert rec.run_once(due=False) and backend.reads == 1
     assert rec.realised == ctl_desired.generation(ctl.inventory)[0]
     assert rec.run_once(due=True) and backend.reads == 2  # the timer reads: drift by hand
+    ctl.dc = ctl.dc.model_copy(deep=True)  # a new inventory (one object per version)
     ctl.dc.hosts["esx01"].vmknics["vmk1"].mtu = 1400  # its own: read, plan, run
     assert rec.run_once(due=False) and backend.reads == 3
     assert _vmk1(backend.state, "esx01").mtu == 1400

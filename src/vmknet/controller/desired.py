@@ -190,12 +190,31 @@ class _Controller(Protocol):
 
 def generation(inventory: Callable[[], Datacenter]) -> tuple[int, Datacenter]:
     """The committed inventory and its generation: the store version it was read at (a
-    digest of the document for an inventory without a store, as in unit tests)."""
+    digest of the document for an inventory without a store, as in unit tests: one object
+    per version there, since an object changed in place keeps its digest)."""
     if isinstance(inventory, InventorySnapshot | FixedInventory):
         return inventory.versioned()
     dc = inventory()
+    with _LAST.lock:  # the same object again (every heartbeat): not dumped and hashed again
+        if _LAST.dc is dc:
+            return _LAST.generation, dc
     digest = hashlib.sha256(dc.model_dump_json().encode()).digest()
-    return int.from_bytes(digest[:6], "big"), dc
+    gen = int.from_bytes(digest[:6], "big")
+    with _LAST.lock:
+        _LAST.dc, _LAST.generation = dc, gen
+    return gen, dc
+
+
+class _LastDigest:
+    """The last inventory `generation` digested, and its generation."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.dc: Datacenter | None = None
+        self.generation = 0
+
+
+_LAST = _LastDigest()
 
 
 class _Rendered:

@@ -248,3 +248,54 @@ def test_controller_refuses_listeners_off_the_hosts_adapters(
     relay.start(ctl, {"host": "esx02", "kind": "incoming", "name": "web01",
                       "args": _incoming()})
     assert ctl.calls == 1
+
+
+REPL = {"server": "vr01", "target": "esx04", "disk": "/ds/web01/web01.vmdk",
+        "datastore": "ds1", "path": "web01/web01.vmdk", "rpo": 2.5}
+
+
+def test_replication_parts_from_the_table() -> None:
+    module, argv = kinds.command("replication", "web01", REPL | {"verify": 1}, "h10", "esx01")
+    assert module == "vmknet.replication.daemon"
+    assert argv == ["source", "--lab=h10", "--vm=web01", "--host=esx01", "--server=vr01",
+                    "--target=esx04", "--disk=/ds/web01/web01.vmdk", "--datastore=ds1",
+                    "--path=web01/web01.vmdk", "--rpo=2.5", "--write-rate=0", "--verify=1"]
+    assert kinds.command("replication-server", "vr01", {}, "h10", "vr01") == (
+        "vmknet.replication.endpoint", ["server", "--lab=h10", "--host=vr01"])
+    assert kinds.command("replica-nfc", "esx04", {"base": "/ds"}, "h10", "esx04") == (
+        "vmknet.replication.endpoint", ["replica", "--lab=h10", "--host=esx04", "--base=/ds"])
+
+
+@pytest.mark.parametrize(("kind", "name", "args"), [
+    ("replication", "web01", REPL | {"rpo": 0}),
+    ("replication", "web01", REPL | {"rpo": 86401}),
+    ("replication", "web01", REPL | {"rpo": True}),
+    ("replication", "web01", REPL | {"server": "vr01 --lab=x"}),
+    ("replication", "web01", REPL | {"disk": "ds/web01.vmdk"}),
+    ("replication", "web01", REPL | {"path": "/etc/passwd"}),
+    ("replication", "web01", REPL | {"path": "../web01/x"}),
+    ("replication", "web01", REPL | {"datastore": "../ds"}),
+    ("replication", "web01", REPL | {"verify": 2}),
+    ("replication", "web01", {k: v for k, v in REPL.items() if k != "target"}),
+    ("replication-server", "vr02", {}),  # another host's server
+    ("replication-server", "esx02", {"port": 1}),
+    ("replica-nfc", "esx02", {}),  # base is required
+    ("replica-nfc", "esx02", {"base": "rel"}),
+])
+def test_replication_refused_outside_the_table(kind: str, name: str, args: object) -> None:
+    with pytest.raises(InvalidArgument):
+        kinds.command(kind, name, args, "h10", "esx02")
+
+
+def test_parse_replication_parts() -> None:
+    src = ["python", "-m", "vmknet.replication.daemon", "source", "--lab=h10", "--vm=db",
+           "--host=esx01", "--server=vr01"]
+    rec = scan.parse(9, src, "h10")
+    assert rec is not None and (rec.kind, rec.name, rec.host) == ("replication", "db", "esx01")
+    for mode, kind in (("server", "replication-server"), ("replica", "replica-nfc")):
+        argv = ["python", "-m", "vmknet.replication.endpoint", mode, "--lab=h10",
+                "--host=vr01"]
+        rec = scan.parse(9, argv, "h10")
+        assert rec is not None and (rec.kind, rec.name, rec.host) == (kind, "vr01", "vr01")
+    bad = ["python", "-m", "vmknet.replication.endpoint", "shell", "--lab=h10", "--host=x"]
+    assert scan.parse(9, bad, "h10") is None

@@ -6,11 +6,16 @@
     vmknet replication recover web01 [--no-power-on]
     vmknet replication stop web01
 
-Each replication runs as one detached daemon (replication/daemon.py) that `lab down` stops.
+In a lab with a controller each host's agent runs its part as its child: the source
+agent on the VM's host (replication/daemon.py `source`), the server endpoint on the
+server host and the replica endpoint on the target (replication/endpoint.py); `configure`
+asks them through the controller. Without one, one detached daemon holds all three.
+`lab down` stops them either way.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import subprocess
@@ -21,14 +26,19 @@ from typing import Any
 
 import click
 
+from ..controller.client import ControllerClient
 from ..errors import AlreadyExists, InvalidArgument, NotFound, VmknetError
+from ..lab.registry import run_dir
 from ..model import names
 from ..nfc.files import Datastores
+from ..paths import inside
 from ..provision import files, placement
 from ..replication import ReplicationConfig, check, procs, recover, state_dir
 from ..replication.cbt import disk_digest
 from ..replication.state import flow_info
+from ..supervise import scan
 from ..supervise.records import read_json
+from ..vm.manage import via_controller
 from ..vm.units import human_bytes, parse_rate
 from .context import AppContext, pass_app, reported
 from .output import emit_json, say, table
@@ -77,6 +87,8 @@ def _start(app: AppContext, cfg: ReplicationConfig, base: Path,
     record = procs.record_path(cfg.lab, cfg.vm)
     record.unlink(missing_ok=True)
     (state_dir(cfg.lab) / f"source-{cfg.vm}.json").unlink(missing_ok=True)
+    if via_controller(app.inventory.read(), cfg.lab):
+        return _start_by_agents(cfg, base, verify)
     log = procs.log_path(cfg.lab, cfg.vm)
     log.parent.mkdir(parents=True, exist_ok=True)
     argv = [sys.executable, "-m", procs.MARKER, f"--lab={cfg.lab}", f"--vm={cfg.vm}",
@@ -98,6 +110,51 @@ def _start(app: AppContext, cfg: ReplicationConfig, base: Path,
     procs.stop_vm(cfg.lab, cfg.vm)
     tail = log.read_text("utf-8", "replace").strip().splitlines()[-3:]
     raise VmknetError(f"The replication daemon of {cfg.vm} did not start "
+                      f"({read_json(record).get('error') or 'timeout'}); log {log}: "
+                      + " | ".join(tail), vm=cfg.vm)
+
+
+def _start_by_agents(cfg: ReplicationConfig, base: Path, verify: bool) -> dict[str, Any]:
+    """Each host's agent starts its part: the target's replica endpoint and the server
+    (unless that host runs one already: one per host serves every replication through
+    it), then the source agent; its record once it runs."""
+    client = ControllerClient(cfg.lab, START_TIMEOUT + 30)
+    parts = [(cfg.target, "replica-nfc", {"base": str(base.resolve())}),
+             (cfg.server, "replication-server", {})]
+    started: list[tuple[str, str]] = []
+    try:
+        for host, kind, args in parts:
+            if not scan.find(cfg.lab, host, kind):
+                client.call("process.start", {"host": host, "kind": kind, "name": host,
+                                              "args": args})
+                started.append((host, kind))
+        client.call("process.start", {"host": cfg.source, "kind": "replication",
+                                      "name": cfg.vm, "args": {
+            "server": cfg.server, "target": cfg.target, "disk": cfg.disk,
+            "datastore": cfg.datastore, "path": cfg.path, "rpo": cfg.rpo,
+            "writeRate": cfg.write_rate, "verify": int(verify)}})
+    except VmknetError:
+        procs.stop_vm(cfg.lab, cfg.vm)
+        for host, kind in started:  # what this configure started goes with it
+            with contextlib.suppress(VmknetError):
+                client.call("process.stop", {"host": host, "kind": kind, "name": host})
+        raise
+    log = inside(run_dir(), cfg.lab) / "processes" / f"replication-{cfg.vm}.log"
+    record = procs.record_path(cfg.lab, cfg.vm)
+    deadline = time.monotonic() + START_TIMEOUT  # up: now its first hello to the server
+    while time.monotonic() < deadline:
+        state = read_json(record).get("state")
+        if state == "running":
+            return read_json(record) | {"log": str(log)}
+        if state == "failed" or not procs.vm_pids(cfg.lab, cfg.vm):
+            break
+        time.sleep(0.05)
+    procs.stop_vm(cfg.lab, cfg.vm)
+    for host, kind in started:
+        with contextlib.suppress(VmknetError):
+            client.call("process.stop", {"host": host, "kind": kind, "name": host})
+    tail = log.read_text("utf-8", "replace").strip().splitlines()[-3:] if log.exists() else []
+    raise VmknetError(f"The replication of {cfg.vm} did not start "
                       f"({read_json(record).get('error') or 'timeout'}); log {log}: "
                       + " | ".join(tail), vm=cfg.vm)
 
@@ -145,7 +202,8 @@ def configure_command(app: AppContext, vm_name: str, server: str, target: str, r
         rec = _start(app, cfg, base, verify)
     say(f"Replicating {cfg.vm}: {cfg.source} -> {cfg.server} -> {cfg.target}:[{cfg.datastore}] "
         f"RPO {cfg.rpo:g} s, writes {human_bytes(cfg.write_rate)}/s "
-        f"(daemon pid {rec['pid']}, log {procs.log_path(cfg.lab, cfg.vm)})", style="green")
+        f"(daemon pid {rec['pid']}, log {rec.get('log') or procs.log_path(cfg.lab, cfg.vm)})",
+        style="green")
     _legs_table([[flow_info(f) for f in leg1], [flow_info(f) for f in leg2]])
 
 

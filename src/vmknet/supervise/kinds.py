@@ -29,6 +29,7 @@ MAX_RATE = 16 << 30  # bytes per second of its dirty rate
 MAX_LISTENERS = 16  # addresses of one service on one host an incoming VM listens on
 TICKET = re.compile(r"[0-9a-f]{32}")  # trust.tickets: ID_BYTES (16) in hex
 VMOTION_PORT, CONTROL_PORT = 8000, 8001  # vMotion's streams; its control channel
+MAX_RPO = 24 * 3600.0  # vSphere Replication's longest RPO
 
 
 @dataclass(frozen=True)
@@ -75,6 +76,27 @@ def _endpoints(v: Any) -> bool:
             and all(_endpoint(e) for e in v))
 
 
+def _host(v: Any) -> bool:
+    return isinstance(v, str) and names.HOST.problem(v) is None
+
+
+def _datastore(v: Any) -> bool:
+    return isinstance(v, str) and names.DATASTORE.problem(v) is None
+
+
+def _rel_path(v: Any) -> bool:
+    if not isinstance(v, str) or not 0 < len(v) <= 255 or "\0" in v:
+        return False
+    p = PurePosixPath(v)
+    return not p.is_absolute() and ".." not in p.parts and all(
+        names.DATASTORE.problem(part) is None for part in p.parts)
+
+
+def _seconds(v: Any) -> bool:
+    return (isinstance(v, int | float) and not isinstance(v, bool)
+            and 0 < v <= MAX_RPO)
+
+
 @dataclass(frozen=True)
 class Sockets:
     """Listeners the agent opens for the process: which argument names them, which one
@@ -91,6 +113,7 @@ class Kind:
     args: dict[str, Arg]
     ready_fd: bool  # the process reports its pid on --ready-fd (else: its record appears)
     sockets: tuple[Sockets, ...] = ()
+    name_flag: str = "name"  # the flag that carries the name (the host-named kinds: none)
 
 
 @dataclass(frozen=True)
@@ -127,7 +150,24 @@ TABLE: dict[str, Kind] = {
         "controlPort": Arg(None, _int(1, 65535), "a TCP port", CONTROL_PORT),
     }, ready_fd=True, sockets=(Sockets("vmotion", "vmotionPort", "vm-fds"),
                                Sockets("management", "controlPort", "mgmt-fds"))),
+    # vSphere Replication, a part per host (replication/endpoint.py, daemon.py `source`).
+    "replication-server": Kind(("server",), {}, ready_fd=True),
+    "replica-nfc": Kind(("replica",), {
+        "base": Arg("base", _abs_path, "an absolute path without '..'", required=True),
+    }, ready_fd=True),
+    "replication": Kind(("source",), {
+        "server": Arg("server", _host, "a host name", required=True),
+        "target": Arg("target", _host, "a host name", required=True),
+        "disk": Arg("disk", _abs_path, "an absolute path without '..'", required=True),
+        "datastore": Arg("datastore", _datastore, "a datastore name", required=True),
+        "path": Arg("path", _rel_path, "<vm>/<disk>, without '..'", required=True),
+        "rpo": Arg("rpo", _seconds, f"seconds, above 0 up to {MAX_RPO:g}", required=True),
+        "writeRate": Arg("write-rate", _int(0, MAX_RATE), f"bytes/s, 0 to {MAX_RATE}", 0),
+        "verify": Arg("verify", _int(0, 1), "0 or 1", 0),
+    }, ready_fd=True, name_flag="vm"),
 }
+# Kinds named after their host (one per host): the name must be the agent's host.
+HOST_NAMED = ("nfc", "replication-server", "replica-nfc")
 
 
 def command(kind: Any, name: Any, args: Any, lab: str, host: str) -> tuple[str, list[str]]:
@@ -139,16 +179,16 @@ def command(kind: Any, name: Any, args: Any, lab: str, host: str) -> tuple[str, 
     if not isinstance(name, str) or not NAME.fullmatch(name):
         raise InvalidArgument(f"Process name {str(name)[:70]!r} is not a plain name "
                               "(letters, digits, '_', '.', '-', up to 64)")
-    if kind == "nfc" and name != host:
-        raise InvalidArgument(f"The NFC server of {host} is named {host}, not {name!r}")
+    if kind in HOST_NAMED and name != host:
+        raise InvalidArgument(f"The {kind} process of {host} is named {host}, not {name!r}")
     if not isinstance(args, dict):
         raise InvalidArgument("The arguments of a process are an object")
     unknown = sorted(str(k)[:32] for k in args if k not in spec.args)
     if unknown:
         raise InvalidArgument(f"Unknown arguments for a {kind} process: {', '.join(unknown)} "
                               f"(allowed: {', '.join(sorted(spec.args))})", kind=kind)
-    out = [*spec.head, f"--lab={lab}", f"--name={name}" if kind != "nfc" else "",
-           f"--host={host}"]
+    out = [*spec.head, f"--lab={lab}",
+           f"--{spec.name_flag}={name}" if kind not in HOST_NAMED else "", f"--host={host}"]
     for key, arg in spec.args.items():
         value = args.get(key, arg.default)
         if value is None:

@@ -23,15 +23,17 @@ from ..paths import inside
 VMX = "vmknet.vm.vmx"
 NFC = "vmknet.nfc.server"
 REPLICATION = "vmknet.replication.daemon"
+ENDPOINT = "vmknet.replication.endpoint"
 # kind -> the module in its command line (`python -m MODULE ...`): how /proc finds it
-MARKERS = {"vm": VMX, "incoming": VMX, "nfc": NFC, "replication": REPLICATION}
+MARKERS = {"vm": VMX, "incoming": VMX, "nfc": NFC, "replication": REPLICATION,
+           "replication-server": ENDPOINT, "replica-nfc": ENDPOINT}
 KINDS = tuple(MARKERS)
 
 
 @dataclass(frozen=True)
 class ProcessRecord:
-    kind: str  # vm | incoming | nfc | replication
-    name: str  # the VM (vm, incoming, replication) or the host (nfc)
+    kind: str  # vm | incoming | nfc | replication | replication-server | replica-nfc
+    name: str  # the VM (vm, incoming, replication) or the host (the others)
     host: str
     lab: str
     pid: int

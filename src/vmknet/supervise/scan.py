@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 
 from ..processes import alive
-from .records import MARKERS, REPLICATION, VMX, ProcessRecord, saved
+from .records import ENDPOINT, MARKERS, REPLICATION, VMX, ProcessRecord, saved
 
 _TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -56,9 +56,17 @@ def parse(pid: int, argv: list[str], lab: str) -> ProcessRecord | None:
             kind = "incoming" if mode == "incoming" else "vm"
             return ProcessRecord(kind, _flag(argv, "name"), _flag(argv, "host"), lab, pid,
                                  _started(pid), VMX)
-        if arg == REPLICATION:
-            return ProcessRecord("replication", _flag(argv, "vm"), _flag(argv, "server"), lab,
+        if arg == REPLICATION:  # the source agent (its host: --host), or the whole daemon
+            host = _flag(argv, "host") or _flag(argv, "server")
+            return ProcessRecord("replication", _flag(argv, "vm"), host, lab,
                                  pid, _started(pid), REPLICATION)
+        if arg == ENDPOINT:
+            mode = argv[i + 1] if i + 1 < len(argv) else ""
+            part = {"server": "replication-server", "replica": "replica-nfc"}.get(mode)
+            if part is None:
+                return None
+            host = _flag(argv, "host")
+            return ProcessRecord(part, host, host, lab, pid, _started(pid), ENDPOINT)
         if arg == MARKERS["nfc"]:
             host = _flag(argv, "host")
             return ProcessRecord("nfc", host, host, lab, pid, _started(pid), arg)

@@ -35,7 +35,7 @@ from vmknet.errors import VmknetError
 from vmknet.inventory import Inventory
 from vmknet.lab import lifecycle
 from vmknet.mgmt import paths
-from vmknet.processes import alive, lab_pids
+from vmknet.processes import alive, cmdlines, lab_pids
 from vmknet.store.coordination import LEADER_KEY
 from vmknet.store.etcd_client import Etcd, parse
 from vmknet.store.hosts import HostStates
@@ -209,16 +209,8 @@ def test_a_leader_cut_off_from_etcd_stops_serving(built: Built,
 def contract_pids(server: contract.EtcdServer) -> list[int]:
     """The session etcd's pid (found by its data directory on its command line)."""
     mark = str(server.data_dir).encode()
-    found = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                argv = Path(f"/proc/{entry}/cmdline").read_bytes().split(b"\0")
-            except OSError:
-                continue
-            if any(mark in a for a in argv) and argv[0].endswith(b"etcd"):
-                found.append(int(entry))
-    return found
+    return [pid for pid, argv in cmdlines().items()
+            if argv[0].endswith(b"etcd") and any(mark in a for a in argv)]
 
 
 def test_an_agent_that_stops_heartbeating_loses_its_lease(built: Built) -> None:

@@ -27,7 +27,7 @@ from vmknet.dataplane.linux import netns
 from vmknet.inventory import Inventory
 from vmknet.lab.registry import run_dir
 from vmknet.model import Datacenter
-from vmknet.processes import cmdlines
+from vmknet.processes import alive
 from vmknet.storage import ganesha, nfs
 from vmknet.storage.arrays import export_dir
 
@@ -41,7 +41,6 @@ MB = 1 << 20
 class NfsLab:
     name: str
     store: list[str]
-    rpcbinds: set[int]  # before lab up: whatever is not the lab's
 
     def run(self, *args: str) -> Result:
         return CliRunner().invoke(main, [*self.store, *args])
@@ -62,7 +61,7 @@ class NfsLab:
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NfsLab]:
     name = lab_name()
     store = ["--store", str(tmp_path_factory.mktemp("nfs") / "inventory.db")]
-    it = NfsLab(name, store, _rpcbinds())
+    it = NfsLab(name, store)
     try:
         it.cli("lab", "up", str(EXAMPLE), "--name", name)
         yield it
@@ -88,7 +87,6 @@ def test_the_array_serves_nfs_3_with_a_portmapper_of_its_own(lab: NfsLab) -> Non
                             capture_output=True, text=True, timeout=10, check=True).stdout
     assert any(" 3   tcp   2049  nfs" in line for line in listed.splitlines()), listed
     assert "mountd" in listed
-    assert _rpcbinds() - lab.rpcbinds  # the array's, not the root namespace's (there is none)
 
 
 def test_nfs3_datastores_are_mounted_through_the_adapter_that_reaches_the_server(
@@ -160,22 +158,23 @@ def test_filesystem_list_shows_the_nfs_datastores(lab: NfsLab) -> None:
 
 
 def test_lab_down_leaves_no_nfs_server_portmapper_or_export(lab: NfsLab) -> None:
+    ours = ganesha.ns_pids(naming.array_ns(lab.name, "array01"))  # ganesha, rpcbind, tgtd
+    assert len(ours) >= 3
     lab.cli("lab", "down", "--name", lab.name)
     assert ganesha.lab_pids(lab.name) == []
-    assert _rpcbinds() <= lab.rpcbinds  # the array's rpcbind went with it
+    assert not any(alive(p) for p in ours)
     assert not os.path.exists(run_dir() / lab.name)
     assert netns.listed(naming.prefix(lab.name)) == []
 
 
-def _rpcbinds() -> set[int]:
-    return {pid for pid, argv in cmdlines().items()
-            if argv and os.path.basename(argv[0]) == b"rpcbind"}
+def _rpcbind_of(ns: str) -> list[int]:
+    return [p for p in ganesha.ns_pids(ns) if os.path.basename(os.readlink(f"/proc/{p}/exe"))
+            == "rpcbind"]
 
 
 def test_down_after_a_killed_up_still_stops_the_nfs_server(tmp_path: Path) -> None:
     name = lab_name()
     store = ["--store", str(tmp_path / "crashed.db")]
-    before = _rpcbinds()
     up = subprocess.Popen([sys.executable, "-m", "vmknet.cli.main", *store, "lab", "up",
                            str(EXAMPLE), "--name", name],
                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -186,9 +185,11 @@ def test_down_after_a_killed_up_still_stops_the_nfs_server(tmp_path: Path) -> No
         up.send_signal(signal.SIGKILL)
         up.wait(timeout=10)
     assert ganesha.lab_pids(name)  # it outlives the killed `lab up`: its own session
+    rpcbind = _rpcbind_of(naming.array_ns(name, "array01"))
+    assert len(rpcbind) == 1
     result = CliRunner().invoke(main, [*store, "lab", "down", "--name", name])
     assert result.exit_code == 0, result.output
     assert ganesha.lab_pids(name) == []
-    assert _rpcbinds() <= before
+    assert not alive(rpcbind[0])
     assert not os.path.exists(run_dir() / name)
     assert netns.listed(naming.prefix(name)) == []

@@ -213,3 +213,24 @@ def test_a_dead_path_moves_io_to_the_live_one_without_an_error(lab: NmpLab) -> N
         dev.close()
     assert errors == [] and len(written) > 40
     assert wait_until(lambda: set(lab.states().values()) == {"active"}, 30, step=0.5)
+
+
+def test_nmp_path_list_and_the_round_robin_settings(lab: NmpLab) -> None:
+    lab.esxcli("storage", "nmp", "device", "set", "-d", DEVICE, "--default")
+    rows = json.loads(lab.esxcli("storage", "nmp", "path", "list", "-d", DEVICE, "--json"))
+    assert [(r["Runtime Name"], r["Group State"], r["Path Selection Policy Path Config"])
+            for r in rows] == [
+        ("vmhba64:C0:T0:L1", "active", "{current: yes; preferred: yes}"),
+        ("vmhba64:C1:T0:L1", "active", "{current: no}")]
+    text = lab.esxcli("storage", "nmp", "path", "list", "-p", "vmhba64:C1:T0:L1")
+    assert text.startswith("iqn.1998-01.com.vmware:esx01-") and "   Group State: active" in text
+    lab.esxcli("storage", "nmp", "device", "set", "-d", DEVICE, "--psp", "VMW_PSP_RR")
+    lab.esxcli("storage", "nmp", "psp", "roundrobin", "deviceconfig", "set", "-d", DEVICE,
+               "-t", "iops", "-I", "7")
+    got = json.loads(lab.esxcli("storage", "nmp", "psp", "roundrobin", "deviceconfig", "get",
+                                "-d", DEVICE, "--json"))
+    assert got[0]["IOOperation Limit"] == 7 and got[0]["Limit Type"] == "Iops"
+    assert lab.dc().host(HOST).storage.nmp[DEVICE].iops == 7  # kept in the inventory
+    lab.esxcli("storage", "nmp", "device", "set", "-d", DEVICE, "--default")
+    assert DEVICE not in lab.dc().host(HOST).storage.nmp
+    assert lab.nmp_device()["Path Selection Policy"] == "VMW_PSP_FIXED"

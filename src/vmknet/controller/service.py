@@ -39,6 +39,7 @@ from .agents import WORK_TIMEOUT as AGENT_WORK_TIMEOUT
 from .agents import AgentLinks
 from .changes import ABANDONED, APPLIED, RELEASED, REPORT_GRACE, Changes
 from .changes import REVERTED as CHANGE_REVERTED
+from .door import ManagementDoor
 from .hosts import CHANGING, CONFIRMED, FAILED, REVERTED, HostTable
 from .joins import JoinTokens
 from .snapshot import InventorySnapshot
@@ -97,11 +98,16 @@ class Controller:
         # Methods of the local door served by layers above this one (the inventory's writes).
         self.local_extra: dict[str, wire.Handler] = {}
         self.tasks: Tasks | None = None  # the multi-host operations it runs (`__main__` sets)
+        self._door: ManagementDoor | None = None
 
     # -- the management door -----------------------------------------------------------
 
     def serve_management(self, listener: socket.socket) -> None:
-        self._spawn(self._accept_loop, listener, self._management_conn)
+        self._door = ManagementDoor(
+            listener, self._server_ctx, self._joining, self._host_methods,
+            join_limit=MAX_CSR * 2, limit=64 * 1024, timeout=AGENT_TIMEOUT,
+            idle=3 * AGENT_TIMEOUT)
+        self._door.start()
 
     def _accept_loop(self, listener: socket.socket, handle: Handle) -> None:
         accept_loop(listener, self._stop, lambda conn, peer: self._guarded(handle, conn, peer),
@@ -112,25 +118,20 @@ class Controller:
         with contextlib.suppress(OSError, VmknetError, ValueError), conn:
             handle(conn, peer)
 
-    def _management_conn(self, conn: socket.socket, peer: str) -> None:
-        conn.settimeout(AGENT_TIMEOUT)
-        tls = self._server_ctx.wrap_socket(conn, server_side=True)
-        cert = tls.getpeercert(binary_form=True)
-        if not cert:
-            wire.answer(tls, {"join": lambda p: self.join(p, peer)}, limit=MAX_CSR * 2)
-            return
-        who = pki.peer(tls, pki.HOST)
-        tls.settimeout(3 * AGENT_TIMEOUT)
-        handlers: dict[str, wire.Handler] = {
-            "heartbeat": lambda p: self.heartbeat(who.name, peer, p),
-            "confirm": lambda p: self.changes.confirm(str(p.get("generation", "")), who.name),
-            "rolledBack": lambda p: self._rolled_back(who.name, p),
+    def _joining(self, peer: str) -> dict[str, wire.Handler]:
+        """What a peer without a certificate may ask: to join, once."""
+        return {"join": lambda p: self.join(p, peer)}
+
+    def _host_methods(self, host: str, peer: str) -> dict[str, wire.Handler]:
+        """What a host's agent may ask, with its certificate (`pki.peer` checked its role)."""
+        return {
+            "heartbeat": lambda p: self.heartbeat(host, peer, p),
+            "confirm": lambda p: self.changes.confirm(str(p.get("generation", "")), host),
+            "rolledBack": lambda p: self._rolled_back(host, p),
             "outcome": lambda p: self.changes.outcome(str(p.get("generation", ""))),
-            "desired": lambda p: desired.desired(self, who.name, p),  # MGMT-3: reconcile
-            "reconciled": lambda p: desired.reconciled(self, who.name, p),
+            "desired": lambda p: desired.desired(self, host, p),  # MGMT-3: reconcile
+            "reconciled": lambda p: desired.reconciled(self, host, p),
         }
-        while not self._stop.is_set() and wire.answer(tls, handlers, limit=64 * 1024):
-            pass
 
     def join(self, params: dict[str, Any], peer: str) -> dict[str, Any]:
         def from_management(host: str) -> None:
@@ -361,3 +362,5 @@ class Controller:
 
     def stop(self) -> None:
         self._stop.set()
+        if self._door is not None:
+            self._door.stop()  # closes the management listener too

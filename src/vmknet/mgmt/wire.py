@@ -44,24 +44,38 @@ def _recv_exact(sock: socket.socket, n: int) -> bytes:
     return bytes(buf)
 
 
-def send(sock: socket.socket, message: Mapping[str, Any]) -> None:
+def frame(message: Mapping[str, Any]) -> bytes:
+    """`message` as one frame: its length, then its JSON."""
     body = json.dumps(message, separators=(",", ":")).encode()
     if len(body) > MAX_FRAME:
         raise WireError(f"Message of {len(body)} bytes exceeds {MAX_FRAME}")
-    sock.sendall(LENGTH.pack(len(body)) + body)
+    return LENGTH.pack(len(body)) + body
 
 
-def recv(sock: socket.socket, limit: int = MAX_FRAME) -> dict[str, Any]:
-    (size,) = LENGTH.unpack(_recv_exact(sock, LENGTH.size))
-    if size > limit:
-        raise WireError(f"Frame of {size} bytes announced; the limit is {limit}")
+def size(header: bytes, limit: int = MAX_FRAME) -> int:
+    """The length a frame's header announces, refused over `limit` before any allocation."""
+    (announced,) = LENGTH.unpack(header)
+    if announced > limit:
+        raise WireError(f"Frame of {announced} bytes announced; the limit is {limit}")
+    return int(announced)
+
+
+def decode(body: bytes) -> dict[str, Any]:
     try:
-        message = json.loads(_recv_exact(sock, size))
+        message = json.loads(body)
     except (UnicodeDecodeError, ValueError) as err:
         raise WireError(f"Frame is not JSON: {err}") from err
     if not isinstance(message, dict):
         raise WireError("Frame is not a JSON object")
     return message
+
+
+def send(sock: socket.socket, message: Mapping[str, Any]) -> None:
+    sock.sendall(frame(message))
+
+
+def recv(sock: socket.socket, limit: int = MAX_FRAME) -> dict[str, Any]:
+    return decode(_recv_exact(sock, size(_recv_exact(sock, LENGTH.size), limit)))
 
 
 def call(sock: socket.socket, method: str, params: Mapping[str, Any] | None = None,
@@ -84,19 +98,23 @@ def answer(sock: socket.socket, handlers: Mapping[str, Handler],
         request = recv(sock, limit)
     except PeerClosed:
         return False
+    send(sock, reply(handlers, request))
+    return True
+
+
+def reply(handlers: Mapping[str, Handler], request: Mapping[str, Any]) -> dict[str, Any]:
+    """The reply to `request`: its handler's result, or the error it raised, coded."""
     request_id = request.get("id")
     method, params = request.get("method"), request.get("params", {})
     handler = handlers.get(method) if isinstance(method, str) else None
     if handler is None or not isinstance(params, dict):
-        send(sock, {"id": request_id, "error": {"code": "NotSupported",
-                                                "message": f"Unknown method {method!r}"}})
-        return True
+        return {"id": request_id, "error": {"code": "NotSupported",
+                                            "message": f"Unknown method {method!r}"}}
     try:
-        send(sock, {"id": request_id, "result": handler(params)})
+        return {"id": request_id, "result": handler(params)}
     except VmknetError as err:
-        send(sock, {"id": request_id, "error": err.to_dict()})
+        return {"id": request_id, "error": err.to_dict()}
     except (KeyError, TypeError, ValueError) as err:  # a request missing or mistyping a field
-        send(sock, {"id": request_id, "error": {
+        return {"id": request_id, "error": {
             "code": "InvalidArgument", "message": f"Bad parameters for {method}: {err!r}"[:300],
-            "details": {}}})
-    return True
+            "details": {}}}

@@ -245,7 +245,7 @@ def identity(cert_der: bytes | None) -> Identity:
     return Identity(str(role[0].value), str(name[0].value))
 
 
-def peer(sock: ssl.SSLSocket, role: str, name: str | None = None) -> Identity:
+def peer(sock: ssl.SSLSocket | ssl.SSLObject, role: str, name: str | None = None) -> Identity:
     """The verified peer of `sock`, refused unless it is `role` (and `name`, if given)."""
     who = identity(sock.getpeercert(binary_form=True))
     if who.role != role or (name is not None and who.name != name):

@@ -7,6 +7,7 @@ import select
 import socket
 import stat
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +17,7 @@ import yaml
 from click.testing import CliRunner
 from fastapi.testclient import TestClient
 
+from vmknet.api import routes_mgmt
 from vmknet.api.app import create_app
 from vmknet.api.listen import listen_unix
 from vmknet.api.problems import MAX_BODY
@@ -236,7 +238,8 @@ def test_lint_resolve_events_and_their_refusals(api: Api) -> None:
     assert isinstance(api.client.get("/api/v1/events", headers=h).json(), list)
 
 
-def test_host_status_is_the_controllers_table(api: Api) -> None:
+def test_host_status_is_the_controllers_table(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(routes_mgmt, "STATUS_TTL", 0.0)  # each read made afresh
     rows = api.client.get("/api/v1/hosts/status", headers=api.as_("read-only")).json()
     assert [r["host"] for r in rows] == sorted(api.inventory().read().hosts)
     assert {r["condition"] for r in rows} == {"NotJoined"}  # no agent ever joined this one
@@ -420,3 +423,13 @@ def test_a_chunked_body_is_refused_once_past_the_limit_not_read_to_the_end(
         status, body = _response(sock)
     assert status == 413 and body["code"] == "RequestTooLarge"
     assert MAX_BODY < sent < 32 * 2**20, sent
+
+
+def test_host_status_is_made_at_most_every_quarter_second(api: Api) -> None:
+    first = api.client.get("/api/v1/hosts/status", headers=api.as_("read-only")).json()
+    api.controller.hosts.heartbeat("esx01", "198.18.0.11", "vmk0", 42, None)
+    again = api.client.get("/api/v1/hosts/status", headers=api.as_("read-only")).json()
+    assert again == first  # the same body within STATUS_TTL
+    time.sleep(routes_mgmt.STATUS_TTL + 0.05)
+    later = api.client.get("/api/v1/hosts/status", headers=api.as_("read-only")).json()
+    assert later[0]["agentPid"] == 42

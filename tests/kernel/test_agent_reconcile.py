@@ -126,15 +126,21 @@ def test_drift_made_with_ip_is_repaired_by_the_hosts_agent_alone(built: Built) -
     assert "vmk1" in events[0][1]
 
 
-def test_agent_killed_during_a_rollouts_realise_converges_when_restarted(built: Built) -> None:
-    """A kill point: h1's agent dies (SIGKILL) right after the first kernel op of its part
-    of a rollout. The rollout fails and the store does not move; the agent, started again as
-    `lab status --repair` does, puts h1 back to the committed state by itself."""
+@pytest.mark.parametrize("fault", ["realise:1", "watch"])
+def test_agent_killed_during_a_rollouts_realise_converges_when_restarted(built: Built,
+                                                                        fault: str) -> None:
+    """Kill points: h1's agent dies (SIGKILL) right after the first kernel op of its part of
+    a rollout (`realise:1`), or once its whole part ran and is armed on disk, before any
+    confirmation (`watch`). The rollout fails and the store does not move; the agent, started
+    again as `lab status --repair` does, puts h1 back to the committed state by itself (the
+    resumed guard hears "abandoned" and runs no undo: the reconcile pass does the repair)."""
     assert wait_until(lambda: _converged(built), 20) is not None
     realiser = built.inv.realiser
     assert isinstance(realiser, KernelRealiser)
-    os.kill(built.agent("h1"), signal.SIGKILL)
-    os.environ[faults.ENV] = "realise:1"
+    first = built.agent("h1")
+    os.kill(first, signal.SIGKILL)
+    assert wait_until(lambda: not alive(first), 5) is not None
+    os.environ[faults.ENV] = fault
     try:
         assert mgmt.start(built.name, built.inv.read(), str(built.store)).started == ["h1"]
     finally:
@@ -193,7 +199,8 @@ class Engines:
     def agent(self, host: str) -> int:
         return Built(self.name, self.store, self.inv).agent(host)
 
-    def restart_agents(self) -> None:
+    def restart_agents(self, killed: list[int]) -> None:
+        assert wait_until(lambda: not any(alive(p) for p in killed), 5) is not None
         mgmt.start(self.name, self.inv.read(), str(self.store))
         b = Built(self.name, self.store, self.inv)
         assert wait_until(lambda: all(r["condition"] == "Available" and r["desiredGeneration"]
@@ -251,12 +258,13 @@ def test_agents_killed_during_a_vmotion_the_vm_runs_exactly_once(engines: Engine
     try:
         assert wait_until(lambda: bool(rounds) or not worker.is_alive(), 30) is not None
         assert worker.is_alive(), f"the migration ended before the kill point: {out}"
-        for host in ("esx01", "esx02"):
-            os.kill(engines.agent(host), signal.SIGKILL)
+        killed = [engines.agent(h) for h in ("esx01", "esx02")]
+        for pid in killed:
+            os.kill(pid, signal.SIGKILL)
     finally:
         worker.join(90)
     assert not worker.is_alive()
-    engines.restart_agents()
+    engines.restart_agents(killed)
     report = out.get("result")
     moved = manage.get(engines.name, "rec02")
     print(f"\nvMotion, both agents killed -9 after the first round: "
@@ -286,11 +294,12 @@ def test_agent_killed_during_a_cold_migration_files_intact_vm_runs_once(
     try:
         assert wait_until(lambda: bool(copied) or not worker.is_alive(), 30) is not None
         assert worker.is_alive(), f"the copy ended before the kill point: {out}"
-        os.kill(engines.agent("esx02"), signal.SIGKILL)  # the target's, mid-copy
+        killed = [engines.agent("esx02")]
+        os.kill(killed[0], signal.SIGKILL)  # the target's, mid-copy
     finally:
         worker.join(120)
     assert not worker.is_alive()
-    engines.restart_agents()
+    engines.restart_agents(killed)
     where = placement.load(engines.name, "rec03")
     print(f"\ncold migration, target agent killed -9 mid-copy: "
           f"{'failed: ' + str(out['error']) if 'error' in out else 'completed'}; "

@@ -3,9 +3,10 @@
 `VMKNET_AGENT_FAULT=realise:N` in an agent's environment (the test sets it
 before `lab status --repair` or `controller.lab.start` starts the agent) makes
 the agent kill itself right after the N-th kernel op its rollback guard runs
-(a rollout's part, or an undo): the state a real crash leaves, which the
-reconcile loop of the restarted agent must repair (MGMT-3). Unset, nothing is
-wrapped and nothing is counted.
+(a rollout's part, or an undo); `VMKNET_AGENT_FAULT=watch`, as soon as a part
+it ran is armed on disk, before any confirmation. The states a real crash
+leaves, which the restarted agent must bring back to the committed state
+(MGMT-2's resume, MGMT-3's reconcile). Unset, nothing is wrapped or counted.
 """
 
 from __future__ import annotations
@@ -39,6 +40,12 @@ class _Dying:
         self._left[0] -= 1
         if self._left[0] == 0:
             os.kill(os.getpid(), signal.SIGKILL)
+
+
+def point(name: str) -> None:
+    """Die here when the environment names this point (`VMKNET_AGENT_FAULT=<name>`)."""
+    if os.environ.get(ENV) == name:
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 def backend(factory: Callable[[], Backend]) -> Callable[[], Backend]:

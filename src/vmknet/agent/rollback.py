@@ -31,6 +31,7 @@ from ..dataplane.kops import KernelOp
 from ..dataplane.plan import describe
 from ..errors import DataplaneError, InvalidArgument
 from ..supervise.records import write_json
+from . import faults
 
 CONFIRMED, ABANDONED, PENDING = "confirmed", "abandoned", "pending"
 RETRY = 0.1  # s between confirm attempts (each a new TLS connection)
@@ -254,6 +255,7 @@ class RollbackGuard:
         return resumed
 
     def _watch(self, armed: Armed) -> None:
+        faults.point("watch")  # a kill point: the part ran and is armed on disk
         started = time.monotonic()
         armed.settled.wait(min(PUSH_WAIT, max(0.0, armed.deadline - started)))
         while (left := armed.deadline - time.monotonic()) > 0 and not armed.cancel.is_set() \

@@ -8,6 +8,8 @@ drift test repairs what it breaks).
 from __future__ import annotations
 
 import json
+import os
+import signal
 import socket
 import subprocess
 from collections.abc import Iterator
@@ -26,6 +28,8 @@ from vmknet.dataplane.linux import LinuxBackend, netns
 from vmknet.inventory import Inventory
 from vmknet.lab import Lab, lifecycle
 from vmknet.lab.realise import KernelRealiser
+from vmknet.mgmt import paths
+from vmknet.processes import lab_pids
 from vmknet.state import load_file
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "lab.yaml"
@@ -134,9 +138,17 @@ def test_status_reports_drift_per_namespace_and_repair_fixes_it(built: Built) ->
     assert clean.exit_code == 0, clean.output
     assert "In sync" in clean.output
     ns = built.ns("esx02", "vSphereProvisioning")
-    subprocess.run(["ip", "-n", ns, "addr", "del", "198.18.8.12/24", "dev", "vmk3"],
-                   check=True, timeout=10)
-    drift = runner.invoke(main, args)
+    # esx02's agent repairs drift by itself (its reconcile pass): held still while the
+    # drift is looked at, so `lab status` is what this test sees first.
+    [agent] = [pid for pid in lab_pids(paths.AGENT_MARKER, built.lab.name)
+               if "--host=esx02" in Path(f"/proc/{pid}/cmdline").read_text().split("\0")]
+    os.kill(agent, signal.SIGSTOP)
+    try:
+        subprocess.run(["ip", "-n", ns, "addr", "del", "198.18.8.12/24", "dev", "vmk3"],
+                       check=True, timeout=10)
+        drift = runner.invoke(main, args)
+    finally:
+        os.kill(agent, signal.SIGCONT)
     assert drift.exit_code == 1
     assert f"{ns}:" in drift.output
     assert "AddAddress" in drift.output and "198.18.8.12/24" in drift.output

@@ -102,8 +102,8 @@ async def create_vm(request: Request) -> VmPower:
         body = NewVm.model_validate(await _json(request))
     except ValidationError as err:
         first = err.errors()[0]
-        raise InvalidArgument(f"{'.'.join(str(p) for p in first['loc'])}: {first['msg']}",
-                              ) from None
+        where = ".".join(str(p) for p in first["loc"])
+        raise InvalidArgument(f"{where}: {first['msg']}") from None
     lab, dc = _lab_and_dc(request)
     rec = await run_in_threadpool(manage.create, dc, lab, body.name, body.host, body.memory,
                                   body.dirtyRate, body.seed)

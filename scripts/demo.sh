@@ -4,6 +4,8 @@
 # change that would cut management off (refused and rolled back, REQ-5), and `lab down`.
 # Uses a temporary store and a lab name of its own; an EXIT trap removes both, so nothing is
 # left behind even when a step fails or the demo is interrupted. The lab part needs root.
+# VMKNET_DEMO_KEEP=1 leaves the lab up at the end, for the web UI: it prints the address, an
+# operator token and the command that takes it down (nothing is removed until then).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
@@ -13,7 +15,9 @@ lab="demo-$$"
 export VMKNET_STORE="$tmp/inventory.db"
 file=examples/lab.yaml
 
+kept=""
 cleanup() {
+    [ -n "$kept" ] && return  # left up on request (VMKNET_DEMO_KEEP): the user takes it down
     if [ "$(id -u)" -eq 0 ]; then
         .venv/bin/vmknet lab down --name "$lab" >/dev/null 2>&1 || true
     fi
@@ -129,5 +133,14 @@ step events
 step host status
 step vm destroy web01
 step lab status
+if [ -n "${VMKNET_DEMO_KEEP:-}" ]; then
+    token=$(.venv/bin/vmknet api token create --role operator --name demo)
+    kept=1
+    printf '\ndemo: lab %s left up. Web UI: %s (log in with the token %s)\n' \
+        "$lab" "$(.venv/bin/vmknet api url)" "$token"
+    printf 'take it down with: VMKNET_STORE=%s .venv/bin/vmknet lab down --name %s && rm -r %s\n' \
+        "$VMKNET_STORE" "$lab" "$tmp"
+    exit 0
+fi
 step lab down
 printf '\ndemo: done (lab %s down, store %s removed)\n' "$lab" "$VMKNET_STORE"

@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -42,7 +43,9 @@ from vmknet.dataplane import naming
 from vmknet.inventory import Inventory
 from vmknet.lab import lifecycle
 from vmknet.lab.realise import KernelRealiser
+from vmknet.mgmt import paths
 from vmknet.model import Datacenter, Service
+from vmknet.processes import lab_pids
 from vmknet.state import load_file
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -94,9 +97,18 @@ def change(inv: Inventory, lab: str, mtu: int, through_agents: bool, idle_rate: 
     realiser.max_unavailable = max_unavailable
     desired = with_mtu(inv.read(), mtu)
     before = counters(lab, desired, Service.MANAGEMENT)
-    start = time.perf_counter()
-    inv.apply(desired)
-    took = time.perf_counter() - start
+    # The direct path is the one before there were agents: they are held still meanwhile,
+    # else a reconcile pass (the store not committed yet) may put the old MTU back.
+    held = [] if through_agents else lab_pids(paths.AGENT_MARKER, lab)
+    for pid in held:
+        os.kill(pid, signal.SIGSTOP)
+    try:
+        start = time.perf_counter()
+        inv.apply(desired)
+        took = time.perf_counter() - start
+    finally:
+        for pid in held:
+            os.kill(pid, signal.SIGCONT)
     grew = counters(lab, desired, Service.MANAGEMENT) - before
     if through_agents:
         done = realiser.last

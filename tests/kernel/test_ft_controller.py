@@ -32,8 +32,9 @@ from vmknet.errors import RuleViolation
 from vmknet.ft import arbiter, enable, records
 from vmknet.inventory import Inventory
 from vmknet.lab import lifecycle
+from vmknet.mgmt import paths
 from vmknet.model import DEFAULT_STACK, Datacenter
-from vmknet.processes import terminate
+from vmknet.processes import lab_pids, terminate
 from vmknet.traffic.place import stack_ns
 from vmknet.vm import manage, registry
 from vmknet.vm.memory import GuestMemory, Workload
@@ -149,6 +150,11 @@ def test_failover_reprotects_by_itself_twice(clab: tuple[Inventory, str, Path],
     took = time.monotonic() - t
     assert second.primary_pid == first.secondary_pid and registry.alive(second.secondary_pid)
     assert manage.get(lab, "app11").pid == first.secondary_pid
+    # Each secondary is its host's agent's child (kind ft-secondary); the one that went
+    # live is listed by its agent as the VM now.
+    assert _agent_lists(lab, "esx02", first.secondary_pid) == ("vm", True)
+    assert _agent_lists(lab, "esx03", second.secondary_pid) == ("ft-secondary", True)
+    assert _parent(second.secondary_pid) in _agents(lab, "esx03")
     print(f"\nre-protection: kill -9 to a new secondary in step on esx03 in {took:.1f} s")
     kinds = wait_for("the events", lambda: (k := _events(inv, "app11")) and
                      "FtReprotected" in k and k, 10)
@@ -167,6 +173,22 @@ def test_failover_reprotects_by_itself_twice(clab: tuple[Inventory, str, Path],
     assert wait_for("the events", lambda: (k := _events(inv, "app11")) and
                     k.count("FtReprotected") == 2 and k, 10)[-2:] == ["FtFailover",
                                                                        "FtReprotected"]
+
+
+def _agent_lists(lab: str, host: str, pid: int) -> tuple[str, bool] | None:
+    """(kind, child) of `pid` in `host`'s agent's process.list, or None."""
+    got = ControllerClient(lab).call("process.list", {"host": host})[0]
+    return next(((r["kind"], r["child"]) for r in got["processes"] if r["pid"] == pid), None)
+
+
+def _parent(pid: int) -> int:
+    with open(f"/proc/{pid}/stat", encoding="ascii") as f:
+        return int(f.read().rsplit(")", 1)[1].split()[1])
+
+
+def _agents(lab: str, host: str) -> list[int]:
+    return [pid for pid in lab_pids(paths.AGENT_MARKER, lab)
+            if f"--host={host}" in Path(f"/proc/{pid}/cmdline").read_text().split("\0")]
 
 
 def _pair(lab: str, vm: str, primary: str, secondary: str) -> records.FtRecord | None:

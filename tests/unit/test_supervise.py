@@ -299,3 +299,35 @@ def test_parse_replication_parts() -> None:
         assert rec is not None and (rec.kind, rec.name, rec.host) == (kind, "vr01", "vr01")
     bad = ["python", "-m", "vmknet.replication.endpoint", "shell", "--lab=h10", "--host=x"]
     assert scan.parse(9, bad, "h10") is None
+
+
+FT_OUT = ('{"ns": "vmkl-h10.esx02.defaultTcpipStack", "address": "198.18.0.12", '
+          '"port": 9100, "rate": 200}')
+
+
+def _secondary(**change: object) -> dict[str, object]:
+    return {"ticket": TICKET, "memory": 1 << 26, "session": "app01-0a1b2c", "verify": 1,
+            "ftlog": [{"stack": "defaultTcpipStack", "address": "198.18.6.12"}]} | change
+
+
+def test_ft_secondary_command_and_its_listener() -> None:
+    module, argv = kinds.command("ft-secondary", "app01", _secondary(output=FT_OUT), "h10",
+                                 "esx02")
+    assert module == "vmknet.vm.vmx" and argv[:4] == [
+        "ft-secondary", "--lab=h10", "--name=app01", "--host=esx02"]
+    assert f"--ticket={TICKET}" in argv and "--ft-verify=1" in argv
+    assert f"--ft-output={FT_OUT}" in argv and "--ft-timeout=2.0" in argv
+    assert not any("198.18.6.12" in a for a in argv)  # the listener is an fd, never argv
+    assert kinds.sockets("ft-secondary", _secondary()) == [
+        kinds.Listen("vm-fds", "defaultTcpipStack", "198.18.6.12", 8100)]
+
+
+@pytest.mark.parametrize("change", [
+    {"ticket": "zz"}, {"session": "a b"}, {"session": "x" * 101}, {"timeout": 0},
+    {"verify": 2}, {"output": "{"}, {"output": '{"ns": "/etc", "address": "198.18.0.12", '
+                                               '"port": 9100, "rate": 200}'},
+    {"output": FT_OUT.replace("9100", "0")}, {"ftlog": []}, {"memory": 0},
+])
+def test_ft_secondary_refuses_what_the_table_does_not_allow(change: dict[str, object]) -> None:
+    with pytest.raises(InvalidArgument):
+        kinds.command("ft-secondary", "app01", _secondary(**change), "h10", "esx02")

@@ -46,6 +46,9 @@ from . import listeners
 
 STOP_GRACE = 1.5  # s: lab down gives an agent 2 s before SIGKILL; its children go first
 MAX_DIED = 32  # unexpected deaths kept for process.list
+# The kinds started only for a ticket of the controller in this host's book (SEC-4), and
+# the ticket's kind; each becomes the VM when its operation commits.
+TICKET_KINDS = {"incoming": "vmotion", "ft-secondary": "ft"}
 
 
 class _Guard(Protocol):
@@ -95,8 +98,8 @@ class Supervisor:
         module, argv = kinds.command(kind, name, args, self.lab, self.host)
         assert isinstance(kind, str) and isinstance(name, str)  # checked by command()
         assert isinstance(args, dict)
-        if kind == "incoming":
-            self._check_ticket(str(args["ticket"]))
+        if kind in TICKET_KINDS:
+            self._check_ticket(kind, str(args["ticket"]))
         with self._lock:
             self._promote()
             self._forget_dead()
@@ -134,24 +137,27 @@ class Supervisor:
                          name=f"reap-{kind}-{name}").start()
         return child.record.to_dict() | ({"listening": listening} if listening else {})
 
-    def _check_ticket(self, ticket_id: str) -> None:
-        """An incoming VM only for a migration to this host the controller announced."""
+    def _check_ticket(self, kind: str, ticket_id: str) -> None:
+        """An incoming VM only for a migration to this host the controller announced; an FT
+        secondary only for an FT pair it announced with this host as the secondary."""
+        want = TICKET_KINDS[kind]
         ticket = self.agent.book.get(ticket_id)
-        if ticket is None or ticket.kind != "vmotion" or ticket.target != self.host:
-            raise InvalidArgument(f"No vmotion ticket {ticket_id[:8]}... for {self.host} in "
-                                  "its ticket book: an incoming VM starts only for a "
-                                  "migration the controller announced", code="SEC-4")
+        if ticket is None or ticket.kind != want or ticket.target != self.host:
+            raise InvalidArgument(f"No {want} ticket {ticket_id[:8]}... for {self.host} in "
+                                  f"its ticket book: a {kind} process starts only for an "
+                                  "operation the controller announced", code="SEC-4")
 
     def _promote(self) -> None:
-        """An incoming VM that committed the migration is the VM now (under the lock)."""
-        for key in [k for k in self.children if k[0] == "incoming"]:
+        """An incoming VM that committed the migration, or an FT secondary that went live,
+        is the VM now (under the lock)."""
+        for key in [k for k in self.children if k[0] in TICKET_KINDS]:
             child = self.children[key]
             vm = self._as_vm(child.record)
             if vm is not None:
                 child.record = vm
                 del self.children[key]
                 self.children[("vm", vm.name)] = child
-        for key in [k for k in self.adopted if k[0] == "incoming"]:
+        for key in [k for k in self.adopted if k[0] in TICKET_KINDS]:
             vm = self._as_vm(self.adopted[key])
             if vm is not None:
                 del self.adopted[key]

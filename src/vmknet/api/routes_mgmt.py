@@ -15,9 +15,9 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
-from fastapi import APIRouter, Body, Request, Response
+from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, Field
 
 from ..errors import VmknetError
@@ -25,6 +25,7 @@ from ..inventory import Inventory
 from ..lab.binding import require_lab
 from ..vm import manage
 from .auth import admin, read_only
+from .bodies import openapi_body, parsed
 from .problems import Problem
 from .tokens import MAX_NAME, TokenBook, TokenEntry
 
@@ -159,8 +160,10 @@ def tokens(request: Request) -> list[TokenOut]:
 
 
 @router.post("/tokens", dependencies=[admin], responses=REFUSALS, status_code=201,
-             tags=["tokens"], summary="A new API token; its secret is in this answer only")
-def create_token(request: Request, spec: Annotated[NewToken, Body()]) -> CreatedToken:
+             tags=["tokens"], openapi_extra=openapi_body(NewToken),
+             summary="A new API token; its secret is in this answer only")
+async def create_token(request: Request) -> CreatedToken:
+    spec = await parsed(request, NewToken)
     secret, entry = _book(request).create(spec.role, spec.name)
     return CreatedToken(token=secret, **entry.public())
 

@@ -16,12 +16,11 @@ its coded error; a task that fails later says so in its `error`, with the code.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from ..controller.tasks import MAX_WAIT, CloneParams, MigrateParams, Tasks, VmotionParams
@@ -34,40 +33,10 @@ from ..provision import files
 from ..vm import manage
 from ..vm.units import MAX_MEMORY, PAGE_SIZE
 from .auth import operator, read_only
-from .problems import BodyTooLarge
+from .bodies import json_object, openapi_body, parsed
 from .routes_mgmt import REFUSALS
 
 router = APIRouter(prefix="/api/v1", tags=["tasks"])
-
-
-MAX_PARAMS = 64 * 1024  # a task's parameters are a few names and numbers
-
-
-def _body(model: type[BaseModel]) -> dict[str, Any]:
-    """The OpenAPI body of a task kind: its parameters without the VM (named by the path)."""
-    schema = model.model_json_schema()
-    schema["properties"].pop("vm", None)
-    schema["required"] = [r for r in schema.get("required", []) if r != "vm"]
-    return {"requestBody": {"required": True, "content": {
-        "application/json": {"schema": schema}}}}
-
-
-async def _json(request: Request) -> dict[str, Any]:
-    """The body as a JSON object, read here: after the token was checked (a caller
-    without one learns nothing of how its body would be judged), within MAX_PARAMS."""
-    raw = bytearray()
-    async for chunk in request.stream():
-        raw += chunk
-        if len(raw) > MAX_PARAMS:
-            raise BodyTooLarge(f"A request's parameters are at most {MAX_PARAMS} bytes",
-                               limit=MAX_PARAMS)
-    try:
-        body = json.loads(raw or b"{}")
-    except ValueError as err:
-        raise InvalidArgument(f"The body is not JSON: {err}") from None
-    if not isinstance(body, dict):
-        raise InvalidArgument("The body is a JSON object of the parameters")
-    return body
 
 
 class NewVm(BaseModel):
@@ -96,14 +65,9 @@ def _lab_and_dc(request: Request) -> tuple[str, Datacenter]:
 
 
 @router.post("/vms", dependencies=[operator], responses=REFUSALS, status_code=201,
-             openapi_extra=_body(NewVm), summary="Boot a VM on a host: its agent starts it")
+             openapi_extra=openapi_body(NewVm), summary="Boot a VM on a host: its agent starts it")
 async def create_vm(request: Request) -> VmPower:
-    try:
-        body = NewVm.model_validate(await _json(request))
-    except ValidationError as err:
-        first = err.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        raise InvalidArgument(f"{where}: {first['msg']}") from None
+    body = await parsed(request, NewVm)
     lab, dc = _lab_and_dc(request)
     rec = await run_in_threadpool(manage.create, dc, lab, body.name, body.host, body.memory,
                                   body.dirtyRate, body.seed)
@@ -141,28 +105,28 @@ def _tasks(request: Request) -> Tasks:
 
 
 async def _start(request: Request, kind: str, name: str) -> dict[str, Any]:
-    body = await _json(request)
+    body = await json_object(request)
     if "vm" in body:
         raise InvalidArgument("The VM is named by the path, not the body")
     return await run_in_threadpool(_tasks(request).start, kind, {**body, "vm": name})
 
 
 @router.post("/vms/{name}/vmotion", dependencies=[operator], responses=REFUSALS,
-             status_code=202, openapi_extra=_body(VmotionParams),
+             status_code=202, openapi_extra=openapi_body(VmotionParams, without=("vm",)),
              summary="Live-migrate a running VM (a task)")
 async def vmotion(request: Request, name: str) -> dict[str, Any]:
     return await _start(request, "vmotion", name)
 
 
 @router.post("/vms/{name}/migrate", dependencies=[operator], responses=REFUSALS,
-             status_code=202, openapi_extra=_body(MigrateParams),
+             status_code=202, openapi_extra=openapi_body(MigrateParams, without=("vm",)),
              summary="Cold-migrate a powered-off VM's files (a task)")
 async def migrate(request: Request, name: str) -> dict[str, Any]:
     return await _start(request, "migrate", name)
 
 
 @router.post("/vms/{name}/clone", dependencies=[operator], responses=REFUSALS,
-             status_code=202, openapi_extra=_body(CloneParams),
+             status_code=202, openapi_extra=openapi_body(CloneParams, without=("vm",)),
              summary="Clone a VM's files to a host (a task)")
 async def clone(request: Request, name: str) -> dict[str, Any]:
     return await _start(request, "clone", name)

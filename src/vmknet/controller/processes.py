@@ -47,13 +47,16 @@ def start(ctl: Controller, params: dict[str, Any]) -> Any:
     request = {"kind": params.get("kind"), "name": params.get("name"),
                "args": params.get("args", {})}
     kinds.command(request["kind"], request["name"], request["args"], "check", host)
-    if request["kind"] == "incoming":
-        _check_listeners(ctl.inventory(), host, request["args"])
+    if request["kind"] in _LISTEN_FOR:
+        _check_listeners(ctl.inventory(), host, str(request["kind"]), request["args"])
     return ctl.call_agent(host, "process.start", request, START_TIMEOUT)
 
 
-# An incoming VM's listener groups (kinds.TABLE["incoming"].sockets) and their service.
-_LISTEN_FOR = {"vmotion": Service.VMOTION, "management": Service.MANAGEMENT}
+# The listener groups of the kinds that get sockets (kinds.TABLE[kind].sockets), and the
+# service each must receive: an incoming VM's streams and control channel, an FT
+# secondary's FT logging connection.
+_LISTEN_FOR = {"incoming": {"vmotion": Service.VMOTION, "management": Service.MANAGEMENT},
+               "ft-secondary": {"ftlog": Service.FT_LOGGING}}
 
 
 def receivers(dc: Datacenter, host: str, service: Service) -> set[tuple[str, str]]:
@@ -70,14 +73,14 @@ def receivers(dc: Datacenter, host: str, service: Service) -> set[tuple[str, str
     return out
 
 
-def _check_listeners(dc: Datacenter, host: str, args: dict[str, Any]) -> None:
-    for group, service in _LISTEN_FOR.items():
+def _check_listeners(dc: Datacenter, host: str, kind: str, args: dict[str, Any]) -> None:
+    for group, service in _LISTEN_FOR[kind].items():
         allowed = receivers(dc, host, service)
         for e in args[group]:
             if (e["stack"], e["address"]) not in allowed:
                 raise InvalidArgument(
                     f"{e['address']} on stack {e['stack']} is not an adapter of {host} that "
-                    f"receives {service.tag} (SEC-2): an incoming VM listens only there",
+                    f"receives {service.tag} (SEC-2): a {kind} process listens only there",
                     code="SEC-2", host=host)
 
 

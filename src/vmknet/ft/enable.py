@@ -21,6 +21,7 @@ import time
 from dataclasses import asdict
 from typing import Any
 
+from ..controller.client import ControllerClient
 from ..errors import (
     AlreadyExists,
     InvalidArgument,
@@ -29,16 +30,17 @@ from ..errors import (
     RuleViolation,
     VmknetError,
 )
+from ..mgmt.paths import api_socket
 from ..model import Datacenter, Service
 from ..resolve import effective_adapters, resolve
 from ..traffic.place import LabRef, adapter_addresses, lab_name, stack_ns
-from ..traffic.sockets import close_all, connect, listen
+from ..traffic.sockets import close_all, connect, default_port, listen
 from ..trust.issuer import issuer_for
 from ..trust.tickets import present
 from ..vm import control, manage, registry
 from ..vm.launch import spawn
 from ..vmotion import crypto
-from ..vmotion.orchestrate import pair_stat
+from ..vmotion.orchestrate import pair_stat, receivers
 from . import arbiter, limits, records
 
 SYNC_TIMEOUT = 60.0  # s: the sync round sends the whole memory once
@@ -84,18 +86,11 @@ def ft_on(dc: Datacenter, lab: LabRef, vm: str, secondary: str, *, epoch: float 
            for h in (rec.host, secondary)} if output_port else {}
     ticket = issuer_for(name).issue("ft", rec.host, secondary, uses=1,
                                     key=crypto.new_key() if encrypted else None)
-    listeners = listen(dc, lab, secondary, Service.FT_LOGGING, port)
-    try:
-        pid = spawn("ft-secondary", name, vm, secondary, [
-            f"--vm-fds={','.join(str(x.sock.fileno()) for x in listeners)}",
-            f"--ticket={ticket.id}", f"--memory={rec.memory}",
-            f"--dirty-rate={rec.dirty_rate}", f"--seed={_seed(rec.control)}",
-            f"--ft-session={session}", f"--ft-timeout={timeout}",
-            *(["--ft-verify"] if verify else []),
-            *([f"--ft-output={json.dumps(out[secondary])}"] if out else [])],
-            pass_fds=[x.sock.fileno() for x in listeners])
-    finally:
-        close_all(listeners)  # the secondary has its own copies
+    args: dict[str, Any] = {
+        "ticket": ticket.id, "memory": rec.memory, "dirtyRate": rec.dirty_rate,
+        "seed": _seed(rec.control), "session": session, "timeout": timeout,
+        "verify": int(verify), **({"output": json.dumps(out[secondary])} if out else {})}
+    pid = _start_secondary(dc, lab, vm, secondary, args, port)
     try:
         conns = connect(dc, lab, Service.FT_LOGGING, rec.host, secondary, port)
         try:
@@ -125,7 +120,7 @@ def ft_on(dc: Datacenter, lab: LabRef, vm: str, secondary: str, *, epoch: float 
             _wait_protected(name, vm, rec.control)
     except BaseException:
         records.remove(name, vm)
-        _kill(pid)
+        _stop_secondary(name, vm, secondary, pid)
         arbiter.forget(name, vm, session)
         raise
     return record
@@ -173,7 +168,7 @@ def ft_off(lab: LabRef, vm: str) -> records.FtRecord:
     while registry.alive(rec.secondary_pid) and time.monotonic() < deadline:
         time.sleep(0.02)
     if rec.state == records.PROTECTED:
-        _kill(rec.secondary_pid)
+        _stop_secondary(name, vm, rec.secondary, rec.secondary_pid)
     records.remove(name, vm)
     arbiter.forget(name, vm, rec.session)
     return rec
@@ -222,6 +217,46 @@ def _control(lab: str, vm: str, pid: int) -> str:
 def _seed(path: str) -> int:
     seed = control.request(path, {"cmd": "status"}).get("seed")
     return int(seed) if isinstance(seed, int) else 1
+
+
+def _start_secondary(dc: Datacenter, lab: LabRef, vm: str, host: str, args: dict[str, Any],
+                     port: int | None) -> int:
+    """The secondary VM on `host`, listening on its FT logging adapters; its pid.
+
+    In a lab with a controller the host's agent starts it as its child (kind
+    `ft-secondary`: the controller checks the listeners are the adapters resolve()
+    picks, the agent that its book holds the ft ticket, SEC-2 and SEC-4); without
+    one this process starts it, detached, with the listeners it opened.
+    """
+    name = lab_name(lab)
+    ftport = default_port(Service.FT_LOGGING) if port is None else port
+    if manage.via_controller(dc, name):
+        got = ControllerClient(name, manage.START_TIMEOUT).call("process.start", {
+            "host": host, "kind": "ft-secondary", "name": vm, "args": {
+                **args, "ftlog": receivers(dc, host, Service.FT_LOGGING), "ftPort": ftport}})
+        return int(got["pid"])
+    listeners = listen(dc, lab, host, Service.FT_LOGGING, port)
+    try:
+        return spawn("ft-secondary", name, vm, host, [
+            f"--vm-fds={','.join(str(x.sock.fileno()) for x in listeners)}",
+            f"--ticket={args['ticket']}", f"--memory={args['memory']}",
+            f"--dirty-rate={args['dirtyRate']}", f"--seed={args['seed']}",
+            f"--ft-session={args['session']}", f"--ft-timeout={args['timeout']}",
+            f"--ft-verify={args['verify']}",
+            *([f"--ft-output={args['output']}"] if "output" in args else [])],
+            pass_fds=[x.sock.fileno() for x in listeners])
+    finally:
+        close_all(listeners)  # the secondary has its own copies
+
+
+def _stop_secondary(lab: str, vm: str, host: str, pid: int) -> None:
+    """End a secondary: through its host's agent when it is the agent's child (so the agent
+    does not report it as a death), else, or if the agent is gone, a SIGKILL."""
+    if registry.alive(pid) and api_socket(lab).exists():
+        with contextlib.suppress(VmknetError):  # NotFound: not the agent's; its agent gone
+            ControllerClient(lab, manage.START_TIMEOUT).call("process.stop", {
+                "host": host, "kind": "ft-secondary", "name": vm})
+    _kill(pid)
 
 
 def _kill(pid: int) -> None:

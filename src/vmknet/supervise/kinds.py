@@ -13,6 +13,7 @@ stack namespaces (`sockets()`) and passes them to the process as fds.
 from __future__ import annotations
 
 import ipaddress
+import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -28,6 +29,9 @@ MAX_MEMORY = 64 << 30  # bytes of a VM's stand-in memory
 MAX_RATE = 16 << 30  # bytes per second of its dirty rate
 MAX_LISTENERS = 16  # addresses of one service on one host an incoming VM listens on
 TICKET = re.compile(r"[0-9a-f]{32}")  # trust.tickets: ID_BYTES (16) in hex
+SESSION = re.compile(r"[A-Za-z0-9_.-]{1,100}")  # an FT pair's arbiter key (ft.enable)
+NAMESPACE = re.compile(r"vmkl-[A-Za-z0-9_.-]{1,200}")  # dataplane.naming's lab namespaces
+FT_PORT = 8100  # FT logging (model.services SERVICE_PORTS)
 VMOTION_PORT, CONTROL_PORT = 8000, 8001  # vMotion's streams; its control channel
 MAX_RPO = 24 * 3600.0  # vSphere Replication's longest RPO
 
@@ -54,6 +58,26 @@ def _abs_path(v: Any) -> bool:
 
 def _ticket(v: Any) -> bool:
     return isinstance(v, str) and TICKET.fullmatch(v) is not None
+
+
+def _session(v: Any) -> bool:
+    return isinstance(v, str) and SESSION.fullmatch(v) is not None
+
+
+def _ft_output(v: Any) -> bool:
+    """An FT VM's output stream, as ft.enable.output_at makes it: JSON {ns, address, port,
+    rate} of one of the lab's namespaces; the agent binds it in the VM, never a path."""
+    try:
+        out = json.loads(v) if isinstance(v, str) and len(v) <= 512 else None
+    except ValueError:
+        return False
+    if not isinstance(out, dict) or set(out) != {"ns", "address", "port", "rate"}:
+        return False
+    return (isinstance(out["ns"], str) and NAMESPACE.fullmatch(out["ns"]) is not None
+            and _endpoint({"stack": "defaultTcpipStack", "address": out["address"]})
+            and _int(1, 65535)(out["port"])
+            and isinstance(out["rate"], int | float) and not isinstance(out["rate"], bool)
+            and 0 < out["rate"] <= 100_000)
 
 
 def _endpoint(v: Any) -> bool:
@@ -150,6 +174,25 @@ TABLE: dict[str, Kind] = {
         "controlPort": Arg(None, _int(1, 65535), "a TCP port", CONTROL_PORT),
     }, ready_fd=True, sockets=(Sockets("vmotion", "vmotionPort", "vm-fds"),
                                Sockets("management", "controlPort", "mgmt-fds"))),
+    # An FT secondary: the pair's ft ticket, the guest it shadows, and the FT logging
+    # adapters to listen on (ft/enable.py); it becomes the VM when it goes live (FT-2).
+    "ft-secondary": Kind(("ft-secondary",), {
+        "ticket": Arg("ticket", _ticket, "an ft ticket id (32 hex digits)", required=True),
+        "memory": Arg("memory", _int(1, MAX_MEMORY), f"bytes, 1 to {MAX_MEMORY}",
+                      required=True),
+        "dirtyRate": Arg("dirty-rate", _int(0, MAX_RATE), f"bytes/s, 0 to {MAX_RATE}", 0),
+        "seed": Arg("seed", _int(0, 2**32 - 1), "an integer 0 to 2^32-1", 1),
+        "session": Arg("ft-session", _session, "letters, digits, '_', '.', '-' (1-100)",
+                       required=True),
+        "timeout": Arg("ft-timeout", lambda v: isinstance(v, int | float)
+                       and not isinstance(v, bool) and 0.05 <= v <= 60,
+                       "seconds, 0.05 to 60", 2.0),
+        "verify": Arg("ft-verify", _int(0, 1), "0 or 1", 0),
+        "output": Arg("ft-output", _ft_output, "JSON {ns, address, port, rate}"),
+        "ftlog": Arg(None, _endpoints, f"1 to {MAX_LISTENERS} {{stack, address}}",
+                     required=True),
+        "ftPort": Arg(None, _int(1, 65535), "a TCP port", FT_PORT),
+    }, ready_fd=True, sockets=(Sockets("ftlog", "ftPort", "vm-fds"),)),
     # vSphere Replication, a part per host (replication/endpoint.py, daemon.py `source`).
     "replication-server": Kind(("server",), {}, ready_fd=True),
     "replica-nfc": Kind(("replica",), {

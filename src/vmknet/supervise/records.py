@@ -25,14 +25,14 @@ NFC = "vmknet.nfc.server"
 REPLICATION = "vmknet.replication.daemon"
 ENDPOINT = "vmknet.replication.endpoint"
 # kind -> the module in its command line (`python -m MODULE ...`): how /proc finds it
-MARKERS = {"vm": VMX, "incoming": VMX, "nfc": NFC, "replication": REPLICATION,
-           "replication-server": ENDPOINT, "replica-nfc": ENDPOINT}
+MARKERS = {"vm": VMX, "incoming": VMX, "ft-secondary": VMX, "nfc": NFC,
+           "replication": REPLICATION, "replication-server": ENDPOINT, "replica-nfc": ENDPOINT}
 KINDS = tuple(MARKERS)
 
 
 @dataclass(frozen=True)
 class ProcessRecord:
-    kind: str  # vm | incoming | nfc | replication | replication-server | replica-nfc
+    kind: str  # vm | incoming | ft-secondary | nfc | replication | replication-server | ...
     name: str  # the VM (vm, incoming, replication) or the host (the others)
     host: str
     lab: str

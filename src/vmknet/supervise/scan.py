@@ -53,7 +53,7 @@ def parse(pid: int, argv: list[str], lab: str) -> ProcessRecord | None:
     for i, arg in enumerate(argv):
         if arg == VMX:
             mode = argv[i + 1] if i + 1 < len(argv) else ""
-            kind = "incoming" if mode == "incoming" else "vm"
+            kind = mode if mode in ("incoming", "ft-secondary") else "vm"
             return ProcessRecord(kind, _flag(argv, "name"), _flag(argv, "host"), lab, pid,
                                  _started(pid), VMX)
         if arg == REPLICATION:  # the source agent (its host: --host), or the whole daemon

@@ -213,7 +213,7 @@ def _args(argv: list[str]) -> argparse.Namespace:
                    help="ft-secondary: seconds without a checkpoint that mean the link is lost")
     p.add_argument("--ft-output", default="",
                    help="ft-secondary: JSON {ns, address, port, rate} of the VM's output")
-    p.add_argument("--ft-verify", action="store_true",
+    p.add_argument("--ft-verify", type=int, choices=(0, 1), default=0,
                    help="ft-secondary: hash the memory it goes live from (tests)")
     return p.parse_args(argv)
 
@@ -278,7 +278,7 @@ def _ft_secondary(args: argparse.Namespace, vmx: Vmx) -> bool:
     guest = Guest(args.name, args.lab, args.host, args.seed, memory,
                   Workload(memory, args.dirty_rate, args.seed))
     vmx.state = "secondary"
-    vmx.ft_secondary = Secondary(guest, args.ft_session, args.ft_timeout, args.ft_verify,
+    vmx.ft_secondary = Secondary(guest, args.ft_session, args.ft_timeout, bool(args.ft_verify),
                                  json.loads(args.ft_output) if args.ft_output else None)
     spawn.ready(args.ready_fd)
     try:

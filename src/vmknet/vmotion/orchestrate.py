@@ -151,7 +151,7 @@ def spawn(dc: Datacenter, lab: LabRef, vm: str, target: str, ticket: str, port: 
         close_all([*vm_listen, *mgmt_listen])  # the incoming VM has its own copies
 
 
-def _receivers(dc: Datacenter, host: str, service: Service) -> list[dict[str, str]]:
+def receivers(dc: Datacenter, host: str, service: Service) -> list[dict[str, str]]:
     """{stack, address} of each address `traffic.sockets.listen` would bind (NoPath: none)."""
     chosen = effective_adapters(dc, host, service)
     if not chosen:
@@ -168,8 +168,8 @@ def _by_agent(dc: Datacenter, lab: str, vm: str, target: str, ticket: str, port:
     vport = default_port(Service.VMOTION) if port is None else port
     got = ControllerClient(lab, manage.START_TIMEOUT).call("process.start", {
         "host": target, "kind": "incoming", "name": vm, "args": {
-            "ticket": ticket, "vmotion": _receivers(dc, target, Service.VMOTION),
-            "management": _receivers(dc, target, Service.MANAGEMENT),
+            "ticket": ticket, "vmotion": receivers(dc, target, Service.VMOTION),
+            "management": receivers(dc, target, Service.MANAGEMENT),
             "vmotionPort": vport, "controlPort": mgmt_port}})
     pid = int(got["pid"])
     ports = {(row["fds"], int(row["port"])) for row in got.get("listening", [])}

@@ -304,3 +304,15 @@ def test_console_script(store: Path) -> None:
                              capture_output=True, text=True, timeout=60, check=False)
     assert refused.returncode == 1
     assert "Error [EX-3]" in refused.stderr
+
+
+def test_host_status_table_shows_the_realised_and_desired_generation() -> None:
+    from vmknet.cli.commands_mgmt import COLUMNS, rows
+
+    base = {"host": "esx01", "condition": "Available", "connected": True,
+            "lastHeartbeat": 99.0, "links": [], "agentPid": 7, "error": None}
+    got = rows([base | {"desiredGeneration": 41, "realisedGeneration": 40},
+                base | {"desiredGeneration": 41, "realisedGeneration": None}, base], 100.0)
+    column = COLUMNS.index("realised/desired")
+    assert [r[column] for r in got] == ["40/41", "-/41", "-"]
+    assert [r[2] for r in got] == ["yes"] * 3  # the columns before it did not move

@@ -12,11 +12,19 @@ from .context import AppContext, pass_app, reported
 from .output import table
 
 COLUMNS = ["host", "condition", "connected", "last heartbeat", "links", "agent pid",
-           "last change", "error"]
+           "realised/desired", "last change", "error"]
 
 
 def _age(stamp: float | None, now: float) -> str:
     return "never" if stamp is None else f"{max(0.0, now - stamp):.1f} s ago"
+
+
+def _generations(h: dict[str, Any]) -> str:
+    """The inventory generation the host's agent realised, and the one it should (MGMT-3)."""
+    realised, desired = h.get("realisedGeneration"), h.get("desiredGeneration")
+    if desired is None:
+        return "-"
+    return f"{'-' if realised is None else realised}/{desired}"
 
 
 def rows(hosts: list[dict[str, Any]], now: float) -> list[list[object]]:
@@ -28,8 +36,8 @@ def rows(hosts: list[dict[str, Any]], now: float) -> list[list[object]]:
         last = (f"{change['state']} {_age(change.get('time'), now)}"
                 + (f": {change['error']}" if change.get("error") else "")) if change else ""
         out.append([h["host"], h["condition"], "yes" if h["connected"] else "no",
-                    _age(h["lastHeartbeat"], now), links, h["agentPid"], last,
-                    h["error"] or ""])
+                    _age(h["lastHeartbeat"], now), links, h["agentPid"], _generations(h),
+                    last, h["error"] or ""])
     return out
 
 

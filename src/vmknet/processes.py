@@ -39,10 +39,25 @@ def cmdlines() -> dict[int, list[bytes]]:
 
 
 def lab_argvs(marker: str, lab: str) -> dict[int, list[bytes]]:
-    """pid -> argv of every process whose command line holds `marker` and `--lab=<lab>`."""
+    """pid -> argv of every process whose command line holds `marker` and `--lab=<lab>`.
+
+    A fork of such a process carries its parent's command line until it execs (an agent
+    starting a VM), or for good (a helper a library forks): it is the same instance, not
+    another one, and is left out; it goes with its parent.
+    """
     mark, token = marker.encode(), f"--lab={lab}".encode()
-    return {pid: argv for pid, argv in cmdlines().items()
-            if token in argv and any(mark in a for a in argv)}
+    found = {pid: argv for pid, argv in cmdlines().items()
+             if token in argv and any(mark in a for a in argv)}
+    return {pid: argv for pid, argv in found.items() if found.get(_parent(pid), []) != argv}
+
+
+def _parent(pid: int) -> int:
+    """Its parent's pid (0: gone, or unreadable)."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as f:
+            return int(f.read().rsplit(")", 1)[1].split()[1])
+    except (OSError, IndexError, ValueError):
+        return 0
 
 
 def lab_pids(marker: str, lab: str) -> list[int]:

@@ -331,3 +331,28 @@ def test_ft_secondary_command_and_its_listener() -> None:
 def test_ft_secondary_refuses_what_the_table_does_not_allow(change: dict[str, object]) -> None:
     with pytest.raises(InvalidArgument):
         kinds.command("ft-secondary", "app01", _secondary(**change), "h10", "esx02")
+
+
+def test_a_fork_of_a_lab_process_is_not_another_instance() -> None:
+    """A forked helper keeps its parent's command line: found once, as its parent."""
+    import subprocess
+    import sys
+    import time
+
+    from vmknet.processes import lab_pids, terminate
+
+    code = "import os, time\nos.fork()\ntime.sleep(20)"
+    proc = subprocess.Popen([sys.executable, "-c", code, "vmknet.forkmarker", "--lab=fk1"])
+    try:
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:  # the fork is there once /proc shows two
+            children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children")
+            if children.exists() and children.read_text().split():
+                break
+            time.sleep(0.02)
+        assert lab_pids("vmknet.forkmarker", "fk1") == [proc.pid]
+    finally:
+        kids = [int(k) for k in Path(f"/proc/{proc.pid}/task/{proc.pid}/children")
+                .read_text().split()]
+        terminate([proc.pid, *kids], grace=1.0)
+        proc.wait()

@@ -15,13 +15,25 @@ import time
 GRACE = 2.0  # s between SIGTERM and SIGKILL
 
 
-def alive(pid: int) -> bool:
-    """A running process (a zombie has exited: its memory and sockets are gone)."""
+def _stat(pid: int) -> list[str]:
+    """The fields of /proc/<pid>/stat after the command name ([] when it is gone)."""
     try:
         with open(f"/proc/{pid}/stat", encoding="ascii") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+            return f.read().rsplit(")", 1)[1].split()
     except (OSError, IndexError):
-        return False
+        return []
+
+
+def alive(pid: int) -> bool:
+    """A running process (a zombie has exited: its memory and sockets are gone)."""
+    fields = _stat(pid)
+    return bool(fields) and fields[0] not in ("Z", "X")
+
+
+def parent(pid: int) -> int:
+    """Its parent's pid (0: gone)."""
+    fields = _stat(pid)
+    return int(fields[1]) if len(fields) > 1 else 0
 
 
 def cmdlines() -> dict[int, list[bytes]]:
@@ -48,16 +60,7 @@ def lab_argvs(marker: str, lab: str) -> dict[int, list[bytes]]:
     mark, token = marker.encode(), f"--lab={lab}".encode()
     found = {pid: argv for pid, argv in cmdlines().items()
              if token in argv and any(mark in a for a in argv)}
-    return {pid: argv for pid, argv in found.items() if found.get(_parent(pid), []) != argv}
-
-
-def _parent(pid: int) -> int:
-    """Its parent's pid (0: gone, or unreadable)."""
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii") as f:
-            return int(f.read().rsplit(")", 1)[1].split()[1])
-    except (OSError, IndexError, ValueError):
-        return 0
+    return {pid: argv for pid, argv in found.items() if found.get(parent(pid), []) != argv}
 
 
 def lab_pids(marker: str, lab: str) -> list[int]:

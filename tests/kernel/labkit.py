@@ -10,6 +10,8 @@ import subprocess
 from pathlib import Path
 
 from vmknet.dataplane.linux import netns
+from vmknet.mgmt import paths
+from vmknet.processes import lab_pids
 
 _labs = itertools.count()
 
@@ -65,6 +67,14 @@ hosts:
         portgroup: PG-A
         ipv4: {type: static, address: 198.18.20.3/24}
 """
+
+
+def agent_pid(lab: str, host: str) -> int:
+    """The pid of `host`'s agent in `lab` (there must be exactly one)."""
+    (pid,) = [p for p in lab_pids(paths.AGENT_MARKER, lab)
+              if f"--host={host}".encode() in Path(f"/proc/{p}/cmdline").read_bytes()
+              .split(b"\0")]
+    return pid
 
 
 def lab_name() -> str:

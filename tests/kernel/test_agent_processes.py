@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 from kernelkit import wait_until
-from labkit import lab_name
+from labkit import agent_pid, lab_name
 from vmotionkit import VMOTION_LAB, vm_processes
 
 from vmknet.controller.client import ControllerClient
@@ -31,10 +31,9 @@ from vmknet.dataplane.linux import netns
 from vmknet.errors import DataplaneError, VmknetError
 from vmknet.inventory import Inventory
 from vmknet.lab import lifecycle
-from vmknet.mgmt import paths
 from vmknet.model import Datacenter
 from vmknet.nfc import Datastores
-from vmknet.processes import alive, lab_pids
+from vmknet.processes import alive, parent
 from vmknet.provision import cold, files
 from vmknet.supervise import scan
 from vmknet.trust.issuer import issuer_for
@@ -58,10 +57,7 @@ class Env:
         return self.inv.read()
 
     def agent(self, host: str) -> int:
-        (pid,) = [p for p in lab_pids(paths.AGENT_MARKER, self.name)
-                  if f"--host={host}".encode() in Path(f"/proc/{p}/cmdline").read_bytes()
-                  .split(b"\0")]
-        return pid
+        return agent_pid(self.name, host)
 
     def listing(self, host: str) -> dict[str, Any]:
         (got,) = ControllerClient(self.name).call("process.list", {"host": host})
@@ -86,10 +82,6 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
             manage.destroy(name, rec.name)
         lifecycle.down(inv, name)
     assert scan.scan(name) == [], "lab down left a process of the lab"
-
-
-def _ppid(pid: int) -> int:
-    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
 
 
 def _dial(env: Env, address: str, port: int) -> bool:
@@ -121,7 +113,7 @@ def test_incoming_vm_is_the_target_agents_child_and_stays_it_as_the_vm(
 
     def spawn(*args: Any, **kw: Any) -> int:
         pid = real(*args, **kw)
-        seen.update(pid=pid, ppid=_ppid(pid), esx02=env.rows("esx02"),
+        seen.update(pid=pid, ppid=parent(pid), esx02=env.rows("esx02"),
                     esx01=env.rows("esx01"), listening=_dial(env, ESX02_VMK1, 8000))
         return pid
 
@@ -136,7 +128,7 @@ def test_incoming_vm_is_the_target_agents_child_and_stays_it_as_the_vm(
     # After the switchover: the same process is the VM, still the agent's child.
     moved = manage.get(env.name, "mv01")
     assert moved.host == "esx02" and moved.pid == report.target_pid == seen["pid"]
-    assert _ppid(moved.pid) == env.agent("esx02")
+    assert parent(moved.pid) == env.agent("esx02")
     assert env.rows("esx02") == [("vm", "mv01", moved.pid, True)]
     assert wait_until(lambda: env.rows("esx01") == [], 3) is not None
     assert env.listing("esx01")["died"] == [] and env.listing("esx02")["died"] == []
@@ -230,7 +222,7 @@ def test_incoming_vm_only_with_its_ticket_on_its_hosts_adapters(env: Env) -> Non
 def test_agent_killed_after_the_switchover_adopts_the_vm_once(env: Env) -> None:
     vm = manage.get(env.name, "mv01")  # the first test's VM, now esx02's
     agent = env.agent("esx02")
-    assert _ppid(vm.pid) == agent
+    assert parent(vm.pid) == agent
     os.kill(agent, signal.SIGKILL)
     assert wait_until(lambda: not alive(agent), 3) is not None
     assert alive(vm.pid)
@@ -242,7 +234,7 @@ def test_agent_killed_after_the_switchover_adopts_the_vm_once(env: Env) -> None:
     # The VM still migrates back: esx01's agent starts the incoming VM, esx02's stops nothing.
     report = orchestrate.migrate(env.dc, env.name, "mv01", "esx01")
     assert report.completed and report.target_pid is not None, report.reason
-    assert _ppid(report.target_pid) == env.agent("esx01")
+    assert parent(report.target_pid) == env.agent("esx01")
     assert env.rows("esx01") == [("vm", "mv01", report.target_pid, True)]
     assert wait_until(lambda: env.rows("esx02") == [], 3) is not None
     assert _named(env.name, "mv01") == [report.target_pid]
@@ -293,7 +285,7 @@ def test_copy_nfc_server_is_the_target_agents_child_for_the_copy(env: Env) -> No
     def during(_done: int, _total: int, _file: str) -> None:
         if not seen:
             ((host, pid),) = _nfc(env)
-            seen.append({"host": host, "pid": pid, "ppid": _ppid(pid),
+            seen.append({"host": host, "pid": pid, "ppid": parent(pid),
                          "esx02": env.rows("esx02"), "esx01": env.rows("esx01")})
 
     report = cold.migrate(env.dc, env.name, "cv01", "esx02", progress=during)

@@ -22,17 +22,16 @@ from typing import Any
 import pytest
 from click.testing import CliRunner, Result
 from kernelkit import wait_until
-from labkit import lab_name
+from labkit import agent_pid, lab_name
 from traffickit import wait_path
 
 from vmknet.cli.main import main
 from vmknet.controller.client import ControllerClient
 from vmknet.inventory import Inventory
 from vmknet.lab import lifecycle
-from vmknet.mgmt import paths
 from vmknet.model import DEFAULT_STACK
 from vmknet.nfc import Datastores
-from vmknet.processes import alive, lab_pids
+from vmknet.processes import alive, parent
 from vmknet.provision import files
 from vmknet.supervise import scan
 
@@ -56,10 +55,7 @@ class Env:
         return CliRunner().invoke(main, ["--store", str(self.store), *args])
 
     def agent(self, host: str) -> int:
-        (pid,) = [p for p in lab_pids(paths.AGENT_MARKER, self.lab)
-                  if f"--host={host}".encode() in Path(f"/proc/{p}/cmdline").read_bytes()
-                  .split(b"\0")]
-        return pid
+        return agent_pid(self.lab, host)
 
     def listing(self, host: str) -> dict[str, Any]:
         (got,) = ControllerClient(self.lab).call("process.list", {"host": host})
@@ -91,10 +87,6 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
     assert scan.scan(name) == [], "lab down left a process of the lab"
 
 
-def _ppid(pid: int) -> int:
-    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
-
-
 def _parts(env: Env) -> dict[str, tuple[str, int]]:
     """host -> (kind, pid) of the lab's replication processes, from /proc."""
     return {r.host: (r.kind, r.pid) for r in scan.scan(env.lab)
@@ -114,7 +106,7 @@ def test_each_part_is_its_hosts_agents_child(env: Env) -> None:
     parts = _parts(env)
     assert {h: k for h, (k, _) in parts.items()} == PARTS
     for host, (kind, pid) in parts.items():
-        assert _ppid(pid) == env.agent(host), f"{kind} on {host}"
+        assert parent(pid) == env.agent(host), f"{kind} on {host}"
         name = "web01" if kind == "replication" else host
         assert env.rows(host) == [(kind, name, pid, True)]
     assert wait_until(lambda: env.syncs("web01") >= 2, 20, step=0.2) is not None

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 from kernelkit import wait_until
-from labkit import lab_name
+from labkit import agent_pid, lab_name
 
 from vmknet.agent import host as host_cli
 from vmknet.agent.service import ControllerAddress
@@ -84,10 +84,7 @@ def _mode(path: Path) -> int:
 
 
 def _stop_lab_agent(b: Built, host: str) -> None:
-    pids = [p for p in lab_pids(paths.AGENT_MARKER, b.name)
-            if f"--host={host}".encode() in Path(f"/proc/{p}/cmdline").read_bytes().split(b"\0")]
-    assert len(pids) == 1, pids
-    terminate(pids)
+    terminate([agent_pid(b.name, host)])
     shutil.rmtree(paths.agent_dir(b.name, host))
 
 

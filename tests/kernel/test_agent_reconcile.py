@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 from kernelkit import wait_until
-from labkit import write_small_lab
+from labkit import agent_pid, write_small_lab
 from vmotionkit import VMOTION_LAB, vm_processes, wait_writes
 
 from vmknet.agent import faults
@@ -59,10 +59,7 @@ class Built:
         return naming.stack_ns(self.name, host, stack)
 
     def agent(self, host: str) -> int:
-        (pid,) = [p for p in lab_pids(paths.AGENT_MARKER, self.name)
-                  if f"--host={host}".encode() in Path(f"/proc/{p}/cmdline").read_bytes()
-                  .split(b"\0")]
-        return pid
+        return agent_pid(self.name, host)
 
     def status(self) -> dict[str, dict[str, Any]]:
         return {r["host"]: r for r in ControllerClient(self.name).host_status()}

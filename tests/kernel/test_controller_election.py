@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 from kernelkit import wait_until
-from labkit import lab_name, write_small_lab
+from labkit import agent_pid, lab_name, write_small_lab
 
 from vmknet.cli.main import main
 from vmknet.controller import lab as mgmt
@@ -86,10 +86,7 @@ class Built:
         return path.read_text(errors="replace")[-3000:] if path.exists() else ""
 
     def agent(self, host: str) -> int:
-        (pid,) = [p for p in lab_pids(paths.AGENT_MARKER, self.name)
-                  if f"--host={host}".encode() in Path(f"/proc/{p}/cmdline").read_bytes()
-                  .split(b"\0")]
-        return pid
+        return agent_pid(self.name, host)
 
     def cli(self, *args: str) -> Any:
         return CliRunner().invoke(main, ["--store", self.store, *args])

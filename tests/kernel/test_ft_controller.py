@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 from ftkit import lab_yaml, wait_for
-from labkit import lab_name
+from labkit import agent_pid, lab_name
 from traffickit import wait_path
 from vmotionkit import vm_processes, wait_writes
 
@@ -32,9 +32,8 @@ from vmknet.errors import RuleViolation
 from vmknet.ft import arbiter, enable, records
 from vmknet.inventory import Inventory
 from vmknet.lab import lifecycle
-from vmknet.mgmt import paths
 from vmknet.model import DEFAULT_STACK, Datacenter
-from vmknet.processes import lab_pids, terminate
+from vmknet.processes import parent, terminate
 from vmknet.traffic.place import stack_ns
 from vmknet.vm import manage, registry
 from vmknet.vm.memory import GuestMemory, Workload
@@ -154,7 +153,7 @@ def test_failover_reprotects_by_itself_twice(clab: tuple[Inventory, str, Path],
     # live is listed by its agent as the VM now.
     assert _agent_lists(lab, "esx02", first.secondary_pid) == ("vm", True)
     assert _agent_lists(lab, "esx03", second.secondary_pid) == ("ft-secondary", True)
-    assert _parent(second.secondary_pid) in _agents(lab, "esx03")
+    assert parent(second.secondary_pid) == agent_pid(lab, "esx03")
     print(f"\nre-protection: kill -9 to a new secondary in step on esx03 in {took:.1f} s")
     kinds = wait_for("the events", lambda: (k := _events(inv, "app11")) and
                      "FtReprotected" in k and k, 10)
@@ -179,16 +178,6 @@ def _agent_lists(lab: str, host: str, pid: int) -> tuple[str, bool] | None:
     """(kind, child) of `pid` in `host`'s agent's process.list, or None."""
     got = ControllerClient(lab).call("process.list", {"host": host})[0]
     return next(((r["kind"], r["child"]) for r in got["processes"] if r["pid"] == pid), None)
-
-
-def _parent(pid: int) -> int:
-    with open(f"/proc/{pid}/stat", encoding="ascii") as f:
-        return int(f.read().rsplit(")", 1)[1].split()[1])
-
-
-def _agents(lab: str, host: str) -> list[int]:
-    return [pid for pid in lab_pids(paths.AGENT_MARKER, lab)
-            if f"--host={host}" in Path(f"/proc/{pid}/cmdline").read_text().split("\0")]
 
 
 def _pair(lab: str, vm: str, primary: str, secondary: str) -> records.FtRecord | None:

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 from kernelkit import ping, run, wait_until
-from labkit import lab_name
+from labkit import agent_pid, lab_name
 
 from vmknet.cli.main import main
 from vmknet.dataplane import naming
@@ -28,8 +28,6 @@ from vmknet.dataplane.linux import LinuxBackend, netns
 from vmknet.inventory import Inventory
 from vmknet.lab import Lab, lifecycle
 from vmknet.lab.realise import KernelRealiser
-from vmknet.mgmt import paths
-from vmknet.processes import lab_pids
 from vmknet.state import load_file
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "lab.yaml"
@@ -140,8 +138,7 @@ def test_status_reports_drift_per_namespace_and_repair_fixes_it(built: Built) ->
     ns = built.ns("esx02", "vSphereProvisioning")
     # esx02's agent repairs drift by itself (its reconcile pass): held still while the
     # drift is looked at, so `lab status` is what this test sees first.
-    [agent] = [pid for pid in lab_pids(paths.AGENT_MARKER, built.lab.name)
-               if "--host=esx02" in Path(f"/proc/{pid}/cmdline").read_text().split("\0")]
+    agent = agent_pid(built.lab.name, "esx02")
     os.kill(agent, signal.SIGSTOP)
     try:
         subprocess.run(["ip", "-n", ns, "addr", "del", "198.18.8.12/24", "dev", "vmk3"],

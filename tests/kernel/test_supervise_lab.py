@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 from kernelkit import wait_until
-from labkit import lab_name
+from labkit import agent_pid, lab_name
 
 from vmknet.controller import lab as mgmt
 from vmknet.controller.client import ControllerClient
@@ -30,7 +30,7 @@ from vmknet.errors import VmknetError
 from vmknet.inventory import Inventory
 from vmknet.lab import lifecycle
 from vmknet.mgmt import paths
-from vmknet.processes import alive, lab_pids
+from vmknet.processes import alive, lab_pids, parent
 from vmknet.supervise import scan
 from vmknet.vm import manage
 
@@ -45,10 +45,7 @@ class Built:
     inv: Inventory
 
     def agent(self, host: str) -> int:
-        (pid,) = [p for p in lab_pids(paths.AGENT_MARKER, self.name)
-                  if f"--host={host}".encode() in Path(f"/proc/{p}/cmdline").read_bytes()
-                  .split(b"\0")]
-        return pid
+        return agent_pid(self.name, host)
 
     def processes(self, host: str) -> dict[str, Any]:
         (listing,) = ControllerClient(self.name).call("process.list", {"host": host})
@@ -72,14 +69,10 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Built]:
     assert not lab_pids(paths.AGENT_MARKER, name) + lab_pids(paths.CONTROLLER_MARKER, name)
 
 
-def _ppid(pid: int) -> int:
-    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
-
-
 def test_vm_is_the_agents_child_outlives_it_and_is_adopted(built: Built) -> None:
     agent = built.agent("esx01")
     rec = manage.create(built.inv.read(), built.name, "web01", "esx01", 8 * MiB, 1 * MiB)
-    assert rec.host == "esx01" and _ppid(rec.pid) == agent
+    assert rec.host == "esx01" and parent(rec.pid) == agent
     rows = built.processes("esx01")["processes"]
     assert [(r["kind"], r["name"], r["pid"], r["child"]) for r in rows] == [
         ("vm", "web01", rec.pid, True)]
@@ -148,7 +141,7 @@ def test_agent_refuses_by_itself(built: Built, request_: dict[str, Any]) -> None
 
 def test_unexpected_death_is_reported(built: Built) -> None:
     rec = manage.create(built.inv.read(), built.name, "db01", "esx02", 8 * MiB, 0)
-    assert _ppid(rec.pid) == built.agent("esx02")
+    assert parent(rec.pid) == built.agent("esx02")
     os.kill(rec.pid, signal.SIGKILL)
     assert wait_until(lambda: bool(built.processes("esx02")["died"]), 5) is not None
     (died,) = built.processes("esx02")["died"]
@@ -161,7 +154,7 @@ def test_unexpected_death_is_reported(built: Built) -> None:
 def test_nfc_server_started_by_the_agent(built: Built, tmp_path: Path) -> None:
     got = ControllerClient(built.name).call("process.start", {
         "host": "esx03", "kind": "nfc", "name": "esx03", "args": {"base": str(tmp_path)}})
-    assert got["kind"] == "nfc" and _ppid(int(got["pid"])) == built.agent("esx03")
+    assert got["kind"] == "nfc" and parent(int(got["pid"])) == built.agent("esx03")
     ControllerClient(built.name).call("process.stop", {"host": "esx03", "kind": "nfc",
                                                        "name": "esx03"})
     assert not alive(int(got["pid"]))
@@ -173,7 +166,7 @@ def test_lab_down_after_an_agent_was_killed_leaves_nothing(built: Built) -> None
     teardown) must still end the VM (its /proc sweep) and check that nothing is left."""
     rec = manage.create(built.inv.read(), built.name, "app01", "esx01", 8 * MiB, 0)
     agent = built.agent("esx01")
-    assert _ppid(rec.pid) == agent
+    assert parent(rec.pid) == agent
     os.kill(agent, signal.SIGKILL)
     assert wait_until(lambda: not alive(agent), 3) is not None
     assert alive(rec.pid)

@@ -29,7 +29,7 @@ from vmknet.api import files
 from vmknet.inventory import Inventory
 from vmknet.lab import lifecycle
 from vmknet.mgmt import paths
-from vmknet.processes import lab_pids
+from vmknet.processes import lab_pids, parent
 from vmknet.vm import manage
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "lab.yaml"
@@ -156,9 +156,7 @@ def test_rest_boots_and_stops_a_vm_through_its_host_agent(built: Built) -> None:
     assert body["state"] == "poweredOn" and body["host"] == "esx03"
     pid = body["pid"]
     agents = lab_pids(paths.AGENT_MARKER, built.name)
-    with open(f"/proc/{pid}/stat") as f:
-        parent = int(f.read().rsplit(")", 1)[1].split()[1])
-    assert parent in agents  # the host's agent is its parent, not the controller
+    assert parent(pid) in agents  # the host's agent is its parent, not the controller
     status, body = built.rest("POST", "/api/v1/vms", operator,
                               {"name": "app01", "host": "esx02", "memory": 32 << 20})
     assert status == 409 and body["code"] == "AlreadyExists", body

@@ -14,6 +14,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -147,8 +148,17 @@ def test_unexpected_death_is_reported(built: Built) -> None:
     (died,) = built.processes("esx02")["died"]
     assert (died["kind"], died["name"], died["pid"], died["exit"]) == (
         "vm", "db01", rec.pid, -signal.SIGKILL)
-    # The next heartbeat carries it to the host's status.
-    assert wait_until(lambda: "db01" in str(built.status("esx02")["error"]), 5) is not None
+    # The next heartbeat carries it to the controller: an event, once; the host stays
+    # healthy (a crashed VM is not a failed host).
+    def logged() -> list[str]:
+        return [e.message for e in built.inv.events(50) if e.rule == "ProcessDiedEvent"
+                and e.path == "hosts/esx02/processes/vm/db01"]
+    assert wait_until(lambda: logged(), 5) is not None
+    time.sleep(2.5)  # more heartbeats: acknowledged, so not logged again
+    assert logged() == [f"vm db01 (pid {rec.pid}) on esx02 died unexpectedly: killed by "
+                        "signal 9"]
+    assert built.status("esx02")["error"] is None
+    assert built.status("esx02")["condition"] == "Available"
 
 
 def test_nfc_server_started_by_the_agent(built: Built, tmp_path: Path) -> None:

@@ -5,7 +5,8 @@ its host (VMs, the NFC server, a vMotion's incoming VM): it starts them from a
 fixed table of kinds and argument schemas (`vmknet.supervise.kinds`, never an
 argv from the wire), reaps them with one waiter thread each, and records one
 that dies unexpectedly (it is listed by `process.list` and becomes the agent's
-`error`, which the next heartbeat carries to the controller).
+`died` list, which the heartbeats carry to the controller: an event there,
+not the host's error; a crashed VM is the VM's failure, not the host's).
 
 An incoming VM is started only for a vmotion ticket this host's book holds as
 the target (the controller delivered it for this migration); the agent opens
@@ -46,6 +47,7 @@ from . import listeners
 
 STOP_GRACE = 1.5  # s: lab down gives an agent 2 s before SIGKILL; its children go first
 MAX_DIED = 32  # unexpected deaths kept for process.list
+MAX_SENT = 4  # deaths per heartbeat: a burst goes over a few beats, a heartbeat stays small
 # The kinds started only for a ticket of the controller in this host's book (SEC-4), and
 # the ticket's kind; each becomes the VM when its operation commits.
 TICKET_KINDS = {"incoming": "vmotion", "ft-secondary": "ft"}
@@ -231,9 +233,6 @@ class Supervisor:
                 death = {"kind": kind, "name": name, "pid": child.record.pid,
                          "exit": code, "at": time.time()}
                 self.died = [*self.died, death][-MAX_DIED:]
-                # The heartbeat carries the agent's error to the controller's host status.
-                self.agent.error = (f"{kind} {name} (pid {child.record.pid}) died "
-                                    f"unexpectedly: {_exit(code)}")
         with contextlib.suppress(OSError, InvalidArgument):
             records.remove(child.record)
 
@@ -245,9 +244,6 @@ class Supervisor:
             self.adopted.clear()
         return launch.stop(recs, STOP_GRACE) if recs else []
 
-
-def _exit(code: int) -> str:
-    return f"killed by signal {-code}" if code < 0 else f"exit status {code}"
 
 
 _SUPERVISORS: weakref.WeakKeyDictionary[Any, Supervisor] = weakref.WeakKeyDictionary()
@@ -264,6 +260,12 @@ def supervisor(agent: Agent) -> Supervisor:
             # The agent ends by returning from main after SIGTERM: its children go with it.
             atexit.register(sup.stop_all)
         return sup
+
+
+def deaths_since(agent: Agent, acknowledged: float) -> list[dict[str, Any]]:
+    """The unexpected deaths the controller has not acknowledged (newest `at` it echoed)."""
+    sup = _SUPERVISORS.get(agent)  # none made yet: nothing has died under this agent
+    return [] if sup is None else [d for d in sup.died if d["at"] > acknowledged][-MAX_SENT:]
 
 
 def handlers(agent: Agent) -> dict[str, wire.Handler]:

@@ -77,6 +77,7 @@ class Agent:
         self._beating: dict[str, threading.Thread] = {}
         self.links: list[tuple[str, str]] = []  # (address, vmk) as the controller said
         self.error: str | None = None
+        self._died_acked = 0.0  # the newest process death the controller has recorded
 
     # -- join ---------------------------------------------------------------------------
 
@@ -149,11 +150,17 @@ class Agent:
                     pki.peer(tls, pki.CONTROLLER)
                     while not self._stop.is_set() and address in {a for a, _ in self.links}:
                         self._send_reports(tls)
-                        beat = {"pid": os.getpid(), "error": self.error,
-                                "realised": self.reconciler.realised}
+                        beat: dict[str, Any] = {"pid": os.getpid(), "error": self.error,
+                                                "realised": self.reconciler.realised}
                         if self.reconciler.error:  # absent: none (a heartbeat stays small)
                             beat["reconcileError"] = self.reconciler.error
+                        died = processes.deaths_since(self, self._died_acked)
+                        if died:  # until the controller echoes the newest, as an event
+                            beat["died"] = died
                         reply = wire.call(tls, "heartbeat", beat)
+                        acked = reply.get("diedAcked")
+                        if isinstance(acked, (int, float)):
+                            self._died_acked = max(self._died_acked, float(acked))
                         self._prefetch(tls, reply.get("generation"))
                         links = [(str(a), str(v)) for a, v in reply.get("links", [])]
                         if links != self.links:

@@ -39,6 +39,7 @@ from .agents import WORK_TIMEOUT as AGENT_WORK_TIMEOUT
 from .agents import AgentLinks
 from .changes import ABANDONED, APPLIED, RELEASED, REPORT_GRACE, Changes
 from .changes import REVERTED as CHANGE_REVERTED
+from .deaths import Deaths
 from .door import ManagementDoor
 from .hosts import CHANGING, CONFIRMED, FAILED, REVERTED, HostTable
 from .joins import JoinTokens
@@ -93,6 +94,7 @@ class Controller:
         self.agents = AgentLinks(pki.client_context(self.credential, tls_dir), port, self.links)
         self.joins = JoinTokens(folder / "join-tokens.json")
         self.hosts = HostTable()
+        self.deaths = Deaths(lambda events: self.record(events))  # `record` may be set later
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         # Methods of the local door served by layers above this one (the inventory's writes).
@@ -159,7 +161,8 @@ class Controller:
         error = params.get("error")
         self.hosts.heartbeat(host, peer, vmk, pid if isinstance(pid, int) else None,
                              str(error)[:500] if error else None)
-        return {"links": [list(x) for x in links], **desired.beat(self, host, params)}
+        return {"links": [list(x) for x in links], **desired.beat(self, host, params),
+                **self.deaths.beat(host, params.get("died"))}
 
     # -- the local door --------------------------------------------------------------------
 

@@ -234,3 +234,30 @@ def test_nmp_path_list_and_the_round_robin_settings(lab: NmpLab) -> None:
     lab.esxcli("storage", "nmp", "device", "set", "-d", DEVICE, "--default")
     assert DEVICE not in lab.dc().host(HOST).storage.nmp
     assert lab.nmp_device()["Path Selection Policy"] == "VMW_PSP_FIXED"
+
+
+def _portals(lab: NmpLab) -> dict[str, dict[str, object]]:
+    rows = json.loads(lab.esxcli("iscsi", "networkportal", "list", "--json"))
+    return {str(r["Vmknic"]): r for r in rows}
+
+
+def test_networkportal_list_is_checked_live(lab: NmpLab) -> None:
+    """Port binding compliance and path status from the kernel, as ESXi shows them."""
+    rows = _portals(lab)
+    assert {v: (r["Compliant Status"], r["Link Up"], r["Path Status"])
+            for v, r in rows.items()} == {"vmk2": ("compliant", True, "active"),
+                                          "vmk3": ("compliant", True, "active")}
+    assert all(int(str(r["Tx Packets"])) > 0 for r in rows.values())
+    lab.esxcli("network", "nic", "down", "-n", "vmnic3")
+    try:
+        rows = _portals(lab)
+        assert (rows["vmk3"]["Compliant Status"], rows["vmk3"]["Link Up"],
+                rows["vmk3"]["Path Status"]) == ("non-compliant", False, "dead")
+        assert rows["vmk3"]["NonCompliant Message"] == "vmk3's active uplink vmnic3 has no link"
+        # vmk2 now carries the only live paths: unbinding it would lose the device.
+        assert (rows["vmk2"]["Compliant Status"], rows["vmk2"]["Path Status"]) == (
+            "compliant", "last path")
+    finally:
+        lab.esxcli("network", "nic", "up", "-n", "vmnic3")
+    assert wait_until(lambda: _portals(lab)["vmk3"]["Path Status"] == "active", 30, step=0.5)
+    assert _portals(lab)["vmk3"]["Compliant Status"] == "compliant"

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv6Address, ip_address
 
 from ..dataplane.linux import netns
-from ..dataplane.linux.rtdump import RTM_GETLINK, RTM_GETROUTE, attrs, dump
+from ..dataplane.linux.rtdump import RTM_GETLINK, RTM_GETROUTE, Dumper, attrs, dump
 
 RTM_GETNEIGH = 30
 RT_TABLE_MAIN = 254
@@ -178,6 +178,18 @@ def links(ns: str) -> list[LinkInfo]:
                                 bool(flags & IFF_UP), bool(flags & IFF_LOWER_UP),
                                 _u32(a, 4) or 0, _mac(a.get(1)), s[0], s[1], s[2], s[3]))
     return out
+
+
+def addresses(ns: str) -> dict[int, set[str]]:
+    """ifindex -> the addresses the interface holds (both families), as `ip addr` lists."""
+    dumper = Dumper(netns.netlink_fd(ns))
+    try:
+        out: dict[int, set[str]] = {}
+        for a in dumper.addrs():
+            out.setdefault(a.index, set()).add(a.address)
+        return out
+    finally:
+        dumper.close()
 
 
 def routes(ns: str, family: int = socket.AF_INET, table: int = RT_TABLE_MAIN) -> list[RouteInfo]:

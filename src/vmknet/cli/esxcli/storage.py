@@ -8,10 +8,14 @@ from typing import Any, Literal
 
 import click
 
+from ...lab import bound_lab
 from ...model import Host, Service, derived_mac
 from ...ops import storage as ops
+from . import storage_portal
 from .common import BOOL, Esx, natural_key, pass_esx, vmk_option
+from .errors import esxcli_reported
 from .formatting import Record, json_option, show_blocks, show_table, show_value
+from .kernel import nic_links_if_bound
 
 ADAPTER_COLUMNS = ("Adapter", "Driver", "State", "UID", "Description")
 SENDTARGET_COLUMNS = ("Adapter", "Sendtarget")
@@ -190,6 +194,11 @@ def networkportal_list(esx: Esx, adapter: str | None, as_json: bool) -> None:
     sw = h.storage.iscsi
     rows = [] if sw is None or adapter not in (None, sw.name) else [
         portal_record(esx.host, h, sw.name, v) for v in sw.bound_vmknics if v in h.vmknics]
+    lab = bound_lab(esx.app.inventory)
+    if rows and sw is not None and lab is not None:  # a built lab: the kernel's facts too
+        with esxcli_reported():
+            rows = storage_portal.live(rows, esx.datacenter(), lab, esx.host, sw.name,
+                                       nic_links_if_bound(esx) or {})
     show_blocks(rows, as_json, title="Adapter", type_name="NetworkPortal")
 
 

@@ -65,6 +65,9 @@ def _print_up(report: lifecycle.UpReport, path: Path) -> None:
           title="Physical network: one segment (bridge) per VLAN")
     table(summary.ROUTER_COLUMNS, summary.router_rows(dc, lab_.name),
           title="Routers and controller")
+    arrays = summary.array_rows(dc, lab_.name)
+    if arrays:
+        table(summary.ARRAY_COLUMNS, arrays, title="Storage arrays (real iSCSI and NFS servers)")
     if report.realised is not None:
         _print_realised(report.realised)
     if report.management is not None:

@@ -14,6 +14,7 @@ ADAPTER_COLUMNS = ("Host", "Stack", "Namespace", "Adapter", "Addresses", "MTU", 
                    "Uplinks (failover order)")
 SEGMENT_COLUMNS = ("VLAN", "Segment", "Ports", "Attached")
 ROUTER_COLUMNS = ("Router", "Namespace", "Interfaces")
+ARRAY_COLUMNS = ("Array", "Namespace", "Interfaces", "Serves")
 
 
 def adapter_rows(dc: Datacenter, state: KernelState, lab: str) -> list[list[str]]:
@@ -85,3 +86,17 @@ def totals(state: KernelState) -> dict[str, int]:
     return {"namespaces": len(state.namespaces), "links": len(state.links),
             "addresses": len(state.addresses), "routes": len(state.routes),
             "rules": len(state.rules)}
+
+
+def array_rows(dc: Datacenter, lab: str) -> list[list[str]]:
+    """The storage arrays (STO-6): where each is and what it serves (tgtd, nfs-ganesha)."""
+    rows = []
+    for name in sorted(dc.physical.storage_arrays):
+        array = dc.physical.storage_arrays[name]
+        interfaces = "; ".join(f"VLAN {i.vlan}: " + " ".join(str(a) for a in i.addresses)
+                               for i in array.interfaces)
+        serves = [f"iSCSI {t.iqn} ({len(t.luns)} LUN{'s' * (len(t.luns) > 1)})"
+                  for t in (array.iscsi.targets if array.iscsi else [])]
+        serves += [f"NFS {e.path}" for e in (array.nfs.exports if array.nfs else [])]
+        rows.append([name, naming.array_ns(lab, name), interfaces, "; ".join(serves) or "-"])
+    return rows

@@ -12,9 +12,11 @@ from typing import Any
 
 import click
 
+from ..errors import VmknetError
 from ..model import names
 from ..vm import manage, registry
-from ..vm.units import MAX_MEMORY, PAGE_SIZE, human_bytes, parse_rate, parse_size
+from ..vm.disk import DiskSpec
+from ..vm.units import MAX_DISK, MAX_MEMORY, PAGE_SIZE, human_bytes, parse_rate, parse_size
 from .commands_provision import create_with_disk, vmotion_with_datastore
 from .context import AppContext, pass_app, reported
 from .output import emit_json, is_terminal, say, table
@@ -41,14 +43,21 @@ ENCRYPTION_MODES = ("disabled", "opportunistic", "required")  # = vmotion.crypto
               help="Bytes per second the workload writes (hot set, zero and repeated pages).")
 @click.option("--seed", type=click.IntRange(0, 2**32 - 1), default=1, show_default=True,
               help="Workload random seed.")
-@click.option("--disk", default=None, metavar="SIZE",
-              help="Give the VM files on a datastore: a sparse disk of SIZE (e.g. 8GiB).")
+@click.option("--disk", default=None, metavar="SIZE|'[DS] PATH'|DEVFS",
+              help="SIZE: VM files on a local datastore, a sparse disk copied over NFC "
+                   "(e.g. 8GiB). '[DS] DIR/FILE.vmdk' (or '[DS]'): a disk the VM opens on "
+                   "datastore DS, e.g. NFS; /vmfs/devices/disks/naa....: an iSCSI LUN, raw.")
+@click.option("--disk-size", "disk_size", default=None, metavar="SIZE",
+              help="Size of a '[DS] PATH' disk (a LUN: its size unless smaller).")
+@click.option("--disk-rate", "disk_rate", type=click.IntRange(0, 100_000), default=20,
+              show_default=True, help="The guest's disk writes per second (each read back).")
 @click.option("--disk-data", "disk_data", default="4MiB", show_default=True,
               help="Guest data written into the new disk (the rest is a hole).")
 @click.option("--datastore", default="ds1", show_default=True, help="Datastore of --disk.")
 @pass_app
 def create_command(app: AppContext, name: str, host: str, memory: str, dirty_rate: str,
-                   seed: int, disk: str | None, disk_data: str, datastore: str) -> None:
+                   seed: int, disk: str | None, disk_size: str | None, disk_rate: int,
+                   disk_data: str, datastore: str) -> None:
     """Boot VM NAME on HOST of the bound lab (with --disk: from files on a datastore)."""
     valid((names.VM, name, "VM name"), (names.HOST, host, "--host"),
           (names.DATASTORE, datastore, "--datastore"))
@@ -56,6 +65,12 @@ def create_command(app: AppContext, name: str, host: str, memory: str, dirty_rat
         memory_bytes = parse_size(memory, what="--memory", minimum=PAGE_SIZE,
                                   maximum=MAX_MEMORY)
         rate_bytes = parse_rate(dirty_rate, what="--dirty-rate", minimum=0)
+    if disk is not None and disk.lstrip()[:1] in ("[", "/"):
+        _create_attached(app, name, host, memory_bytes, rate_bytes, seed, disk, disk_size,
+                         disk_rate, datastore)
+        return
+    if disk_size is not None:
+        raise click.UsageError("--disk-size goes with --disk '[DS] PATH' or a LUN")
     if disk is not None:
         create_with_disk(app, name, host, memory, dirty_rate, seed, disk, disk_data, datastore)
         return
@@ -66,6 +81,33 @@ def create_command(app: AppContext, name: str, host: str, memory: str, dirty_rat
         f"dirty rate {rec.dirty_rate / 1e6:.0f} MB/s)", style="green")
 
 
+def _create_attached(app: AppContext, name: str, host: str, memory: int, dirty_rate: int,
+                     seed: int, disk: str, disk_size: str | None, disk_rate: int,
+                     datastore: str) -> None:
+    """`vm create --disk '[DS] PATH'|DEVFS`: the configuration on [datastore], the disk
+    where it says (the VM process opens it: STO-5), then boot (files removed if it fails)."""
+    from ..provision import files
+
+    with reported():
+        size = parse_size(disk_size, what="--disk-size", minimum=1 << 20,
+                          maximum=MAX_DISK) if disk_size else 0
+        spec = DiskSpec.parse(disk, size, name) if disk.startswith("[") else \
+            DiskSpec.parse(disk, size)
+    dc, lab = bound(app)
+    with reported():
+        _, spec = files.create_attached(dc, lab.name, name, host, disk=spec, memory=memory,
+                                        dirty_rate=dirty_rate, seed=seed, disk_rate=disk_rate,
+                                        datastore=datastore)
+        try:
+            rec = files.power_on(dc, lab.name, name)
+        except BaseException:
+            files.delete(lab.name, name)
+            raise
+    say(f"VM {rec.name} runs on {rec.host} (pid {rec.pid}, {human_bytes(rec.memory)}), "
+        f"disk {spec.text()} ({spec.kind}, {human_bytes(spec.size)}), {disk_rate} writes/s "
+        "read back", style="green")
+
+
 @vm.command("list")
 @click.option("--json", "as_json", is_flag=True)
 @pass_app
@@ -73,12 +115,30 @@ def list_command(app: AppContext, as_json: bool) -> None:
     """VMs of the bound lab and the host each runs on."""
     _, lab = bound(app)
     rows = manage.records(lab.name)
+    disks = {r.name: _disk_stats(lab.name, r.name) for r in rows if r.disk}
     if as_json:
-        emit_json([r.__dict__ for r in rows])
+        emit_json([r.__dict__ | {"disk_io": disks.get(r.name)} for r in rows])
         return
-    table(("Name", "Host", "PID", "Memory", "Dirty Rate"),
-          [[r.name, r.host, r.pid, human_bytes(r.memory), f"{r.dirty_rate / 1e6:.0f} MB/s"]
-           for r in rows])
+    table(("Name", "Host", "PID", "Memory", "Dirty Rate", "Disk", "Datastore", "Read",
+           "Written", "I/O Errors"),
+          [[r.name, r.host, r.pid, human_bytes(r.memory), f"{r.dirty_rate / 1e6:.0f} MB/s",
+            *_disk_columns(disks.get(r.name))] for r in rows])
+
+
+def _disk_stats(lab: str, name: str) -> dict[str, Any] | None:
+    """The VM's disk counters from its process (None if it went away meanwhile)."""
+    try:
+        got = manage.status(lab, name).get("disk")
+    except (VmknetError, OSError):
+        return None
+    return got if isinstance(got, dict) else None
+
+
+def _disk_columns(d: dict[str, Any] | None) -> list[str]:
+    if d is None:
+        return ["-", "-", "-", "-", "-"]
+    return [str(d["disk"]), f"{d['datastore']} ({d['kind']})", human_bytes(d["bytes_read"]),
+            human_bytes(d["bytes_written"]), str(d["io_errors"] + d["verify_failures"])]
 
 
 @vm.command("show")

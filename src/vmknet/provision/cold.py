@@ -14,6 +14,7 @@ import time
 from ..errors import InvalidArgument
 from ..model import Datacenter
 from ..traffic.place import LabRef, lab_name
+from ..vm.disk import DiskSpec, check_host
 from . import placement
 from .files import read_vmx, running, vm_dir, write_vmx
 from .placement import Placement
@@ -35,8 +36,12 @@ def migrate(dc: Datacenter, lab: LabRef, vm: str, target: str, *,
     ds = datastore or src.datastore
     if target == src.host:
         raise InvalidArgument(f"VM {vm}'s files are already on {target}; pick another host")
+    vmx = read_vmx(src)
+    shared = DiskSpec.from_dict(vmx.shared_disk) if vmx.shared_disk else None
+    if shared is not None:
+        check_host(dc, name, target, shared)  # STO-5: the target must see the disk itself
     start = time.monotonic()
-    reports, staging, final = copy_vm(dc, src, read_vmx(src), target, ds, progress=progress,
+    reports, staging, final = copy_vm(dc, src, vmx, target, ds, progress=progress,
                                       resume=resume, bandwidth_limit=bandwidth_limit,
                                       server_hook=server_hook)
     copied = time.monotonic() - start
@@ -44,9 +49,13 @@ def migrate(dc: Datacenter, lab: LabRef, vm: str, target: str, *,
     commit(staging, final)
     placement.save(Placement(vm, name, target, ds, src.base))
     shutil.rmtree(old_dir)  # a cold migration moves: the source files go once the target has them
+    why = "files verified at the target, source files removed"
+    if shared is not None:  # only the registration (the configuration) moved: STO-5
+        why = (f"registration moved, disk {shared.text()} stays on the shared datastore: "
+               "0 disk bytes copied")
     return MoveReport("migrate", vm, vm, f"{src.host}:[{src.datastore}]", f"{target}:[{ds}]",
-                      True, "files verified at the target, source files removed",
-                      time.monotonic() - start, copied, reports)
+                      True, why, time.monotonic() - start, copied, reports,
+                      shared_disks=[shared.text()] if shared is not None else [])
 
 
 def clone(dc: Datacenter, lab: LabRef, vm: str, target: str, new: str, *,
@@ -65,6 +74,9 @@ def clone(dc: Datacenter, lab: LabRef, vm: str, target: str, new: str, *,
     if target == src.host:
         raise InvalidArgument("A clone goes to another host (NFC copies between hosts)")
     vmx = read_vmx(src)
+    if vmx.shared_disk:
+        raise InvalidArgument(f"VM {vm}'s disk is on a shared datastore: a clone would share "
+                              "it (copy the disk first; not done yet)", vm=vm)
     renamed, mapping = vmx.renamed(new)
     start = time.monotonic()
     reports, staging, final = copy_vm(dc, src, vmx, target, ds, mapping=mapping,

@@ -4,17 +4,20 @@ guest writes into the current disk and reads through the disk chain, power on/of
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
-from ..errors import AlreadyExists, InvalidArgument
+from ..errors import AlreadyExists, InvalidArgument, VmknetError
 from ..model import Datacenter
 from ..nfc import Datastores
 from ..nfc.files import data_ranges
 from ..paths import inside
 from ..vm import manage, registry
+from ..vm.disk import DiskSpec, kind_of, located
 from ..vm.registry import VmRecord
 from . import placement
 from .layout import GRAIN, Vmx, base_disk
@@ -90,18 +93,59 @@ def create(dc: Datacenter, lab: str, vm: str, host: str, *, disk: int, memory: i
     return p
 
 
+def create_attached(dc: Datacenter, lab: str, vm: str, host: str, *, disk: DiskSpec,
+                    memory: int, dirty_rate: int, seed: int = 1, disk_rate: int = 20,
+                    datastore: str = DEFAULT_DATASTORE,
+                    stores: Datastores | None = None) -> tuple[Placement, DiskSpec]:
+    """A VM whose disk is `disk` (a LUN, or a file on any datastore `host` sees), opened by
+    the VM process itself: its configuration on `host`:[datastore], its placement record.
+
+    The disk's kind is resolved here (vm.disk.located: refused when `host` does not see it).
+    """
+    if host not in dc.hosts:
+        raise InvalidArgument(f"Host {host} is not in the inventory", host=host)
+    if placement.find(lab, vm) is not None:
+        raise AlreadyExists(f"VM {vm} already has files in lab {lab}", vm=vm)
+    stores = stores or Datastores.default()
+    local = kind_of(dc, host, disk) == "local"
+    spec = located(dc, lab, host, disk,
+                   stores.create(lab, host, disk.datastore) if local else None)
+    folder = inside(stores.create(lab, host, datastore), vm)  # SEC-5
+    if folder.exists():
+        raise AlreadyExists(f"{host}:[{datastore}] {vm}/ already exists", vm=vm)
+    folder.mkdir()
+    try:
+        write_vmx(folder, Vmx(vm, memory, dirty_rate, seed, 0, shared_disk=spec.to_dict(),
+                              disk_rate=disk_rate))
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+    p = Placement(vm, lab, host, datastore, str(stores.base))
+    placement.save(p)
+    return p, spec
+
+
 def power_on(dc: Datacenter, lab: str, vm: str) -> VmRecord:
     """Boot the VM from its configuration on the host that holds its files."""
     p = placement.load(lab, vm)
     vmx = read_vmx(p)
-    return manage.create(dc, lab, vm, p.host, vmx.memory, vmx.dirty_rate, vmx.seed)
+    disk = DiskSpec.from_dict(vmx.shared_disk) if vmx.shared_disk else None
+    return manage.create(dc, lab, vm, p.host, vmx.memory, vmx.dirty_rate, vmx.seed,
+                         disk=disk, disk_rate=vmx.disk_rate, disk_seq=vmx.disk_seq)
 
 
 def power_off(lab: str, vm: str) -> Placement:
     """Stop the VM's process; its files and placement stay (a powered-off VM)."""
     p = placement.load(lab, vm)
     if running(lab, vm) is not None:
-        manage.destroy(lab, vm)
+        vmx = read_vmx(p)
+        seq = None
+        if vmx.shared_disk:  # the guest's disk stream goes on from here at the next boot
+            with contextlib.suppress(VmknetError, OSError, KeyError, TypeError, ValueError):
+                seq = int(manage.status(lab, vm)["disk"]["seq"])
+        manage.destroy(lab, vm)  # the VM process flushes and closes its disk as it exits
+        if seq is not None:
+            write_vmx(vm_dir(p), replace(vmx, disk_seq=seq))
     return p
 
 

@@ -40,6 +40,12 @@ class Vmx:
     parents: dict[str, str] = field(default_factory=dict)  # delta -> its parent disk
     snapshots: list[Snapshot] = field(default_factory=list)
     next_delta: int = 1
+    # A disk on a datastore the VM process opens itself (vm.disk.DiskSpec as a dict): an
+    # iSCSI LUN or a file on an NFS datastore; not one of the VM's files (a shared
+    # datastore's disk never crosses hosts), so files() leaves it out.
+    shared_disk: dict[str, Any] | None = None
+    disk_rate: int = 20  # the guest's disk writes per second (each read back)
+    disk_seq: int = 0  # where the guest's disk stream stood at power-off (vm.diskio)
 
     @property
     def vmx_file(self) -> str:

@@ -22,6 +22,12 @@ class MoveReport:
     copy_seconds: float = 0.0
     files: list[CopyReport] = field(default_factory=list)
     vmotion: dict[str, Any] | None = None  # MigrationReport.to_dict() of a live migration
+    shared_disks: list[str] = field(default_factory=list)  # disks left on shared storage
+
+    @property
+    def disk_bytes(self) -> int:
+        """Data bytes of disk files copied (0 when every disk is on a shared datastore)."""
+        return sum(f.data_bytes for f in self.files if f.target.endswith(".vmdk"))
 
     @property
     def logical_size(self) -> int:
@@ -56,7 +62,8 @@ class MoveReport:
                 "copy_seconds": self.copy_seconds, "logical_size": self.logical_size,
                 "data_bytes": self.data_bytes, "bytes_on_wire": self.bytes_on_wire,
                 "adapters": self.adapters(), "files": [f.to_dict() for f in self.files],
-                "vmotion": self.vmotion}
+                "vmotion": self.vmotion, "disk_bytes": self.disk_bytes,
+                "shared_disks": self.shared_disks}
 
     def summary(self) -> str:
         pairs = "; ".join(f"{a['source_vmk']}({a['source_stack']}) -> {a['target_vmk']}"

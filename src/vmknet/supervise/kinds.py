@@ -116,6 +116,21 @@ def _rel_path(v: Any) -> bool:
         names.DATASTORE.problem(part) is None for part in p.parts)
 
 
+def _disk(v: Any) -> bool:
+    """A VM's disk (vm.disk.DiskSpec as JSON): names and paths checked, nothing else."""
+    try:
+        d = json.loads(v) if isinstance(v, str) and len(v) <= 1024 else None
+    except ValueError:
+        return False
+    if not isinstance(d, dict) or set(d) != {"datastore", "path", "size", "kind", "location",
+                                             "owner"}:
+        return False
+    return (_datastore(d["datastore"]) and (d["path"] == "" or _rel_path(d["path"]))
+            and _int(0, 1 << 50)(d["size"]) and d["kind"] in ("local", "iscsi", "nfs", "vsan")
+            and (d["location"] == "" or _abs_path(d["location"]))
+            and (d["owner"] == "" or _host(d["owner"])))
+
+
 def _seconds(v: Any) -> bool:
     return (isinstance(v, int | float) and not isinstance(v, bool)
             and 0 < v <= MAX_RPO)
@@ -156,6 +171,9 @@ TABLE: dict[str, Kind] = {
                       required=True),
         "dirtyRate": Arg("dirty-rate", _int(0, MAX_RATE), f"bytes/s, 0 to {MAX_RATE}", 0),
         "seed": Arg("seed", _int(0, 2**32 - 1), "an integer 0 to 2^32-1", 1),  # as the CLI
+        "disk": Arg("disk", _disk, "a disk spec as JSON (vm.disk.DiskSpec)"),
+        "diskRate": Arg("disk-rate", _int(0, 100_000), "disk writes per second, 0 to 100000"),
+        "diskSeq": Arg("disk-seq", _int(0, 1 << 62), "the disk stream's position, 0 or more"),
     }, ready_fd=True),
     "nfc": Kind((), {
         "base": Arg("base", _abs_path, "an absolute path without '..'"),

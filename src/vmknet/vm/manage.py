@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import time
@@ -14,6 +15,8 @@ from ..errors import AlreadyExists, InvalidArgument, NotFound
 from ..mgmt.paths import api_socket
 from ..model import Datacenter
 from . import control, registry
+from .disk import DiskSpec, check_host
+from .diskio import DEFAULT_RATE
 from .launch import spawn
 from .registry import VmRecord, alive
 
@@ -32,8 +35,13 @@ def via_controller(dc: Datacenter, lab: str) -> bool:
 
 
 def create(dc: Datacenter, lab: str, name: str, host: str, memory: int, dirty_rate: int,
-           seed: int = 1) -> VmRecord:
-    """Boot a VM on `host` of the lab; returns its record once it runs."""
+           seed: int = 1, disk: DiskSpec | None = None,
+           disk_rate: int = int(DEFAULT_RATE), disk_seq: int = 0) -> VmRecord:
+    """Boot a VM on `host` of the lab; returns its record once it runs.
+
+    `disk`: its virtual disk (kind resolved: vm.disk.located), opened by the VM process
+    at boot; the guest writes `disk_rate` blocks a second to it and reads each back, from
+    write number `disk_seq` on (after a power-off: it first reads back the last one)."""
     if host not in dc.hosts:
         raise NotFound(f"Host {host} is not in the inventory", host=host)
     if memory <= 0 or dirty_rate < 0:
@@ -43,14 +51,21 @@ def create(dc: Datacenter, lab: str, name: str, host: str, memory: int, dirty_ra
         if alive(old.pid):
             raise AlreadyExists(f"VM {name} already runs on {old.host} (pid {old.pid})",
                                 vm=name)
+    if disk is not None:
+        check_host(dc, lab, host, disk)
+    spec = json.dumps(disk.to_dict()) if disk is not None else None
     if via_controller(dc, lab):
         # The host's agent starts the VM as its child and supervises it.
+        args: dict[str, object] = {"memory": memory, "dirtyRate": dirty_rate, "seed": seed}
+        if spec is not None:
+            args |= {"disk": spec, "diskRate": disk_rate, "diskSeq": disk_seq}
         ControllerClient(lab, START_TIMEOUT).call("process.start", {
-            "host": host, "kind": "vm", "name": name,
-            "args": {"memory": memory, "dirtyRate": dirty_rate, "seed": seed}})
+            "host": host, "kind": "vm", "name": name, "args": args})
     else:
+        extra = [f"--disk={spec}", f"--disk-rate={disk_rate}", f"--disk-seq={disk_seq}"
+                 ] if spec is not None else []
         spawn("run", lab, name, host, [f"--memory={memory}", f"--dirty-rate={dirty_rate}",
-                                        f"--seed={seed}"])
+                                        f"--seed={seed}", *extra])
     return registry.load(lab, name)
 
 

@@ -159,6 +159,11 @@ class Workload:
     def running(self) -> bool:
         return self._running.is_set()
 
+    @property
+    def active(self) -> bool:
+        """Running and not stopped (stop() sets `running` to release waiters)."""
+        return self._running.is_set() and not self._stop.is_set()
+
     def stop(self) -> None:
         self._stop.set()
         self._running.set()

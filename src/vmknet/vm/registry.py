@@ -14,6 +14,7 @@ import contextlib
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 from ..errors import NotFound
 from ..lab.registry import run_dir
@@ -35,6 +36,7 @@ class VmRecord:
     dirty_rate: int  # bytes per second
     control: str  # unix socket path of the VM process
     since: float  # time.time() of boot or of the last switchover
+    disk: dict[str, Any] | None = None  # the virtual disk's DiskSpec (vm.disk), if any
 
 
 def lab_dir(lab: str) -> Path:

@@ -23,9 +23,12 @@ import traceback
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ..errors import VmknetError
 from ..mgmt import spawn
 from . import registry
 from .control import LineReader, Message, send_line
+from .disk import DiskSpec
+from .diskio import DEFAULT_RATE, DiskIo, context
 from .guest import Guest
 from .memory import GuestMemory, Workload
 
@@ -52,7 +55,8 @@ class Vmx:
         self.guest, self.host, self.state = guest, guest.host, "running"
         registry.save(registry.VmRecord(self.name, self.lab, guest.host, os.getpid(),
                                         guest.memory.size, guest.workload.rate, self.control,
-                                        time.time()))
+                                        time.time(),
+                                        guest.disk.spec.to_dict() if guest.disk else None))
 
     # --------------------------------------------------------------- control
 
@@ -125,7 +129,8 @@ class Vmx:
                 "throttle": g.workload.throttle if g else 1.0,
                 "running": bool(g and g.workload.running), "seed": g.seed if g else None,
                 "ft": (self.ft.stats() if self.ft else self.ft_secondary.stats()
-                       if self.ft_secondary else None)}
+                       if self.ft_secondary else None),
+                "disk": g.disk.stats() if g and g.disk else None}
 
     def paused_digest(self) -> str:
         if self.guest is None:
@@ -202,6 +207,11 @@ def _args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--memory", type=int, default=0)
     p.add_argument("--dirty-rate", type=int, default=0)
     p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--disk", default="", help="run: the virtual disk, a DiskSpec as JSON")
+    p.add_argument("--disk-rate", type=float, default=DEFAULT_RATE,
+                   help="run: disk writes per second, each read back and verified")
+    p.add_argument("--disk-seq", type=int, default=0,
+                   help="run: the disk stream's position (its last write is read back first)")
     p.add_argument("--ready-fd", type=int, required=True)
     p.add_argument("--foreground", action="store_true",
                    help="stay the starter's child (it leads a session for us already)")
@@ -233,6 +243,9 @@ def main(argv: list[str]) -> int:
         return _run(args, vmx)
     finally:
         vmx.stop.set()
+        if vmx.guest is not None and vmx.guest.disk is not None:
+            with contextlib.suppress(Exception):  # exiting: a dead path must not hang us
+                vmx.guest.disk.close()
         time.sleep(0.3)  # the control loop closes and unlinks its socket
         with contextlib.suppress(FileNotFoundError):
             os.unlink(vmx.control)
@@ -244,6 +257,11 @@ def _run(args: argparse.Namespace, vmx: Vmx) -> int:
         load = Workload(memory, args.dirty_rate, args.seed)
         load.populate()
         guest = Guest(args.name, args.lab, args.host, args.seed, memory, load)
+        if args.disk:
+            guest.disk = _boot_disk(args, load)
+            if guest.disk is None:
+                return 1
+            guest.disk.start()
         load.start()
         vmx.publish(guest)
         spawn.ready(args.ready_fd)
@@ -269,6 +287,19 @@ def _run(args: argparse.Namespace, vmx: Vmx) -> int:
         vmx.guest.workload.stop()
         registry.remove(args.lab, args.name, pid=os.getpid())
     return 0
+
+
+def _boot_disk(args: argparse.Namespace, load: Workload) -> DiskIo | None:
+    """The VM's disk, opened before the VM reports ready: a boot fails in one line."""
+    try:
+        spec = DiskSpec.from_dict(json.loads(args.disk))
+        io = DiskIo(spec, context(args.lab, args.host), load, args.disk_rate, args.seed,
+                    args.disk_seq)
+        io.open()
+    except (VmknetError, OSError, ValueError) as err:
+        print(f"Error: the disk cannot be opened: {err}", file=sys.stderr, flush=True)
+        return None
+    return io
 
 
 def _ft_secondary(args: argparse.Namespace, vmx: Vmx) -> bool:

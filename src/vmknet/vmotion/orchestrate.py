@@ -46,6 +46,7 @@ from ..traffic.sockets import Connection, close_all, connect, default_port, list
 from ..trust.issuer import issuer_for
 from ..trust.tickets import present
 from ..vm import control, launch, manage, registry
+from ..vm.disk import DiskSpec, check_host
 from . import crypto
 from .report import ABORTED, MigrationReport, PairStat
 
@@ -84,6 +85,8 @@ def migrate(dc: Datacenter, lab: LabRef, vm: str, target: str, *,
         raise InvalidArgument(f"VM {vm} already runs on {target}", vm=vm)
     if target not in dc.hosts:
         raise InvalidArgument(f"Host {target} is not in the inventory", host=target)
+    if rec.disk is not None:  # STO-5: the target must see the VM's disk (vCenter's check)
+        check_host(dc, name, target, DiskSpec.from_dict(rec.disk))
     flows = resolve(dc, Service.VMOTION, rec.host, target)  # EX-5 / REQ-1, NoPath
     resolve(dc, Service.MANAGEMENT, rec.host, target)  # the agents meet on management
     # SEC-4: one ticket for this migration, one use per connection (management + streams);

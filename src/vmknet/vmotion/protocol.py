@@ -8,6 +8,13 @@ ZERO    a run of zero pages: no payload (zero pages are not sent as data)
 ROUND_END / ACK   the round barrier: the target acks once everything before it on
         this stream is in memory, so round r is applied before round r+1 is sent
 BYE     the source is done with this stream
+CHUNK   `count` pages from `start` in one frame (what a vMotion stream sends): payload =
+        a bitmap of the pages holding data (bit i of byte i // 8, LSB first, ceil(count
+        / 8) bytes), then those pages in order; a page whose bit is clear is zero
+        (encrypted: nonce + AES-GCM of bitmap and pages, header as AAD). One frame and
+        one system call per 1 MiB of guest memory however its zero pages lie: the
+        PAGES/ZERO runs cost a frame per run (~54 per MiB in the workload's mix,
+        docs/perf.md). PAGES and ZERO stay for FT checkpoints.
 
 One stream per adapter pair (multi-NIC); the page's round number lets the target
 drop stale data of a stream that died and was redone on another (see target.py).
@@ -22,8 +29,9 @@ import struct
 from typing import NamedTuple
 
 HEADER = struct.Struct("!B3xIQII")
-PAGES, ZERO, ROUND_END, ACK, BYE = 1, 2, 3, 4, 5
-KINDS = frozenset({PAGES, ZERO, ROUND_END, ACK, BYE})
+PAGES, ZERO, ROUND_END, ACK, BYE, CHUNK = 1, 2, 3, 4, 5, 6
+KINDS = frozenset({PAGES, ZERO, ROUND_END, ACK, BYE, CHUNK})
+MAX_IOV = 1024  # buffers per sendmsg/recvmsg (Linux's IOV_MAX)
 MAX_PAYLOAD = 64 << 20  # a frame never carries more (a corrupt length cannot make us allocate GBs)
 
 
@@ -60,6 +68,45 @@ def recv_exact(sock: socket.socket, into: memoryview) -> None:
         if n == 0:
             raise ConnectionError("stream closed by the peer")
         got += n
+
+
+def bitmap_bytes(count: int) -> int:
+    """Bytes of a CHUNK frame's page bitmap for `count` pages."""
+    return (count + 7) // 8
+
+
+def recv_exact_into(sock: socket.socket, views: list[memoryview]) -> None:
+    """Fill every view of `views` in order from `sock` (scatter: one recvmsg_into per
+    frame with MSG_WAITALL, straight into guest memory, however its runs lie)."""
+    views = [v for v in views if len(v)]
+    while views:
+        n = sock.recvmsg_into(views[:MAX_IOV], 0, socket.MSG_WAITALL)[0]
+        if n == 0:
+            raise ConnectionError("stream closed by the peer")
+        while n and views:  # drop what was filled, shorten the view it stopped in
+            if n >= len(views[0]):
+                n -= len(views[0])
+                views.pop(0)
+            else:
+                views[0] = views[0][n:]
+                n = 0
+
+
+def send_all(sock: socket.socket, buffers: list[bytes | memoryview]) -> int:
+    """Send every buffer in order with as few sendmsg calls as the kernel allows (gather:
+    a header and the page runs of guest memory in one system call, no copy); bytes sent."""
+    views = [memoryview(b).cast("B") for b in buffers if len(b)]
+    total = sum(len(v) for v in views)
+    while views:
+        n = sock.sendmsg(views[:MAX_IOV])
+        while n and views:
+            if n >= len(views[0]):
+                n -= len(views[0])
+                views.pop(0)
+            else:
+                views[0] = views[0][n:]
+                n = 0
+    return total
 
 
 def read_frame(sock: socket.socket) -> Frame:

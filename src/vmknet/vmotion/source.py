@@ -29,6 +29,7 @@ from ..vm.control import LineReader, Message, send_line
 from ..vm.guest import Guest
 from . import crypto, protocol
 from .precopy import THROTTLE_STEP, Plan, chunks
+from .profiling import profiled
 from .report import COMPLETED, MigrationReport, PairStat, RoundStat
 from .streams import AllStreamsFailed, Stream, run_round
 
@@ -45,6 +46,12 @@ class Refused(Exception):
 
 def migrate_out(guest: Guest, params: dict[str, Any], mgmt: socket.socket,
                 data: list[socket.socket], emit: Callable[[Message], None]) -> MigrationReport:
+    with profiled("vmotion-source"):
+        return _migrate_out(guest, params, mgmt, data, emit)
+
+
+def _migrate_out(guest: Guest, params: dict[str, Any], mgmt: socket.socket,
+                 data: list[socket.socket], emit: Callable[[Message], None]) -> MigrationReport:
     start = time.monotonic()
     mode = crypto.check_mode(str(params.get("encryption", crypto.OPPORTUNISTIC)))
     timeout = float(params.get("timeout", 15.0))
@@ -65,7 +72,7 @@ def migrate_out(guest: Guest, params: dict[str, Any], mgmt: socket.socket,
                      ticket_key(guest, str(params.get("ticket", "")), mode))
         rate_limit = params.get("rate_limit")
         streams = [Stream(i, s, report.pairs[i], timeout,
-                          crypto.Sealer(key, i) if key else None, rate_limit)
+                          crypto.Sealer(key, i) if key else None, rate_limit, packed=True)
                    for i, s in enumerate(data)]
         rnd, rate, per_page = 0, 0.0, 0.0
         mem.mark_all_dirty()

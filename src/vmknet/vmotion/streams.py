@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import socket
+import struct
 import threading
 import time
 from collections import deque
@@ -25,6 +26,7 @@ from ..vm.units import PAGE_SIZE
 from . import protocol
 from .crypto import OVERHEAD, Sealer
 from .precopy import Chunk, segments
+from .profiling import profiled
 from .report import PairStat
 
 
@@ -34,14 +36,26 @@ class AllStreamsFailed(Exception):
 
 class Stream:
     def __init__(self, index: int, sock: socket.socket, stat: PairStat, timeout: float,
-                 sealer: Sealer | None = None, rate_limit: float | None = None) -> None:
+                 sealer: Sealer | None = None, rate_limit: float | None = None,
+                 packed: bool = False) -> None:
         self.index = index
         self.sock = sock
         self.stat = stat
         self.sealer = sealer
         self.rate_limit = rate_limit  # bytes/s, a test and bench hook: a slower network
+        self.packed = packed  # CHUNK frames (vMotion); PAGES/ZERO runs (FT checkpoints)
         self.crypto_seconds = 0.0
-        sock.settimeout(timeout)
+        if packed:
+            # A blocking socket with the kernel's own timeouts: one sendmsg sleeps in the
+            # kernel until the whole chunk is queued (one GIL hand-off per MiB), where
+            # Python's timeout mode polls and re-takes the GIL for each partial send.
+            # No progress within `timeout` is still an OSError (EAGAIN), as before.
+            sock.settimeout(None)
+            tv = struct.pack("ll", int(timeout), int((timeout % 1) * 1e6))
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, tv)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, tv)
+        else:
+            sock.settimeout(timeout)
         # The socket buffer is what a dead pair loses: keep it moderate (4 MiB).
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 << 20)
 
@@ -51,6 +65,8 @@ class Stream:
 
     def send_chunk(self, mem: GuestMemory, rnd: int, chunk: Chunk) -> tuple[int, int, int]:
         """Send one chunk: (data pages, zero pages, wire bytes)."""
+        if self.packed:
+            return self._send_packed(mem, rnd, chunk)
         first, count = chunk
         nonzero = mem.pages[first:first + count].any(axis=1)
         pages = zeros = wire = 0
@@ -74,6 +90,26 @@ class Stream:
                 wire += len(sealed)
             pages += n
         return pages, zeros, wire
+
+    def _send_packed(self, mem: GuestMemory, rnd: int, chunk: Chunk) -> tuple[int, int, int]:
+        """One CHUNK frame: header, bitmap and the data runs gathered by one sendmsg,
+        straight from guest memory (plain), or sealed as one AEAD message (encrypted)."""
+        first, count = chunk
+        nonzero = np.asarray(mem.pages[first:first + count].any(axis=1))
+        bitmap = np.packbits(nonzero, bitorder="little").tobytes()
+        runs = [mem.view(start, n) for start, n, zero in segments(nonzero, first) if not zero]
+        pages = int(np.count_nonzero(nonzero))
+        length = len(bitmap) + pages * PAGE_SIZE
+        if self.sealer is None:
+            protocol.send_all(self.sock, [protocol.pack(protocol.CHUNK, rnd, first, count,
+                                                        length), bitmap, *runs])
+            return pages, count - pages, length
+        header = protocol.pack(protocol.CHUNK, rnd, first, count, length + OVERHEAD)
+        t = time.perf_counter()
+        sealed = self.sealer.seal(header, b"".join([bitmap, *runs]))
+        self.crypto_seconds += time.perf_counter() - t
+        protocol.send_all(self.sock, [header, sealed])
+        return pages, count - pages, len(sealed)
 
     def barrier(self, rnd: int) -> None:
         self.sock.sendall(protocol.pack(protocol.ROUND_END, rnd))
@@ -110,6 +146,10 @@ def run_round(streams: list[Stream], mem: GuestMemory, rnd: int, work: list[Chun
     lock = threading.Lock()
 
     def sender(stream: Stream) -> None:
+        with profiled(f"vmotion-send{stream.index}"):
+            _sender(stream)
+
+    def _sender(stream: Stream) -> None:
         mine: list[Chunk] = []
         started = time.perf_counter()
         sent = 0

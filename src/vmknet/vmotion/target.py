@@ -40,6 +40,8 @@ from ..vm.units import MAX_MEMORY, MAX_RATE, PAGE_SIZE
 from . import crypto, protocol
 from .admission import Door
 from .crypto import OVERHEAD
+from .precopy import segments
+from .profiling import profiled
 from .verify import BlockDigests
 
 ACCEPT_TIMEOUT = 30.0
@@ -78,6 +80,10 @@ class Incoming:
         self.threads.append(thread)
 
     def _receive(self, conn: socket.socket, me: int) -> None:
+        with profiled(f"vmotion-recv{me}"):
+            self._receive_frames(conn, me)
+
+    def _receive_frames(self, conn: socket.socket, me: int) -> None:
         with contextlib.suppress(OSError):
             conn.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
         head = bytearray(protocol.HEADER.size)
@@ -95,6 +101,8 @@ class Incoming:
                     conn.sendall(protocol.pack(protocol.ACK, frame.round))
                 elif frame.kind == protocol.ZERO:
                     self._apply(frame, None)
+                elif frame.kind == protocol.CHUNK:
+                    buf = self._chunk(conn, me, frame, guest, buf)
                 elif frame.kind == protocol.PAGES:
                     a, b = frame.start * PAGE_SIZE, (frame.start + frame.pages) * PAGE_SIZE
                     plain = frame.length if self.opener is None else frame.length - OVERHEAD
@@ -120,6 +128,57 @@ class Incoming:
                     else:
                         self._apply(frame, self.opener.open(protocol.pack(*frame), payload))
 
+    def _chunk(self, conn: socket.socket, me: int, frame: protocol.Frame, guest: memoryview,
+               buf: bytearray) -> bytearray:
+        """Receive one CHUNK frame (bitmap, then the pages holding data): plain and claimed,
+        each run of data pages lands in guest memory through one scatter recvmsg; sealed,
+        it is opened into the stream's buffer and scattered with one numpy copy. Returns
+        the stream's buffer (grown when a frame needed more)."""
+        count = frame.pages
+        nb = protocol.bitmap_bytes(count)
+        if count == 0 or frame.start + count > self.memory.n_pages or frame.length < nb:
+            raise protocol.ProtocolError(f"{frame} does not fit")
+        if frame.length > len(buf):
+            buf = bytearray(frame.length)
+        if self.opener is None:
+            protocol.recv_exact(conn, memoryview(buf)[:nb])
+            nonzero = _bits(buf[:nb], count)
+            data_len = frame.length - nb
+            if data_len != int(np.count_nonzero(nonzero)) * PAGE_SIZE:
+                raise protocol.ProtocolError(f"{frame}: bitmap and length disagree")
+            if self._claim(me, frame):
+                try:
+                    protocol.recv_exact_into(conn, [
+                        guest[a * PAGE_SIZE:(a + n) * PAGE_SIZE]
+                        for a, n, zero in segments(nonzero, frame.start) if not zero])
+                finally:
+                    self._release(me, frame, nonzero)
+                return buf
+            payload = memoryview(buf)[:data_len]
+            protocol.recv_exact(conn, payload)
+        else:
+            sealed = memoryview(buf)[:frame.length]
+            protocol.recv_exact(conn, sealed)
+            plain = self.opener.open(protocol.pack(*frame), sealed)
+            nonzero = _bits(plain[:nb], count)
+            if len(plain) - nb != int(np.count_nonzero(nonzero)) * PAGE_SIZE:
+                raise protocol.ProtocolError(f"{frame}: bitmap and length disagree")
+            payload = memoryview(plain)[nb:]
+            if self._claim(me, frame):
+                try:
+                    self.memory.pages[frame.start:frame.start + count][nonzero] = \
+                        np.frombuffer(payload, np.uint8).reshape(-1, PAGE_SIZE)
+                finally:
+                    self._release(me, frame, nonzero)
+                return buf
+        # Newer data holds some of these pages (a dead stream's late frame): the frame as
+        # whole pages, applied where fresh, like a PAGES frame (the rare path).
+        full = np.zeros((count, PAGE_SIZE), np.uint8)
+        full[nonzero] = np.frombuffer(payload, np.uint8).reshape(-1, PAGE_SIZE)
+        self._apply(frame._replace(kind=protocol.PAGES, length=count * PAGE_SIZE),
+                    full.reshape(-1).data)
+        return buf
+
     def _claim(self, me: int, frame: protocol.Frame) -> bool:
         """Claim pages for a direct write: none holds newer data, no older write in flight."""
         a, b, rnd = frame.start, frame.start + frame.pages, frame.round
@@ -131,12 +190,22 @@ class Incoming:
             self.claims[me] = (a, b, rnd)
             return True
 
-    def _release(self, me: int, frame: protocol.Frame) -> None:
+    def _release(self, me: int, frame: protocol.Frame,
+                 nonzero: npt.NDArray[np.bool_] | None = None) -> None:
+        """End a direct write. `nonzero`: a CHUNK's bitmap: its other pages are zero, so
+        those ever written with data are zeroed now, and their digests are known."""
         a, b = frame.start, frame.start + frame.pages
         with self.lock:
             del self.claims[me]
-            self.touched[a:b] = True
-            self.digests.mark(a, b, zero=False)
+            if nonzero is None:
+                self.touched[a:b] = True
+                self.digests.mark(a, b, zero=False)
+            else:
+                stale = self.touched[a:b] & ~nonzero
+                if stale.any():
+                    self.memory.pages[a:b][stale] = 0
+                self.touched[a:b] |= nonzero
+                self.digests.mark_pages(a, b, nonzero)
             for later, data in self.deferred.pop(me, []):  # newer data this write overlapped
                 x, y = later.start, later.start + later.pages
                 self._write(later, data, self.page_round[x:y] == later.round)
@@ -185,6 +254,12 @@ class Incoming:
         return self.digests.digest()
 
 
+def _bits(bitmap: bytes | bytearray, count: int) -> npt.NDArray[np.bool_]:
+    """A CHUNK's bitmap -> one bool per page (True: the frame carries its data)."""
+    return np.unpackbits(np.frombuffer(bitmap, np.uint8), count=count,
+                         bitorder="little").astype(np.bool_)
+
+
 def _bad_hello(hello: Message, uses: int) -> str | None:
     """Why the hello's sizes are refused, or None. `uses`: the ticket's uses when the
     management connection was admitted (it comes first): the streams it may still admit."""
@@ -206,6 +281,13 @@ def _bad_hello(hello: Message, uses: int) -> str | None:
 def migrate_in(name: str, lab: str, host: str, mgmt_listeners: list[socket.socket],
                vm_listeners: list[socket.socket], ticket_id: str,
                on_commit: Callable[[Guest], None]) -> Guest | None:
+    with profiled("vmotion-target"):
+        return _migrate_in(name, lab, host, mgmt_listeners, vm_listeners, ticket_id, on_commit)
+
+
+def _migrate_in(name: str, lab: str, host: str, mgmt_listeners: list[socket.socket],
+                vm_listeners: list[socket.socket], ticket_id: str,
+                on_commit: Callable[[Guest], None]) -> Guest | None:
     """Receive a VM; the running Guest once verified and committed, None when aborted.
 
     Only connections that prove the migration's ticket (`ticket_id`, kind vmotion,

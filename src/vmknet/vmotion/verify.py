@@ -31,6 +31,7 @@ import numpy.typing as npt
 
 from ..vm.memory import DIGEST_PAGES, GuestMemory, zero_digest
 from ..vm.units import PAGE_SIZE
+from .profiling import profiled
 
 FLIP_ENV = "VMKNET_VMOTION_FLIP_PAGE"
 FLIP_OFFSET = 100  # byte of the page that the test hook flips
@@ -95,6 +96,27 @@ class BlockDigests:
                     self.stale[self.flip // DIGEST_PAGES] = True
         self.work.set()
 
+    def mark_pages(self, start: int, end: int, nonzero: npt.NDArray[np.bool_]) -> None:
+        """Pages [start, end) were just written, those where `nonzero` is False with zeros
+        (a CHUNK frame; the caller holds the lock): the zero pages' digests are known at
+        once, only the data pages wait for the hasher."""
+        if DIGEST_PAGES != 1:  # a block spans pages of both kinds: rehash them all
+            self.mark(start, end, zero=False)
+            return
+        if self.flip is not None and start <= self.flip < end:
+            self.memory.pages[self.flip, FLIP_OFFSET] ^= 0xFF
+        self.last_mark = time.monotonic()
+        self.writes[start:end] += 1
+        zero = ~nonzero
+        if end == self.memory.n_pages and zero[-1]:  # the last block may be short
+            zero = zero.copy()
+            zero[-1] = False
+        self.stale[start:end] = ~zero
+        self.digests[start:end][zero] = self.zero
+        if self.flip is not None and start <= self.flip < end:
+            self.stale[self.flip] = True
+        self.work.set()
+
     def quiet(self) -> bool:
         """No page landed for QUIET s: the receive path is between rounds."""
         return time.monotonic() - self.last_mark >= QUIET
@@ -136,6 +158,10 @@ class BlockDigests:
         return total
 
     def _hasher(self) -> None:
+        with profiled("vmotion-hasher"):
+            self._hash_quietly()
+
+    def _hash_quietly(self) -> None:
         """Hash while the receive path is quiet (between rounds, waiting for the source):
         on this 2-core host a hasher racing the receive threads for the GIL and the cores
         slowed a migration by a third; what is left is hashed by the probe's `settle`."""

@@ -39,7 +39,7 @@ from ..mgmt.serve import accept_loop
 from ..trust import pki, tickets
 from ..trust.pki import Credential, TrustError
 from ..trust.tickets import TicketBook
-from . import faults, processes
+from . import faults, fdm_host, processes
 from .reconcile import Reconciler
 from .rollback import RollbackGuard, RolledBack
 
@@ -120,6 +120,7 @@ class Agent:
         self.guard.resume()  # a change armed before a crash is still watched (MGMT-2)
         if self.guard.lab:  # a host outside a lab has no rendered desired state to follow
             self.reconciler.start()
+        fdm_host.start(self)  # vSphere HA: idle unless the host is in an HA cluster
 
     def follow(self, links: list[tuple[str, str]]) -> None:
         """Listen and heartbeat on exactly these management addresses."""
@@ -276,6 +277,7 @@ class Agent:
     def stop(self) -> None:
         self._stop.set()
         self.reconciler.stop()
+        fdm_host.stop(self)
         self.guard.stop()
         with self._lock:
             for sock in self._listeners.values():

@@ -18,6 +18,7 @@ import click
 
 from . import (
     commands_api,
+    commands_cluster,
     commands_ft,  # noqa: F401 - adds `ft` to the `vm` group
     commands_join,
     commands_lab,
@@ -69,6 +70,7 @@ for _command in (*commands_state.COMMANDS, commands_resolve.resolve,
     main.add_command(_command)
 main.add_command(esxcli)
 commands_objects.host.add_command(commands_mgmt.host_status)
+commands_objects.cluster.add_command(commands_cluster.cluster_status)
 commands_objects.host.add_command(commands_join.join_token)
 main.add_command(commands_lab.lab)
 main.add_command(commands_api.api)

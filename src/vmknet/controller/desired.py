@@ -21,11 +21,13 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import hmac
 import json
 import threading
 import weakref
 import zlib
 from collections.abc import Callable, Collection, Iterable
+from pathlib import Path
 from typing import Any, Protocol
 
 from ..dataplane import kcodec, naming
@@ -46,12 +48,15 @@ from ..dataplane.ownership import wire_owners
 from ..dataplane.render import render
 from ..errors import InvalidArgument
 from ..events import Event
-from ..model import Datacenter
+from ..model import DEFAULT_STACK, Datacenter, Service
+from ..reach import static_v4
 from .hosts import HostTable
 from .snapshot import FixedInventory, InventorySnapshot
 
 MAX_REPAIRED = 20  # lines of a reconcile report kept in its event
 MAX_STATE_BYTES = 16 << 20  # a host's desired state, inflated: what an agent accepts
+MAX_HA_EVENTS = 50  # per `ha` call of an agent's FDM
+HA_RULES = ("HA-1", "HA-2", "HA-3")
 
 
 # -- pure: the host's part, and the state as ops ------------------------------------------
@@ -175,8 +180,96 @@ def reconciled_event(host: str, report: dict[str, Any]) -> Event:
 # -- the controller's side: one cache per controller ---------------------------------------
 
 
+# -- the cluster part: what an agent's FDM needs of a cluster with `ha: true` -------------
+
+
+def management_addresses(dc: Datacenter, host: str) -> list[str]:
+    h = dc.hosts[host]
+    out = []
+    for vmk in sorted(h.vmknics_with(Service.MANAGEMENT)):
+        v4 = static_v4(h.vmknics[vmk])
+        if v4 is not None:
+            out.append(str(v4.ip))
+    return out
+
+
+def ha_part(dc: Datacenter, host: str, key: bytes) -> dict[str, Any] | None:
+    """The HA settings of `host`'s cluster for its FDM (ha/config.py parses them), or None
+    when the host is in no cluster with `ha: true`. `key` is the cluster's HMAC key."""
+    found = dc.cluster_of(host)
+    if found is None or not found[1].ha or host not in dc.hosts:
+        return None
+    name, cluster = found
+    das = cluster.das
+    members = {}
+    for member in cluster.hosts:
+        if member not in dc.hosts or not management_addresses(dc, member):
+            continue
+        nfs = dc.hosts[member].storage.nfs
+        members[member] = {
+            "addresses": management_addresses(dc, member),
+            "datastores": [{"name": ds, "server": m.servers[0], "share": m.share,
+                            "version": m.version} for ds, m in sorted(nfs.items()) if m.servers]}
+    if host not in members:
+        return None
+    isolation = das.isolation_addresses()
+    stack = dc.hosts[host].netstacks.get(DEFAULT_STACK)
+    if das.use_default_isolation_address() and stack is not None and stack.gateway:
+        isolation.append(str(stack.gateway))
+    adm = das.admission_control
+    return {"cluster": name, "key": key.hex(), "members": members,
+            "isolationAddresses": isolation, "isolationResponse": das.isolation_response,
+            "restartPriority": das.restart_priority,
+            "vmRestartPriority": dict(das.vm_restart_priority),
+            "heartbeatDatastores": das.heartbeat_datastores(),
+            "admission": {"enabled": adm.enabled,
+                          "failoverPercent": adm.memory_failover_percent,
+                          "hostMemory": adm.host_memory_mib << 20}}
+
+
+def cluster_key(folder: Path, cluster: str) -> bytes:
+    """The cluster's HA key: derived from the controller's CA key, so every controller of
+    the lab (they share the CA) hands out the same one, and no host can derive it."""
+    secret = (folder / "ca" / "ca.key").read_bytes()
+    return hmac.new(secret, f"vmknet-ha:{cluster}".encode(), hashlib.sha256).digest()
+
+
+def ha_events(host: str, dc: Datacenter, raw: object) -> list[Event]:
+    """An FDM's events, checked: HA rules only, about its own cluster's hosts and VMs."""
+    found = dc.cluster_of(host)
+    if found is None or not isinstance(raw, list):
+        return []
+    name, cluster = found
+    allowed = {f"clusters/{name}"} | {f"hosts/{h}" for h in cluster.hosts}
+    out = []
+    for item in raw[:MAX_HA_EVENTS]:
+        if not isinstance(item, dict):
+            continue
+        kind, message, path = item.get("kind"), item.get("message"), item.get("path")
+        if kind not in HA_RULES or not isinstance(message, str) or not isinstance(path, str):
+            continue
+        if path in allowed or (path.startswith("vms/") and len(path) <= 80):
+            out.append(Event(str(kind), path, message[:500]))
+    return out
+
+
+def ha(controller: _Controller, host: str, params: dict[str, Any]) -> dict[str, Any]:
+    """The management door's `ha`: an FDM's events go to the log; it gets its settings."""
+    _gen, dc = generation(controller.inventory)
+    events = ha_events(host, dc, params.get("events"))
+    if events:
+        threading.Thread(target=controller.record, args=(events,), daemon=True).start()
+    found = dc.cluster_of(host)
+    if found is None or not found[1].ha:
+        return {"ha": None}
+    return {"ha": ha_part(dc, host, cluster_key(controller.folder, found[0]))}
+
+
 class _Controller(Protocol):
     """What of `service.Controller` this module uses (service imports this module)."""
+
+    @property
+    def folder(self) -> Path: ...
 
     @property
     def hosts(self) -> HostTable: ...

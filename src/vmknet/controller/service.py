@@ -133,6 +133,7 @@ class Controller:
             "outcome": lambda p: self.changes.outcome(str(p.get("generation", ""))),
             "desired": lambda p: desired.desired(self, host, p),  # MGMT-3: reconcile
             "reconciled": lambda p: desired.reconciled(self, host, p),
+            "ha": lambda p: desired.ha(self, host, p),  # an FDM's settings and events
         }
 
     def join(self, params: dict[str, Any], peer: str) -> dict[str, Any]:

@@ -70,6 +70,7 @@ class DiskIo:
         self.verify_failures = 0  # read back, not what was written
         self.carried: bool | None = None  # the previous process's last write read back here
         self.last_error = ""
+        self._checked = False  # the previous process's last write read back (once)
         self.lock = threading.Lock()  # one I/O at a time; quiesce waits for it
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="vmx-disk", daemon=True)
@@ -128,8 +129,10 @@ class DiskIo:
         disk = self.disk
         if disk is None:
             return
-        if self.carried is None and self.seq > 0 and self.writes == 0:
-            self.carried = self._verify(disk, self.seq - 1)  # the last write before us
+        if not self._checked:
+            self._checked = True
+            if self.seq > 0:
+                self.carried = self._verify(disk, self.seq - 1)  # the last write before us
         seq = self.seq
         offset = slot_offset(seq, disk.size)
         try:
@@ -163,10 +166,19 @@ class DiskIo:
 
     # ---------------------------------------------------------------- state
 
+    COUNTERS = ("reads", "writes", "bytes_read", "bytes_written", "errors", "verify_failures")
+
     def state(self) -> dict[str, Any]:
-        """What travels in the device state: the disk and the stream's position."""
+        """What travels in the device state: the disk, the stream's position, its counters
+        (the VM's totals, not one process's)."""
         return {"spec": self.spec.to_dict(), "seq": self.seq, "rate": self.rate,
-                "seed": self.seed}
+                "seed": self.seed, "counters": {k: getattr(self, k) for k in self.COUNTERS}}
+
+    def restore_counters(self, counters: Any) -> None:
+        if isinstance(counters, dict):
+            for key in self.COUNTERS:
+                if isinstance(counters.get(key), int):
+                    setattr(self, key, counters[key])
 
     def stats(self) -> dict[str, Any]:
         return {"disk": self.spec.text(), "datastore": self.spec.datastore,

@@ -51,10 +51,12 @@ class Guest:
     def _restore_disk(self, state: dict[str, Any]) -> None:
         if self.disk is not None:  # FT checkpoints restore again and again: one disk
             self.disk.seq = int(state["seq"])
+            self.disk.restore_counters(state.get("counters"))
             return
         # The disk is opened by the stream's thread, not here: a switchover's downtime
         # does not wait for logins into the LUN's paths (the guest's first I/O does).
         self.disk = DiskIo(DiskSpec.from_dict(state["spec"]), context(self.lab, self.host),
                            self.workload, float(state["rate"]), int(state["seed"]),
                            int(state["seq"]))
+        self.disk.restore_counters(state.get("counters"))
         self.disk.start()

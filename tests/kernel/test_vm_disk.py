@@ -1,0 +1,178 @@
+"""A VM's disk on a shared iSCSI LUN (STO-5), in a real lab: examples/storage-lab.yaml.
+
+The LUN is used raw (an RDM: vmknet formats no VMFS) through the host's NMP device:
+one session per bound adapter (vmk2 on vmnic2, vmk3 on vmnic3), round robin after each
+command. The VM process writes 4 KiB blocks and reads each back; the interface counters
+say which adapters carried them. Then the VM moves: vMotion refused to a host that does
+not see the LUN (STO-5), vMotion once it does (memory only; the disk is reopened there
+and the source's last write is read back through the target's own paths), and a cold
+migration that moves the registration only (0 disk bytes over NFC).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+from kernelkit import wait_until
+from labkit import lab_name
+
+from vmknet.cli.main import main
+from vmknet.inventory import Inventory
+from vmknet.storage.paths import device_id
+from vmknet.traffic.stats import adapter_counters
+from vmknet.vm.disk import DEVFS
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "storage-lab.yaml"
+PORTAL = "198.18.30.100:3260"
+DEVICE = device_id("iqn.2026-11.com.example:array01.ds01", 1)  # LUN 1, 256 MiB
+KB, MB = 1000, 1000 * 1000
+RATE = 200  # disk writes per second, each read back
+QUIET = 64 * KB  # an adapter that carries no disk I/O moves less than this in the window
+
+
+@dataclass
+class DiskLab:
+    name: str
+    store: list[str]
+    env: dict[str, str]
+
+    def run(self, *args: str) -> tuple[int, str]:
+        result = CliRunner().invoke(main, [*self.store, *args], env=self.env)
+        return result.exit_code, result.output
+
+    def cli(self, *args: str) -> str:
+        code, out = self.run(*args)
+        assert code == 0, out
+        return out
+
+    def status(self) -> dict[str, Any]:
+        got: dict[str, Any] = json.loads(self.cli("vm", "show", "web01"))
+        return got
+
+    def disk(self) -> dict[str, Any]:
+        d: dict[str, Any] = self.status()["disk"]
+        return d
+
+    def tx(self, host: str) -> dict[str, int]:
+        """Bytes each adapter sent and received: round robin after every command puts a
+        write (data out) on one path and its read-back (data in) on the other."""
+        dc = Inventory.open(Path(self.store[1])).read()
+        return {vmk: c.tx_bytes + c.rx_bytes
+                for vmk, c in adapter_counters(dc, self.name, host).items()}
+
+    def rescan(self, host: str) -> None:
+        self.cli("esxcli", "-H", host, "iscsi", "adapter", "discovery", "sendtarget", "add",
+                 "-A", "vmhba64", "-a", PORTAL)
+        self.cli("esxcli", "-H", host, "storage", "core", "adapter", "rescan", "-A", "vmhba64")
+        self.cli("esxcli", "-H", host, "storage", "nmp", "device", "set", "-d", DEVICE,
+                 "--psp", "VMW_PSP_RR")
+        self.cli("esxcli", "-H", host, "storage", "nmp", "psp", "roundrobin", "deviceconfig",
+                 "set", "-d", DEVICE, "-t", "iops", "-I", "1")
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DiskLab]:
+    name = lab_name()
+    folder = tmp_path_factory.mktemp("vmdisk")
+    store = ["--store", str(folder / "inventory.db")]
+    env = {"VMKNET_DATASTORE_BASE": str(folder / "datastores")}
+    it = DiskLab(name, store, env)
+    try:
+        it.cli("lab", "up", str(EXAMPLE), "--name", name)
+        it.rescan("esx01")  # esx02 sees no LUN yet
+        yield it
+    finally:
+        CliRunner().invoke(main, [*store, "lab", "down", "--name", name], env=env)
+
+
+def busy(before: dict[str, int], after: dict[str, int]) -> dict[str, int]:
+    return {vmk: after[vmk] - before[vmk] for vmk in after}
+
+
+def test_disk_io_leaves_by_the_bound_adapters_only(lab: DiskLab) -> None:
+    out = lab.cli("vm", "create", "web01", "-H", "esx01", "--memory", "32MiB",
+                  "--dirty-rate", "1MB/s", "--disk", DEVFS + DEVICE, "--disk-rate", str(RATE))
+    assert "iscsi, 256.0 MiB" in out, out
+    assert wait_until(lambda: lab.disk()["writes"] >= 20, 10.0) is not None
+    before = lab.tx("esx01")
+    start = lab.disk()
+    assert wait_until(lambda: lab.disk()["writes"] >= start["writes"] + 2 * RATE, 10.0)
+    moved = busy(before, lab.tx("esx01"))
+    d = lab.disk()
+    assert d["io_errors"] == 0 and d["verify_failures"] == 0, d
+    assert d["reads"] >= d["writes"] - 1 and d["writes"] > start["writes"]  # one in flight
+    written = (d["writes"] - start["writes"]) * 4096
+    # round robin after every command: each bound adapter carries about half the I/O
+    assert moved["vmk2"] > written // 4 and moved["vmk3"] > written // 4, (moved, written)
+    for vmk in ("vmk0", "vmk1", "vmk4"):  # management, vMotion, NFS: no disk I/O
+        assert moved[vmk] < QUIET, (vmk, moved)
+    listing = lab.cli("vm", "list")
+    assert DEVFS + DEVICE in listing and "(iscsi)" in listing
+
+
+def test_vmotion_to_a_host_that_does_not_see_the_lun_is_refused(lab: DiskLab) -> None:
+    code, out = lab.run("vmotion", "web01", "--to", "esx02")
+    assert code != 0
+    lines = out.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error [STO-5]: Host esx02 does not see"), out
+    assert lab.status()["host"] == "esx01"
+    code, out = lab.run("vm", "power-off", "web01")  # a cold migration is refused too
+    assert code == 0, out
+    code, out = lab.run("vm", "migrate", "web01", "--to", "esx02")
+    assert code != 0 and out.startswith("Error [STO-5]"), out
+    lab.cli("vm", "power-on", "web01")
+    assert wait_until(lambda: lab.disk()["writes"] >= 1, 10.0) is not None
+    d = lab.disk()
+    assert d["carried_verified"] is True, d  # the last write before power-off read back
+    assert lab.status()["host"] == "esx01"
+
+
+def test_vmotion_moves_memory_only_and_the_disk_verifies_on(lab: DiskLab) -> None:
+    lab.rescan("esx02")
+    assert wait_until(lambda: lab.disk()["writes"] >= 20, 10.0) is not None
+    vmotion_before = lab.tx("esx01")["vmk1"]
+    report = json.loads(lab.cli("vmotion", "web01", "--to", "esx02", "--json"))
+    assert report["result"] == "completed", report
+    sent = lab.tx("esx01")["vmk1"] - vmotion_before
+    assert report["bytes"] < 2 * 32 * MB, report["bytes"]  # the memory: at most 32 MiB
+    assert sent < 2 * 32 * MB, sent  # (a copy of the disk would be 256 MiB)
+    st = lab.status()
+    assert st["host"] == "esx02"
+    seq = st["disk"]["seq"]
+    assert wait_until(lambda: lab.disk()["writes"] >= seq + RATE, 10.0) is not None
+    d = lab.disk()
+    # the target first read back the source's last write, through its own paths
+    assert d["carried_verified"] is True, d
+    assert d["io_errors"] == 0 and d["verify_failures"] == 0, d
+    before1, before2 = lab.tx("esx01"), lab.tx("esx02")
+    start = lab.disk()["writes"]
+    assert wait_until(lambda: lab.disk()["writes"] >= start + RATE, 10.0) is not None
+    moved1, moved2 = busy(before1, lab.tx("esx01")), busy(before2, lab.tx("esx02"))
+    assert moved2["vmk2"] > 64 * KB and moved2["vmk3"] > 64 * KB, moved2
+    assert moved1["vmk2"] < QUIET and moved1["vmk3"] < QUIET, moved1  # the source is gone
+
+
+def test_cold_migrate_moves_the_registration_only(lab: DiskLab) -> None:
+    lab.cli("vm", "power-off", "web01")
+    files = json.loads(lab.cli("vm", "files", "--json"))
+    assert [(f["vm"], f["host"]) for f in files] == [("web01", "esx01")]  # its .vmx's host
+    report = json.loads(lab.cli("vm", "migrate", "web01", "--to", "esx02", "--json"))
+    assert report["completed"] and report["disk_bytes"] == 0, report
+    assert report["shared_disks"] == [DEVFS + DEVICE]
+    assert [f["target"].rsplit("/", 1)[-1] for f in report["files"]] == ["web01.vmx"]
+    assert "0 disk bytes copied" in report["reason"]
+    out = lab.cli("vm", "power-on", "web01")
+    assert "runs on esx02" in out
+    assert wait_until(lambda: lab.disk()["writes"] >= 20, 10.0) is not None
+    d = lab.disk()
+    assert d["carried_verified"] is True, d  # the data written on esx01, read on esx02
+    assert d["io_errors"] == 0 and d["verify_failures"] == 0, d
+    lab.cli("vm", "destroy", "web01")
+    assert not os.path.exists(f"/run/vmknet/labs/{lab.name}/vms/web01.json")

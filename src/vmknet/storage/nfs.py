@@ -22,7 +22,7 @@ from pathlib import Path
 from ..dataplane import naming
 from ..errors import NotFound
 from ..model import DEFAULT_STACK, Datacenter, NfsMount
-from . import libnfs
+from . import libnfs, nfsc
 
 NO_41 = "NFS 4.0 (libnfs 4.0.0 has no NFS 4.1 client)"
 
@@ -32,6 +32,10 @@ class Reach:
     ns: str
     vmk: str | None  # None: no adapter's subnet holds the server; the stack routes
     ifname: str | None
+    source: str | None = None  # the adapter's address: the client's socket binds to it
+
+    def bind(self) -> nfsc.Bind:
+        return nfsc.Bind(self.ns, self.ifname, self.source)
 
 
 def reach(dc: Datacenter, lab: str, host: str, server: str) -> Reach:
@@ -46,7 +50,7 @@ def reach(dc: Datacenter, lab: str, host: str, server: str) -> Reach:
         nic = h.vmknics[name]
         cidr = nic.ipv4.address
         if nic.netstack == DEFAULT_STACK and cidr is not None and address in cidr.network:
-            return Reach(ns, name, naming.adapter_ifname(name))
+            return Reach(ns, name, naming.adapter_ifname(name), str(cidr.ip))
     return Reach(ns, None, None)
 
 
@@ -63,6 +67,16 @@ def accessible(dc: Datacenter, lab: str, host: str, mount: NfsMount) -> str | No
         if why is not None:
             return f"{server}:{mount.share} via {where.vmk or 'the stack'}: {why}"
     return None
+
+
+def open_datastore(dc: Datacenter, lab: str, host: str, name: str,
+                   timeout: float = nfsc.TIMEOUT, sync: bool = False) -> nfsc.NfsMount:
+    """Datastore `name` of `host` mounted by vmknet's client, through the adapter that reaches
+    its server: files for callers that do not speak NFS (vmknet.storage.nfsc)."""
+    mount = datastore(dc, host, name)
+    binds = [reach(dc, lab, host, server).bind() for server in mount.servers]
+    return nfsc.mount(mount.servers, mount.share, mount.version, binds, timeout=timeout,
+                      sync=sync)
 
 
 def datastore(dc: Datacenter, host: str, name: str) -> NfsMount:

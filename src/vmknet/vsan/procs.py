@@ -1,0 +1,103 @@
+"""vSAN nodes of a lab: how they are started (the controller's part), found and stopped.
+
+One node per host of each vSAN cluster (and its witness host), `python -m
+vmknet.vsan.node --lab=<lab> --host=<host> ...`, found from /proc by that command
+line. In a lab without a controller `vmknet vsan start` plays the controller: it
+makes the cluster's key once and hands each node its unicast peer list (VSAN-1)
+on its command line; each node is detached (its own session) and logs to
+vsan/logs/<host>.log. Its peers, listeners and settings all come from
+`node_args`, so a node started any other way gets exactly the same.
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import signal
+import subprocess
+import sys
+import time
+
+from ..errors import VmknetError
+from ..model import Datacenter
+from ..processes import alive, lab_argvs, terminate
+from . import config, paths
+
+MARKER = "vmknet.vsan.node"
+START_TIMEOUT = 20.0
+
+
+def node_args(dc: Datacenter, lab: str, cluster: str, host: str) -> list[str]:
+    cv = config.view(dc, cluster)
+    listen = config.local_addresses(dc, cv, host)
+    routes = config.routes(dc, cv, host)
+    args = [f"--lab={lab}", f"--host={host}", f"--cluster={cluster}",
+            *(f"--listen={stack},{address}" for _vmk, stack, address in listen),
+            *(f"--peer={r.arg()}" for h, r in sorted(routes.items()) if h != host),
+            f"--members={','.join(cv.members)}", f"--capacity={cv.capacity}",
+            f"--repair-delay={cv.repair_delay:g}"]
+    if cv.witness_host:
+        args.append(f"--witness-host={cv.witness_host}")
+    return args
+
+
+def pids(lab: str, host: str | None = None) -> dict[str, int]:
+    """host -> pid of each running node of `lab`."""
+    out = {}
+    for pid, argv in lab_argvs(MARKER, lab).items():
+        for a in argv:
+            if a.startswith(b"--host=") and (host is None or a == f"--host={host}".encode()):
+                out[a[7:].decode(errors="replace")] = pid
+    return out
+
+
+def start(dc: Datacenter, lab: str, cluster: str, hosts: list[str] | None = None) -> dict[str, int]:
+    """Start the nodes of `cluster` not running yet (all at once); host -> pid of each."""
+    config.make_key(lab, cluster)
+    cv = config.view(dc, cluster)
+    running = pids(lab)
+    wanted = [h for h in (hosts or list(cv.nodes)) if h not in running]
+    pending = {h: _spawn(lab, h, node_args(dc, lab, cluster, h)) for h in wanted}
+    started = {}
+    for host, (proc, fd) in pending.items():
+        try:
+            got = select.select([fd], [], [], START_TIMEOUT)[0]
+            line = os.read(fd, 64).decode().strip() if got else ""
+        finally:
+            os.close(fd)
+        if line != str(proc.pid):
+            proc.kill()
+            proc.wait()
+            log = paths.log_path(lab, host)
+            tail = log.read_text("utf-8", "replace").strip().splitlines()[-1:] if log.exists() \
+                else []
+            raise VmknetError(f"The vSAN node of {host} did not start: {' '.join(tail)} "
+                              f"(log {log})", code="ProcessStartFailed", host=host)
+        started[host] = proc.pid
+    return {**{h: p for h, p in running.items() if h in cv.nodes}, **started}
+
+
+def _spawn(lab: str, host: str, args: list[str]) -> tuple[subprocess.Popen[bytes], int]:
+    log = paths.log_path(lab, host)
+    log.parent.mkdir(parents=True, exist_ok=True)
+    r, w = os.pipe()
+    with open(log, "ab") as out:
+        proc = subprocess.Popen([sys.executable, "-m", MARKER, *args, f"--ready-fd={w}"],
+                                stdin=subprocess.DEVNULL, stdout=out, stderr=out,
+                                pass_fds=(w,), start_new_session=True)
+    os.close(w)
+    return proc, r
+
+
+def stop(lab: str, host: str | None = None) -> list[int]:
+    return terminate(list(pids(lab, host).values()))
+
+
+def kill(lab: str, host: str) -> int:
+    """SIGKILL a host's node (a host lost, as a test or the bench makes it); its pid."""
+    pid = pids(lab, host)[host]
+    os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 5.0
+    while alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return pid

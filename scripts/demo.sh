@@ -12,6 +12,7 @@ scripts/setup.sh
 
 tmp=$(mktemp -d -t vmknet-demo.XXXXXX)
 lab="demo-$$"
+sto="sto-$$"  # the shared-storage step's lab (examples/storage-lab.yaml), its own store
 export VMKNET_STORE="$tmp/inventory.db"
 file=examples/lab.yaml
 
@@ -20,6 +21,8 @@ cleanup() {
     [ -n "$kept" ] && return  # left up on request (VMKNET_DEMO_KEEP): the user takes it down
     if [ "$(id -u)" -eq 0 ]; then
         .venv/bin/vmknet lab down --name "$lab" >/dev/null 2>&1 || true
+        VMKNET_STORE="$tmp/storage.db" .venv/bin/vmknet lab down --name "$sto" >/dev/null 2>&1 \
+            || true
     fi
     rm -rf "$tmp"
 }
@@ -133,6 +136,34 @@ step events
 step host status
 step vm destroy web01
 step lab status
+printf '\n# Shared storage (STO-5): a VM whose disk is an iSCSI LUN, used raw (an RDM) through NMP over\n'
+printf '# two bound paths (vmk2, vmk3); vMotion moves its memory only, the target reopens the LUN:\n'
+export VMKNET_STORE="$tmp/storage.db"
+step lab up examples/storage-lab.yaml --name "$sto"
+naa=$(.venv/bin/python -c 'from vmknet.storage.paths import device_id
+print(device_id("iqn.2026-11.com.example:array01.ds01", 1))')
+for h in esx01 esx02; do
+    step esxcli -H "$h" iscsi adapter discovery sendtarget add -A vmhba64 -a 198.18.30.100:3260
+    step esxcli -H "$h" storage core adapter rescan -A vmhba64
+    step esxcli -H "$h" storage nmp device set -d "$naa" --psp VMW_PSP_RR
+done
+step esxcli -H esx01 storage core path list -d "$naa"
+step vm create db02 -H esx01 --memory 64MiB --dirty-rate 5MB/s --disk "/vmfs/devices/disks/$naa"
+sleep 2
+step vmotion db02 --to esx02
+sleep 2
+step vm list
+# The guest's disk stream (each write read back) went on at the target without an error, and
+# the target first read back the source's last write through its own paths:
+.venv/bin/vmknet vm show db02 | .venv/bin/python -c '
+import json, sys
+d = json.load(sys.stdin)["disk"]
+assert d["io_errors"] == 0 and d["verify_failures"] == 0 and d["carried_verified"], d
+print("disk", d["disk"] + ":", d["writes"], "writes read back, 0 errors; the last write "
+      "before the move read back on the target")'
+step vm destroy db02
+step lab down --name "$sto"
+export VMKNET_STORE="$tmp/inventory.db"
 if [ -n "${VMKNET_DEMO_KEEP:-}" ]; then
     token=$(.venv/bin/vmknet api token create --role operator --name demo)
     kept=1

@@ -40,9 +40,11 @@ from .verdicts import (
 
 TICK = 1.0  # s: vSphere HA's heartbeat interval
 CONFIG_EVERY = 10.0  # s between asks for the settings when nothing else is to be said
+ELECTION_WAIT = 5.0  # s a fresh FDM listens before it may claim (vSphere's election: 15 s)
 RESTART_WAIT = 10.0  # s a restart request may stay unanswered before another try
 PING_TIMEOUT = 1  # s per ping (iputils: whole seconds)
 MAX_EVENTS = 200  # kept while the controller is away
+MAX_IDS = 1024  # restart request ids remembered (each one arrives once per link)
 
 
 class HostSide(Protocol):
@@ -102,6 +104,7 @@ class Fdm:
         self._seq = 0
         self._socks: dict[str, socket.socket] = {}
         self._replay = wire.Replay()
+        self._done_ids: dict[tuple[str, str], None] = {}  # restart requests seen, in order
         self._lock = threading.RLock()
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -231,9 +234,17 @@ class Fdm:
                 peer.role, peer.primary = str(msg["role"]), msg["primary"]
                 peer.datastores, peer.isolated = int(msg["datastores"]), bool(msg["isolated"])
                 peer.vms = [v for v in map(_vm, msg["vms"]) if v is not None]
-            elif msg["kind"] == "restart":
+                return
+            # A request goes over every link at once: the first copy to arrive acts.
+            once = (str(msg["kind"]), str(msg["id"]))
+            if once in self._done_ids:
+                return
+            self._done_ids[once] = None
+            while len(self._done_ids) > MAX_IDS:
+                del self._done_ids[next(iter(self._done_ids))]
+            if msg["kind"] == "restart":
                 self._spawn(self._restart_here, sender, msg["vm"], str(msg["id"]))
-            elif msg["kind"] == "restarted":
+            else:
                 self._restarted(sender, str(msg["vm"]), str(msg["id"]), msg["error"])
 
     def _send(self, message: dict[str, Any], to: str | None) -> None:
@@ -339,12 +350,13 @@ class Fdm:
                 peer.pinged, peer.pinging = (answered, time.monotonic()), False
 
     def _elect(self, cfg: HaConfig) -> None:
-        if time.monotonic() - self._started < FAIL_AFTER and self.primary is None:
-            return  # FDM's election waits to hear the others before anyone claims
         own = election.Candidate(cfg.host, len(cfg.members[cfg.host].datastores),
                                  self.role == "primary")
         heard = [election.Candidate(n, p.datastores, p.role == "primary")
                  for n, p in self.peers.items() if p.state == LIVE and not p.isolated]
+        if time.monotonic() - self._started < ELECTION_WAIT and self.primary is None \
+                and not any(c.claims_primary for c in heard):
+            return  # FDM's election listens for the others before anyone claims
         chosen = election.elect([own, *heard]) if not self.isolated else cfg.host
         role = "primary" if chosen == cfg.host else "secondary"
         if chosen != self.primary:
@@ -441,6 +453,9 @@ class Fdm:
                 self.handled.add((wanted[vm.name][1], vm.name))
         for vm, host in placed:
             rid = secrets.token_hex(8)
+            self.event("HA-3", f"vSphere HA is restarting VM {vm.name} of {wanted[vm.name][1]} "
+                       f"on host {host} (restart priority {cfg.priority(vm.name)})",
+                       f"vms/{vm.name}")
             with self._lock:
                 self.pending[vm.name] = (host, rid, time.monotonic() + RESTART_WAIT)
             if host == cfg.host:

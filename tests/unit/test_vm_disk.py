@@ -23,6 +23,7 @@ from vmknet.vm.disk import (
     DiskSpec,
     LocalFile,
     LunDisk,
+    NfsDisk,
     check_host,
 )
 from vmknet.vm.diskio import BLOCK, DiskIo, pattern, slot_offset
@@ -300,3 +301,45 @@ def test_the_agent_accepts_a_disk_spec_and_refuses_junk() -> None:
                 {"datastore": "ds1"}):
         with pytest.raises(InvalidArgument):
             command("vm", "web01", {"memory": MiB, "disk": json.dumps(bad)}, "lab", "esx01")
+
+
+class FakeNfsFile:
+    def __init__(self, size: int) -> None:
+        self.data, self.flushed, self.closed = bytearray(size), 0, False
+
+    def read(self, offset: int, length: int) -> bytes:
+        return bytes(self.data[offset:offset + length])[:max(0, length - 1)]  # a short read
+
+    def write(self, offset: int, data: bytes) -> None:
+        self.data[offset:offset + len(data)] = data
+
+    def flush(self) -> None:
+        self.flushed += 1
+
+    def close(self) -> None:
+        self.closed = True
+
+
+class FakeMount:
+    closed = False
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def test_nfs_disk_bounds_pads_flushes_and_closes_file_then_mount() -> None:
+    f, m = FakeNfsFile(MiB), FakeMount()
+    disk: BlockBackend = NfsDisk(m, f, MiB)
+    disk.write(4096, b"abc")
+    assert disk.read(4096, 4) == b"abc\0"  # a short read past the data reads as zeros
+    with pytest.raises(InvalidArgument):
+        disk.write(MiB - 1, b"xy")
+    disk.flush()
+    disk.close()
+    assert f.flushed == 1 and f.closed and m.closed
+
+
+def test_nfs_kind_needs_the_datastore_mounted() -> None:
+    spec = DiskSpec("nfs01", "a/a-flat.vmdk", MiB, "nfs")
+    with pytest.raises(RuleViolation, match="does not mount NFS datastore nfs01"):
+        check_host(Datacenter.model_validate({"hosts": {"esx01": {}}}), "lab", "esx01", spec)

@@ -11,8 +11,8 @@ Kinds (`OPENERS`, a dict from datastore kind to opener, the registration point):
 - `iscsi`: an iSCSI LUN used raw through the host's NMP device (storage/nmp.py: one
   session per path from each bound adapter, the device's PSP per I/O), like an RDM in
   physical compatibility mode. vmknet formats no VMFS on it: the disk is the LUN;
-- `nfs`: a file `<vm>/<vm>-flat.vmdk` on an NFS datastore (registered by `register`
-  when vmknet's NFS client, storage/nfsc, offers `open_file`);
+- `nfs`: a file `<vm>/<vm>-flat.vmdk` on an NFS datastore, through vmknet's NFS client
+  (storage/nfsc) from the adapter that reaches the server (storage.nfs.open_datastore);
 - `vsanDatastore`: left to vmknet.vsan (`register("vsan", opener, sees)`).
 
 Every backend has the same five members (structural typing: implementations need not
@@ -312,6 +312,55 @@ def _sees_lun(dc: Datacenter, lab: str, host: str, spec: DiskSpec) -> str | None
     return None
 
 
+# ------------------------------------------------------------------ files on NFS datastores
+
+
+class NfsDisk:
+    """A file on an NFS datastore through vmknet's NFS client (storage/nfsc), mounted from
+    the adapter that reaches the server; `flush` is NFS 3 COMMIT."""
+
+    def __init__(self, mount: Any, file: Any, size: int) -> None:
+        self.mount, self.file, self.size = mount, file, size
+
+    def read(self, offset: int, length: int) -> bytes:
+        _bounds(self.size, offset, length)
+        return bytes(self.file.read(offset, length)).ljust(length, b"\0")
+
+    def write(self, offset: int, data: bytes) -> None:
+        _bounds(self.size, offset, len(data))
+        self.file.write(offset, data)
+
+    def flush(self) -> None:
+        self.file.flush()
+
+    def close(self) -> None:
+        try:
+            self.file.close()
+        finally:
+            self.mount.close()
+
+
+def _open_nfs(spec: DiskSpec, ctx: DiskContext) -> BlockBackend:
+    from ..storage.nfs import open_datastore
+
+    mount = open_datastore(ctx.datacenter(), ctx.lab, ctx.host, spec.datastore)
+    try:
+        folder = spec.path.rpartition("/")[0]
+        if folder:
+            mount.mkdir(folder, exist_ok=True)
+        file = mount.open_file(spec.path, create=True, size=spec.size)  # sparse
+    except BaseException:
+        mount.close()
+        raise
+    return NfsDisk(mount, file, spec.size)
+
+
+def _sees_nfs(dc: Datacenter, lab: str, host: str, spec: DiskSpec) -> str | None:
+    if spec.datastore not in dc.host(host).storage.nfs:
+        return f"{host} does not mount NFS datastore {spec.datastore}"
+    return None
+
+
 def _bounds(size: int, offset: int, length: int) -> None:
     if offset < 0 or length < 0 or offset + length > size:
         raise InvalidArgument(f"I/O at {offset}+{length} outside the disk's {size} bytes")
@@ -319,3 +368,4 @@ def _bounds(size: int, offset: int, length: int) -> None:
 
 register("local", _open_local, _sees_local)
 register("iscsi", _open_lun, _sees_lun)
+register("nfs", _open_nfs, _sees_nfs)

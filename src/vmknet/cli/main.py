@@ -30,6 +30,7 @@ from . import (
     commands_state,
     commands_traffic,
     commands_vm,
+    commands_vsan,
 )
 from .context import AppContext, one_line_usage, reported
 from .esxcli import esxcli
@@ -77,7 +78,7 @@ main.add_command(commands_api.api)
 for _command in commands_traffic.COMMANDS:
     main.add_command(_command)
 commands_lab.lab.add_command(commands_traffic.check_command)
-for _command in (*commands_vm.COMMANDS, *commands_replication.COMMANDS):
+for _command in (*commands_vm.COMMANDS, *commands_replication.COMMANDS, *commands_vsan.COMMANDS):
     main.add_command(_command)
 
 

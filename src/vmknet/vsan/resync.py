@@ -3,7 +3,9 @@
 Run by the node that holds an active replica of an object (the DOM owner's role):
 
 - another active replica whose host this node has not heard for DEAD_AFTER is
-  marked absent (the object is degraded, clients track it from their next write);
+  marked absent (the object is degraded, clients track it from their next write),
+  if this node's partition holds a majority of the object's votes: a host cut off
+  alone (its vSAN uplink down) never marks the others absent;
 - an absent replica whose host is heard again is resynced: only the blocks in
   this replica's bitmap for it are copied (VSAN-2), in runs of up to RUN blocks;
   when none is left, under the object's lock that writes take, it turns active;
@@ -93,7 +95,8 @@ class Resyncer:
             if c is own:
                 continue
             if c.state == "active" and c.host not in alive:
-                self._mark_absent(meta, own, c)
+                if _majority(meta, alive):  # a partition without it changes nothing
+                    self._mark_absent(meta, own, c)
             elif c.state != "active" and c.host in alive and (
                     c.state == "resyncing" or self.members.heard_at(c.host) > c.since):
                 # heard since it was marked absent: it came back (not its last heartbeats)
@@ -194,6 +197,13 @@ class Resyncer:
             with contextlib.suppress(OSError, NotFound):
                 total += self.disk.bitmap(uuid, comp, other).count() * BLOCK
         return total
+
+
+def _majority(meta: ObjectMeta, alive: set[str]) -> bool:
+    """The object's components on hosts of this partition are more than half its votes."""
+    votes = sum(1 for c in meta.components if c.host in alive
+                and (c.kind == "witness" or c.state == "active"))
+    return 2 * votes > len(meta.components)
 
 
 def gc(disk: LocalDisk, keep: Callable[[str, str], bool]) -> list[str]:

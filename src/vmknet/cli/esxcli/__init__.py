@@ -34,6 +34,7 @@ from .storage import iscsi, vsan
 from .storage_core import storage
 from .storage_nfs import filesystem_group, nfs41_group, nfs_group
 from .storage_nmp import nmp_group
+from .vsan_cluster import cluster as vsan_cluster
 from .vswitch import vswitch
 
 __all__ = ["esxcli"]
@@ -81,5 +82,6 @@ for _command in (ip, vswitch, nic):
     network.add_command(_command)
 for _command in (nmp_group, nfs_group, nfs41_group, filesystem_group):
     storage.add_command(_command)
+vsan.add_command(vsan_cluster)
 for _command in (network, iscsi, vsan, storage):
     esxcli.add_command(_command)

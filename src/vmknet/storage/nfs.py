@@ -6,11 +6,13 @@
 
 ESXi sends NFS from the default TCP/IP stack and lets its routing table pick
 the VMkernel adapter: the one whose subnet holds the server, else the
-default gateway's. vmknet runs libnfs in that stack's namespace, bound to
-that adapter. An NFS 3 datastore is checked and used with NFS 3 (the
-array's own rpcbind answers the portmapper); an NFS 4.1 datastore is
-checked with NFS 4.0 against each server address, because the only client
-here (libnfs 4.0.0) has no 4.1: no sessions and no trunking (docs/storage.md).
+default gateway's. vmknet's own client (storage/nfsc) makes its sockets in
+that stack's namespace, bound to that adapter: NFS 3 (MOUNT through the
+array's rpcbind) and NFS 4.1 (one session trunked over every server address,
+each from the adapter that reaches it). `probe` is the mount test,
+`open_datastore` gives files to callers that do not speak NFS. `write`/`read`
+copy whole files with libnfs's nfs-cp (NFS 3, or 4.0 for a 4.1 datastore:
+libnfs 4.0.0 has no 4.1), the bench's peer row.
 """
 
 from __future__ import annotations
@@ -20,11 +22,11 @@ from ipaddress import ip_address
 from pathlib import Path
 
 from ..dataplane import naming
-from ..errors import NotFound
+from ..errors import NotFound, VmknetError
 from ..model import DEFAULT_STACK, Datacenter, NfsMount
 from . import libnfs, nfsc
 
-NO_41 = "NFS 4.0 (libnfs 4.0.0 has no NFS 4.1 client)"
+PROBE_TIMEOUT = 5.0  # s for one mount test: a dead server fails within it
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,18 +57,46 @@ def reach(dc: Datacenter, lab: str, host: str, server: str) -> Reach:
 
 
 def protocol(mount: NfsMount) -> str:
-    """The NFS version vmknet's client speaks for `mount`: 3, or 4 (4.0) for a 4.1 mount."""
+    """The NFS version libnfs's nfs-cp speaks for `mount`: 3, or 4 (4.0: libnfs has no 4.1)."""
     return "3" if mount.version == "3" else "4"
+
+
+@dataclass(frozen=True, slots=True)
+class Probe:
+    """A mount test's outcome: why it failed (None: it passed), the export's space, and
+    (NFS 4.1) each server address's connection: "198.18.31.100 via vmk4: session"."""
+
+    why: str | None
+    space: nfsc.StatFs | None = None
+    connections: tuple[str, ...] = ()
+
+
+def probe(dc: Datacenter, lab: str, host: str, mount: NfsMount,
+          timeout: float = PROBE_TIMEOUT) -> Probe:
+    """Mount test of `mount` from `host` with vmknet's client, through the adapter that
+    reaches each server: NFS 3 MOUNT then FSSTAT; NFS 4.1 a session trunked over every
+    server address, then GETATTR of the space. Accessible when the export answers through
+    at least one address (ESXi keeps a 4.1 datastore up while one address is)."""
+    wheres = [reach(dc, lab, host, server) for server in mount.servers]
+    via = ", ".join(f"{s} via {w.vmk or 'the stack'}" for s, w in zip(mount.servers, wheres,
+                                                                      strict=True))
+    try:
+        with nfsc.mount(mount.servers, mount.share, mount.version, [w.bind() for w in wheres],
+                        timeout=timeout) as m:
+            space = m.statfs()
+            links: tuple[str, ...] = ()
+            if isinstance(m, nfsc.V41Mount):
+                links = tuple(f"{p.server} via {w.vmk or 'the stack'}: "
+                              f"{p.trunked if p.up else 'down'}"
+                              for p, w in zip(m.connections(), wheres, strict=True))
+            return Probe(None, space, links)
+    except VmknetError as err:
+        return Probe(f"{via}:{mount.share}: {err}")
 
 
 def accessible(dc: Datacenter, lab: str, host: str, mount: NfsMount) -> str | None:
     """None when every server of `mount` answers a mount test through its adapter, else why."""
-    for server in mount.servers:
-        where = reach(dc, lab, host, server)
-        why = libnfs.check(where.ns, server, mount.share, protocol(mount), where.ifname)
-        if why is not None:
-            return f"{server}:{mount.share} via {where.vmk or 'the stack'}: {why}"
-    return None
+    return probe(dc, lab, host, mount).why
 
 
 def open_datastore(dc: Datacenter, lab: str, host: str, name: str,

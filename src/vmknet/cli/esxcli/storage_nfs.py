@@ -3,25 +3,24 @@
 A datastore is kept in the inventory (`hosts.<h>.storage.nfs`); with a lab up,
 `add` first runs the mount test through the adapter that reaches the server
 (ESXi refuses a mount that fails too) and `list` runs it again for
-"Accessible". NFS 3 is NFS 3 for real (libnfs through the array's rpcbind);
-`nfs41` datastores are checked with NFS 4.0, the only v4 libnfs speaks: a
-4.1 session and trunking are not realised (vmknet.storage.nfs says why).
+"Accessible". Both are real, with vmknet's own client (storage/nfsc): NFS 3
+through the array's rpcbind, NFS 4.1 as one session trunked over every server
+address (`nfs41 list` shows each connection: vmknet's column, not ESXi's).
+The space the mount test reads gives `filesystem list` its Size and Free.
 """
 
 from __future__ import annotations
 
 import hashlib
-import os
 from typing import Literal
 
 import click
 
 from ...errors import DataplaneError
 from ...lab.binding import bound_lab
-from ...model import Datacenter, NfsMount
+from ...model import NfsMount
 from ...ops import storage as ops
 from ...storage import nfs
-from ...storage.arrays import export_dir
 from .common import Esx, pass_esx
 from .errors import esxcli_reported
 from .formatting import Record, json_option, show_table
@@ -29,7 +28,7 @@ from .formatting import Record, json_option, show_table
 NFS_COLUMNS = ("Volume Name", "Host", "Share", "Vmknic", "Accessible", "Mounted",
                "Connections", "Read-Only", "isPE", "Hardware Acceleration")
 NFS41_COLUMNS = ("Volume Name", "Host(s)", "Share", "Vmknics", "Accessible", "Mounted",
-                 "Read-Only", "Security", "isPE", "Hardware Acceleration", "Checked With")
+                 "Read-Only", "Security", "isPE", "Hardware Acceleration", "Connections")
 FS_COLUMNS = ("Mount Point", "Volume Name", "UUID", "Mounted", "Type", "Size", "Free")
 
 
@@ -40,7 +39,7 @@ def nfs_group() -> None:
 
 @click.group("nfs41")
 def nfs41_group() -> None:
-    """NFS 4.1 datastores (checked with NFS 4.0 here: see docs/storage.md)."""
+    """NFS 4.1 datastores (one session trunked over the server's addresses)."""
 
 
 @click.group("filesystem")
@@ -59,7 +58,7 @@ def _add(esx: Esx, name: str, servers: list[str], share: str,
     lab = _lab_name(esx)
     if lab is not None:
         mount = NfsMount(version=version, servers=servers, share=share)
-        why = nfs.accessible(esx.datacenter(), lab, esx.host, mount)
+        why = nfs.probe(esx.datacenter(), lab, esx.host, mount).why
         if why is not None:
             with esxcli_reported():
                 raise DataplaneError(f"Unable to complete Sysinfo operation: NFS mount "
@@ -67,18 +66,19 @@ def _add(esx: Esx, name: str, servers: list[str], share: str,
     esx.run(ops.nfs_add, name=name, servers=servers, share=share, version=version)
 
 
-def _rows(esx: Esx, version: str) -> list[tuple[str, NfsMount, str | None, list[str]]]:
-    """(name, mount, why not accessible or None, vmknics) of the host's datastores."""
+def _rows(esx: Esx, version: str) -> list[tuple[str, NfsMount, nfs.Probe, list[str]]]:
+    """(name, mount, its mount test, vmknics) of the host's datastores."""
     dc = esx.datacenter()
     lab = _lab_name(esx)
     out = []
     for name, mount in sorted(esx.read().storage.nfs.items()):
         if mount.version != version:
             continue
-        why = "no lab is up" if lab is None else nfs.accessible(dc, lab, esx.host, mount)
+        probe = nfs.Probe("no lab is up") if lab is None else nfs.probe(dc, lab, esx.host,
+                                                                          mount)
         vmks = [] if lab is None else [nfs.reach(dc, lab, esx.host, s).vmk or ""
                                        for s in mount.servers]
-        out.append((name, mount, why, vmks))
+        out.append((name, mount, probe, vmks))
     return out
 
 
@@ -113,23 +113,23 @@ def nfs_list(esx: Esx, as_json: bool) -> None:
     """List the NFS 3 datastores, each tested live."""
     rows: list[Record] = [
         {"Volume Name": name, "Host": mount.servers[0], "Share": mount.share,
-         "Vmknic": vmks[0] if vmks else "", "Accessible": why is None, "Mounted": why is None,
-         "Connections": 1, "Read-Only": False, "isPE": False,
+         "Vmknic": vmks[0] if vmks else "", "Accessible": probe.why is None,
+         "Mounted": probe.why is None, "Connections": 1, "Read-Only": False, "isPE": False,
          "Hardware Acceleration": "Not Supported"}
-        for name, mount, why, vmks in _rows(esx, "3")]
+        for name, mount, probe, vmks in _rows(esx, "3")]
     show_table(NFS_COLUMNS, rows, as_json, type_name="NasVolume")
 
 
 @nfs41_group.command("add")
 @click.option("-H", "--hosts", "servers", required=True,
-              help="The server's addresses, comma-separated (trunking is not realised).")
+              help="The server's addresses, comma-separated (one session trunked over them).")
 @share_option
 @name_option
 @click.option("-a", "--sec", "sec", type=click.Choice(["AUTH_SYS"]), default="AUTH_SYS",
               help="Security flavour (Kerberos is not modelled).")
 @pass_esx
 def nfs41_add(esx: Esx, servers: str, share: str, name: str, sec: str) -> None:
-    """Mount an export as an NFS 4.1 datastore (STO-2 checked; tested with NFS 4.0)."""
+    """Mount an export as an NFS 4.1 datastore (STO-2 checked; session over every address)."""
     addresses = [s.strip() for s in servers.split(",") if s.strip()]
     if not addresses:
         raise click.UsageError("give one or more server addresses with -H")
@@ -148,13 +148,14 @@ def nfs41_remove(esx: Esx, name: str) -> None:
 @json_option
 @pass_esx
 def nfs41_list(esx: Esx, as_json: bool) -> None:
-    """List the NFS 4.1 datastores; "Checked With" says which protocol tested them."""
+    """List the NFS 4.1 datastores, each tested live; "Connections" shows each address's."""
     rows: list[Record] = [
         {"Volume Name": name, "Host(s)": ",".join(mount.servers), "Share": mount.share,
-         "Vmknics": ",".join(vmks), "Accessible": why is None, "Mounted": why is None,
-         "Read-Only": False, "Security": "AUTH_SYS", "isPE": False,
-         "Hardware Acceleration": "Not Supported", "Checked With": nfs.NO_41}
-        for name, mount, why, vmks in _rows(esx, "4.1")]
+         "Vmknics": ",".join(vmks), "Accessible": probe.why is None,
+         "Mounted": probe.why is None, "Read-Only": False, "Security": "AUTH_SYS",
+         "isPE": False, "Hardware Acceleration": "Not Supported",
+         "Connections": "; ".join(probe.connections)}
+        for name, mount, probe, vmks in _rows(esx, "4.1")]
     show_table(NFS41_COLUMNS, rows, as_json, type_name="NasVolume")
 
 
@@ -164,22 +165,10 @@ def volume_uuid(host_and_share: str) -> str:
     return f"{digest[:8]}-{digest[8:16]}"
 
 
-def _space(dc: Datacenter, lab: str | None, mount: NfsMount) -> tuple[int, int]:
-    """(size, free) bytes of the array's file system behind the export; (0, 0) if unknown.
-
-    libnfs-utils has no statfs tool, so this is read on the array's side.
-    """
-    if lab is None:
-        return 0, 0
-    for array_name, array in dc.physical.storage_arrays.items():
-        if mount.share in array.exports and any(str(a.ip) in mount.servers
-                                                 for a in array.addresses):
-            try:
-                st = os.statvfs(export_dir(lab, array_name, mount.share))
-            except OSError:
-                return 0, 0
-            return st.f_blocks * st.f_frsize, st.f_bavail * st.f_frsize
-    return 0, 0
+def _space(probe: nfs.Probe) -> tuple[int, int]:
+    """(size, free) bytes of the file system behind the export, as the server says
+    (FSSTAT, or NFS 4.1's space attributes); (0, 0) when the mount test failed."""
+    return (probe.space.total, probe.space.avail) if probe.space is not None else (0, 0)
 
 
 @filesystem_group.command("list")
@@ -187,14 +176,12 @@ def _space(dc: Datacenter, lab: str | None, mount: NfsMount) -> tuple[int, int]:
 @pass_esx
 def filesystem_list(esx: Esx, as_json: bool) -> None:
     """List the datastores: NFS ones (vmknet formats no VMFS on iSCSI LUNs)."""
-    dc = esx.datacenter()
-    lab = _lab_name(esx)
     rows: list[Record] = []
     for version, kind in (("3", "NFS"), ("4.1", "NFS41")):
-        for name, mount, why, _ in _rows(esx, version):
+        for name, mount, probe, _ in _rows(esx, version):
             uuid = volume_uuid(f"{','.join(mount.servers)}:{mount.share}")
-            size, free = _space(dc, lab, mount)
+            size, free = _space(probe)
             rows.append({"Mount Point": f"/vmfs/volumes/{uuid}", "Volume Name": name,
-                         "UUID": uuid, "Mounted": why is None, "Type": kind, "Size": size,
-                         "Free": free})
+                         "UUID": uuid, "Mounted": probe.why is None, "Type": kind,
+                         "Size": size, "Free": free})
     show_table(FS_COLUMNS, rows, as_json, type_name="FilesystemVolume")

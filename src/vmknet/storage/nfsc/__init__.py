@@ -1,7 +1,8 @@
-"""vmknet's own NFS client (NFS 3), for callers that need files on a datastore, not NFS.
+"""vmknet's own NFS client (NFS 3 and 4.1), for callers that need files on a datastore.
 
     from vmknet.storage.nfsc import Bind, mount
     m = mount("198.18.31.100", "/share", version=3, bind=Bind(ns, "vmk4", "198.18.31.11"))
+    m = mount(["198.18.31.100", "198.18.30.100"], "/vols", version="4.1", bind=[b4, b2])
     with m.open_file("vm1/disk.img", create=True, size=1 << 26) as f:
         f.write(0, data); f.flush(); f.read(0, len(data))
     m.listdir("/"); m.mkdir("vm1", exist_ok=True); m.remove("vm1/old")
@@ -22,9 +23,10 @@ from .api import NfsFile, NfsMount, StatFs
 from .connect import Bind
 from .errors import NfsError, NfsProtocolError, NfsTimeout
 from .v3 import V3Mount
+from .v41 import V41Mount
 
 __all__ = ["Bind", "NfsError", "NfsFile", "NfsMount", "NfsProtocolError", "NfsTimeout",
-           "StatFs", "mount"]
+           "StatFs", "V3Mount", "V41Mount", "mount"]
 TIMEOUT = 10.0
 
 
@@ -32,7 +34,7 @@ def _version(version: str | int | float) -> str:
     text = str(version)
     if text in ("3", "4.1"):
         return text
-    raise InvalidArgument(f"NFS version {text}: vmknet's client speaks 3 (and 4.1)")
+    raise InvalidArgument(f"NFS version {text}: vmknet's client speaks 3 and 4.1")
 
 
 def mount(server: str | Sequence[str], export: str, version: str | int | float = 3,
@@ -52,4 +54,4 @@ def mount(server: str | Sequence[str], export: str, version: str | int | float =
             raise InvalidArgument("NFS 3 mounts one server address (STO-2): "
                                   f"{', '.join(servers)} given")
         return V3Mount(servers[0], export, binds[0], timeout=timeout, sync=sync)
-    raise InvalidArgument("NFS 4.1 is not in vmknet's client yet: mount with version=3")
+    return V41Mount(servers, export, binds, timeout=timeout, sync=sync)

@@ -28,7 +28,12 @@ def components(path: str) -> list[str]:
         if part in ("", ".", ".."):
             raise NfsPathError(f"NFS path {path!r}: {part or 'an empty name'!r} would leave "
                                "or bend the path inside the export; give plain names")
-        if len(part.encode("utf-8", errors="surrogateescape")) > MAX_NAME:
+        try:
+            # surrogateescape: a name the server listed in bytes that are not UTF-8 round-trips
+            size = len(part.encode("utf-8", errors="surrogateescape"))
+        except UnicodeEncodeError:
+            raise NfsPathError(f"NFS path {path!r}: a name that is not text") from None
+        if size > MAX_NAME:
             raise NfsPathError(f"NFS path {path!r}: a name longer than {MAX_NAME} bytes")
     return parts
 

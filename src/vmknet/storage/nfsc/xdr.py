@@ -60,7 +60,7 @@ class Packer:
         return self
 
     def string(self, text: str) -> Packer:
-        return self.opaque(text.encode("utf-8"))
+        return self.opaque(text.encode("utf-8", errors="surrogateescape"))
 
     def raw(self, data: bytes) -> Packer:
         """Already-encoded XDR (a nested structure)."""

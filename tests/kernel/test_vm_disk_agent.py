@@ -1,0 +1,95 @@
+"""A VM's disk on a shared iSCSI LUN in a lab with a controller: the host's agent starts
+the VM with its disk (process kind `vm`: disk, diskRate), the controller's vMotion task
+checks STO-5 and the target's agent starts the incoming VM, which reopens the LUN.
+
+examples/storage-lab.yaml plus a controller on the management VLAN.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+from kernelkit import wait_until
+from labkit import agent_pid, lab_name
+
+from vmknet.cli.main import main
+from vmknet.processes import parent
+from vmknet.storage.paths import device_id
+from vmknet.vm.disk import DEVFS
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "storage-lab.yaml"
+CONTROLLER = "  controller: {vlan: 10, address: 198.18.0.250/24, rollbackTimeout: 10}\n"
+PORTAL = "198.18.30.100:3260"
+DEVICE = device_id("iqn.2026-11.com.example:array01.ds01", 2)  # LUN 2, 64 MiB
+
+
+@dataclass
+class AgentLab:
+    name: str
+    store: list[str]
+
+    def run(self, *args: str) -> tuple[int, str]:
+        result = CliRunner().invoke(main, [*self.store, *args])
+        return result.exit_code, result.output
+
+    def cli(self, *args: str) -> str:
+        code, out = self.run(*args)
+        assert code == 0, out
+        return out
+
+    def status(self) -> dict[str, Any]:
+        got: dict[str, Any] = json.loads(self.cli("vm", "show", "db01"))
+        return got
+
+    def rescan(self, host: str) -> None:
+        self.cli("esxcli", "-H", host, "iscsi", "adapter", "discovery", "sendtarget", "add",
+                 "-A", "vmhba64", "-a", PORTAL)
+        self.cli("esxcli", "-H", host, "storage", "core", "adapter", "rescan", "-A", "vmhba64")
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AgentLab]:
+    name = lab_name()
+    folder = tmp_path_factory.mktemp("vmdiskagent")
+    text = EXAMPLE.read_text(encoding="utf-8")
+    assert "\nphysical:\n" in text
+    topology = folder / "storage-controller.yaml"
+    topology.write_text(text.replace("\nphysical:\n", "\nphysical:\n" + CONTROLLER, 1),
+                        encoding="utf-8")
+    store = ["--store", str(folder / "inventory.db")]
+    it = AgentLab(name, store)
+    try:
+        it.cli("lab", "up", str(topology), "--name", name)
+        it.rescan("esx01")
+        yield it
+    finally:
+        CliRunner().invoke(main, [*store, "lab", "down", "--name", name])
+
+
+def test_the_agent_starts_a_disk_vm_and_vmotion_reopens_the_lun(lab: AgentLab) -> None:
+    lab.cli("vm", "create", "db01", "-H", "esx01", "--memory", "16MiB", "--dirty-rate",
+            "1MB/s", "--disk", DEVFS + DEVICE, "--disk-rate", "100")
+    st = lab.status()
+    assert parent(st["pid"]) == agent_pid(lab.name, "esx01")  # the agent's child
+    assert st["disk"]["kind"] == "iscsi" and st["disk"]["size"] == 64 << 20
+    assert wait_until(lambda: lab.status()["disk"]["writes"] >= 50, 10.0) is not None
+    code, out = lab.run("vmotion", "db01", "--to", "esx02")  # esx02 has not rescanned
+    lines = out.strip().splitlines()  # the controller's task refuses it: one line, its code
+    assert code != 0 and len(lines) == 1 and lines[0].startswith("Error [STO-5]"), out
+    lab.rescan("esx02")
+    report = json.loads(lab.cli("vmotion", "db01", "--to", "esx02", "--json"))
+    assert report["result"] == "completed", report
+    st = lab.status()
+    assert st["host"] == "esx02" and parent(st["pid"]) == agent_pid(lab.name, "esx02")
+    seq = st["disk"]["seq"]
+    assert wait_until(lambda: lab.status()["disk"]["seq"] >= seq + 50, 10.0) is not None
+    d = lab.status()["disk"]
+    assert d["carried_verified"] is True, d
+    assert d["io_errors"] == 0 and d["verify_failures"] == 0, d
+    lab.cli("vm", "destroy", "db01")

@@ -181,7 +181,7 @@ def test_down_after_a_killed_up_still_stops_the_nfs_server(tmp_path: Path) -> No
                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         # Killed once ganesha runs (tgtd and STP on the storage ports come after it).
-        assert wait_until(lambda: bool(ganesha.lab_pids(name)), 30, step=0.02)
+        assert wait_until(lambda: bool(ganesha.lab_pids(name)), 30, step=0.02) is not None
     finally:
         up.send_signal(signal.SIGKILL)
         up.wait(timeout=10)

@@ -118,7 +118,8 @@ def test_one_address_down_io_goes_on_over_the_other(lab: Lab) -> None:
             subprocess.run(["ip", "-n", array, "link", "set", "s1", "up"], check=True,
                            timeout=10)
         # The address back: the dropped connection is joined to the session again.
-        assert wait_until(lambda: m.connections()[0].up, 30, step=0.5), m.connections()[0].why
+        back = wait_until(lambda: m.connections()[0].up, 30, step=0.5)
+        assert back is not None, m.connections()[0].why
     m.close()
     on_array = export_dir(lab.name, "array01", "/vols") / "failover.img"
     assert on_array.read_bytes() == chunk * 60  # nothing lost, nothing doubled

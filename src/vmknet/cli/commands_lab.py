@@ -68,6 +68,8 @@ def _print_up(report: lifecycle.UpReport, path: Path) -> None:
     arrays = summary.array_rows(dc, lab_.name)
     if arrays:
         table(summary.ARRAY_COLUMNS, arrays, title="Storage arrays (real iSCSI and NFS servers)")
+    for note in report.notes:
+        say(note, style="yellow")
     if report.realised is not None:
         _print_realised(report.realised)
     if report.management is not None:

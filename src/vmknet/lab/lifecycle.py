@@ -70,6 +70,7 @@ class UpReport:
     reapplied: bool  # the lab was this store's already
     management: MgmtReport | None = None  # controller and agents (None: no controller)
     arrays: list[storage_arrays.StartedArray] = field(default_factory=list)  # iSCSI targets
+    notes: list[str] = field(default_factory=list)  # one line each: what is modelled only
 
 
 def up(inv: Inventory, file: Path, name: str = DEFAULT_NAME, *, controllers: int | None = None,
@@ -107,7 +108,7 @@ def up(inv: Inventory, file: Path, name: str = DEFAULT_NAME, *, controllers: int
     realiser = inv.realiser
     last = realiser.last if isinstance(realiser, KernelRealiser) else None
     return UpReport(lab, desired, render(desired, lab.name), seconds, last, bound is not None,
-                    management, started)
+                    management, started, [n for n in [fcoe_note(desired)] if n is not None])
 
 
 def _start_arrays(lab: str, desired: Datacenter) -> list[storage_arrays.StartedArray]:
@@ -116,6 +117,16 @@ def _start_arrays(lab: str, desired: Datacenter) -> list[storage_arrays.StartedA
     On failure the namespaces stay, as the bind made them; `lab down` removes them.
     """
     return storage_arrays.start(lab, desired)
+
+
+def fcoe_note(dc: Datacenter) -> str | None:
+    """One line when hosts declare software FCoE adapters: modelled and linted, not realised."""
+    adapters = [f"{name} {a.vmknic}/{a.vmnic}" for name, host in sorted(dc.hosts.items())
+                for a in host.storage.fcoe]
+    if not adapters:
+        return None
+    return (f"FCoE: {', '.join(adapters)} modelled and linted (STO-3), not realised: this "
+            "kernel cannot run a software FCoE adapter (no FCoE and no modules to load)")
 
 
 def _stop_arrays(lab: str) -> None:
@@ -134,6 +145,7 @@ class Status:
     drift: dict[str, list[str]]  # namespace -> what the kernel lacks, one plan line each
     replies: dict[Target, float | None] = field(default_factory=dict)
     stopped: list[str] = field(default_factory=list)  # "controller", "agent of esx02", ...
+    arrays_stopped: list[str] = field(default_factory=list)  # "nfs-ganesha of array01", ...
 
     @property
     def in_sync(self) -> bool:
@@ -142,11 +154,14 @@ class Status:
 
 def repair(inv: Inventory, state: Status) -> None:
     """Re-apply the inventory if the kernel drifted; start what of the management plane is
-    not running (an agent restarted finds its credential and rejoins nothing)."""
+    not running (an agent restarted finds its credential and rejoins nothing), and the
+    arrays' servers that died (their LUN files and exports kept)."""
     if state.drift:
         inv.realise()
-    if state.stopped:
+    if set(state.stopped) - set(state.arrays_stopped):
         mgmt.start(state.lab.name, inv.read(), str(store_of(inv)))
+    if state.arrays_stopped:
+        _start_arrays(state.lab.name, inv.read())
 
 
 def status(inv: Inventory) -> Status:
@@ -160,6 +175,8 @@ def status(inv: Inventory) -> Status:
     result = Status(lab, desired, current, dict(sorted(drift.items())))
     if dc.physical.controller is not None:
         result.stopped = mgmt.stopped(lab.name, dc)
+    result.arrays_stopped = storage_arrays.stopped(lab.name, dc)
+    result.stopped += result.arrays_stopped  # printed and repaired like the management plane
     controller = naming.controller_ns(lab.name)
     targets = management_targets(dc)
     if dc.physical.controller is not None and controller in current.namespaces and targets:

@@ -97,6 +97,9 @@ def _start_one(lab: str, name: str, array: StorageArray) -> StartedArray:
     luns = sum(len(t.luns) for t in targets)
     exports = [] if array.nfs is None else [e.path for e in array.nfs.exports]
     if exports and not _nfs_running(lab, name):
+        # A ganesha that died left its rpcbind (in a mount namespace of its own) holding
+        # port 111 with stale registrations: end it, so the new pair registers afresh.
+        ganesha.stop_in(ns, [])
         ganesha.start(ns, folder, [(e, export_dir(lab, name, e)) for e in exports])
     running = [pid for pid in tgt.lab_pids(lab) if tgt.port_of(pid) == port]
     if running:
@@ -113,6 +116,19 @@ def _start_one(lab: str, name: str, array: StorageArray) -> StartedArray:
             tgt.add_lun(port, tid, lun.id, path)
         tgt.allow_all(port, tid)
     return StartedArray(name, ns, proc.pid, port, len(targets), luns, len(exports))
+
+
+def stopped(lab: str, dc: Datacenter) -> list[str]:
+    """What of the arrays' servers is not running ("nfs-ganesha of array01", "tgtd of ...");
+    `start` starts exactly these again (`lab status --repair`)."""
+    out: list[str] = []
+    tgtd_ports = {tgt.port_of(pid) for pid in tgt.lab_pids(lab)}
+    for name, array in sorted(dc.physical.storage_arrays.items()):
+        if array.nfs is not None and array.nfs.exports and not _nfs_running(lab, name):
+            out.append(f"nfs-ganesha of {name}")
+        if tgt.control_port(lab, name) not in tgtd_ports:
+            out.append(f"tgtd of {name}")
+    return out
 
 
 def _nfs_running(lab: str, array: str) -> bool:

@@ -156,7 +156,13 @@ class V41Mount(NfsMount):
         self.state = _State(exchanged.clientid, session.sessionid,
                             [1] * max(1, min(SLOTS, session.fore.maxrequests)),
                             self.state.generation + 1)
-        self.compound([v4.reclaim_complete()], "RECLAIM_COMPLETE")
+        try:
+            self.compound([v4.reclaim_complete()], "RECLAIM_COMPLETE")
+        except NfsStatusError as err:
+            # The same client owner again after a server restart: ganesha gives the same
+            # client ID, whose reclaim it already counts as complete.
+            if err.status != v4.COMPLETE_ALREADY:
+                raise
         for path in self.paths:
             if path is not first:
                 self._join(path, self.timeout)
@@ -317,14 +323,20 @@ class V41Mount(NfsMount):
         path.rpc, path.why, path.since = None, str(err), time.monotonic()
 
     def session(self, fn: Callable[[], T]) -> T:
-        """`fn()`, once more on a new session when the server lost ours (it restarted)."""
+        """`fn()`, once more when the server lost our session (it restarted: a new one is
+        made) or an open's state (files are opened again: `fn` checks the generation)."""
         with self.lock:
+            generation = self.state.generation
             try:
                 return fn()
             except NfsStatusError as err:
-                if err.status not in v4.LOST_SESSION:
+                if err.status in v4.LOST_SESSION:
+                    self._establish()
+                elif err.status in v4.LOST_STATE:
+                    if generation == self.state.generation:
+                        self.state.generation += 1  # the opens are stale: reopen them
+                else:
                     raise
-                self._establish()
                 return fn()
 
     # ------------------------------------------------------------- the API

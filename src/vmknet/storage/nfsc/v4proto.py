@@ -70,7 +70,10 @@ NFS4_STATUS = {
     10071: "NFS4ERR_OP_NOT_IN_SESSION", 10077: "NFS4ERR_NOT_ONLY_OP",
     10078: "NFS4ERR_WRONG_CRED", 10079: "NFS4ERR_WRONG_TYPE", 10081: "NFS4ERR_DELEG_REVOKED"}
 # The session or client ID is gone (the server restarted, or the lease ran out): start again.
-LOST_SESSION = {10011, 10022, 10023, 10025, 10052, 10057}
+LOST_SESSION = {10011, 10022, 10052, 10057}
+# An open's stateid is gone (with the session it was opened in): open the file again.
+LOST_STATE = {10023, 10025}
+COMPLETE_ALREADY = 10054
 RETRY_UNCACHED = 10068
 DELAY = 10008
 

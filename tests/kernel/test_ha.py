@@ -24,6 +24,7 @@ from labkit import agent_pid
 from vmknet.controller import lab as mgmt
 from vmknet.controller.client import ControllerClient
 from vmknet.dataplane import naming
+from vmknet.errors import VmknetError
 from vmknet.ha import status, view
 from vmknet.ha.verdicts import DS_DEAD, FAIL_AFTER
 from vmknet.inventory import Inventory
@@ -61,7 +62,13 @@ class Lab:
         return sorted(r.host for r in scan.find(self.name) if r.kind == "vm" and r.name == vm)
 
     def vm(self, name: str, host: str) -> None:
-        manage.create(self.inv.read(), self.name, name, host, 16 * MiB, 0)
+        try:
+            manage.create(self.inv.read(), self.name, name, host, 16 * MiB, 0)
+        except VmknetError as err:
+            # The controller may still hold its connection to the agent a test killed and
+            # started again: the first call on it fails, the next one opens a new one.
+            assert "closed the management connection" in str(err), err
+            manage.create(self.inv.read(), self.name, name, host, 16 * MiB, 0)
 
     def wires(self, host: str, vmks: list[str], up: bool) -> None:
         """The host's side of each wire of `vmks` (every uplink): the cable pulled or back."""

@@ -142,7 +142,7 @@ def _part(**over: Any) -> dict[str, Any]:
     return {"cluster": "c1", "key": "ab" * 32,
             "members": {"h1": {"addresses": ["198.18.0.11"], "datastores": [
                 {"name": "nfs01", "server": "198.18.31.100", "share": "/share",
-                 "version": "3"}]},
+                 "version": "3", "vmk": "vmk2", "source": "198.18.31.11"}]},
                         "h2": {"addresses": ["198.18.0.12", "198.18.1.12"], "datastores": []}},
             "isolationAddresses": ["198.18.0.250"], "isolationResponse": "powerOff",
             "restartPriority": "medium", "vmRestartPriority": {"db": "high"},

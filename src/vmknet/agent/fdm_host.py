@@ -17,8 +17,6 @@ from ..ha import datastore
 from ..ha.config import Datastore
 from ..ha.fdm import Fdm
 from ..ha.restart import Vm
-from ..lab.registry import run_dir
-from ..paths import inside
 from ..vm import registry as vm_registry
 from . import processes
 
@@ -35,6 +33,7 @@ class Agent(processes.Agent, Protocol):
 class FdmHost:
     def __init__(self, agent: Agent) -> None:
         self.agent, self.host, self.lab = agent, agent.host, agent.guard.lab
+        self._stores: dict[str, datastore.NfsStore] = {}
 
     def vms(self) -> list[Vm]:
         rows = processes.supervisor(self.agent).listing({})["processes"]
@@ -64,7 +63,13 @@ class FdmHost:
         return reply
 
     def store(self, ds: Datastore) -> datastore.Store:
-        return datastore.DirStore(ds.name, inside(run_dir(), self.lab, "datastores", ds.name))
+        """The datastore over NFS from this host's storage adapter, one mount each."""
+        got = self._stores.get(ds.name)
+        if got is None or got.ds != ds:
+            if got is not None:
+                got.close()
+            got = self._stores[ds.name] = datastore.NfsStore(self.lab, self.host, ds)
+        return got
 
 
 _FDMS: weakref.WeakKeyDictionary[Any, Fdm] = weakref.WeakKeyDictionary()

@@ -22,6 +22,7 @@ import base64
 import binascii
 import hashlib
 import hmac
+import ipaddress
 import json
 import threading
 import weakref
@@ -193,6 +194,20 @@ def management_addresses(dc: Datacenter, host: str) -> list[str]:
     return out
 
 
+def _nfs_adapter(dc: Datacenter, host: str, server: str) -> dict[str, str | None]:
+    """The default stack's adapter whose subnet holds the NFS server (as ESXi routes NFS,
+    storage/nfs.py `reach`): the datastore heartbeats leave by it, not by management."""
+    h = dc.hosts[host]
+    for vmk in sorted(h.vmknics_on(DEFAULT_STACK)):
+        v4 = static_v4(h.vmknics[vmk])
+        try:
+            if v4 is not None and ipaddress.ip_address(server) in v4.network:
+                return {"vmk": vmk, "source": str(v4.ip)}
+        except ValueError:
+            break
+    return {"vmk": None, "source": None}
+
+
 def ha_part(dc: Datacenter, host: str, key: bytes) -> dict[str, Any] | None:
     """The HA settings of `host`'s cluster for its FDM (ha/config.py parses them), or None
     when the host is in no cluster with `ha: true`. `key` is the cluster's HMAC key."""
@@ -209,7 +224,8 @@ def ha_part(dc: Datacenter, host: str, key: bytes) -> dict[str, Any] | None:
         members[member] = {
             "addresses": management_addresses(dc, member),
             "datastores": [{"name": ds, "server": m.servers[0], "share": m.share,
-                            "version": m.version} for ds, m in sorted(nfs.items()) if m.servers]}
+                            "version": m.version, **_nfs_adapter(dc, member, m.servers[0])}
+                           for ds, m in sorted(nfs.items()) if m.servers]}
     if host not in members:
         return None
     isolation = das.isolation_addresses()

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from typing import Any
 from ..errors import InvalidArgument
 from ..model.cluster import MAX_HB_DATASTORES, PRIORITY_ORDER
 
+VMK = re.compile(r"vmk[0-9]{1,4}")
 MAX_HOSTS = 64  # an HA cluster's members (vSphere: 64)
 RESPONSES = ("none", "powerOff", "shutdown")
 PRIORITIES = (*PRIORITY_ORDER, "disabled")
@@ -32,6 +34,8 @@ class Datastore:
     server: str
     share: str
     version: str
+    vmk: str | None = None  # the storage adapter that reaches the server
+    source: str | None = None  # its address
 
 
 @dataclass(frozen=True)
@@ -84,14 +88,18 @@ def _address(value: Any) -> str:
 
 
 def _datastore(raw: Any) -> Datastore:
-    if not isinstance(raw, dict) or set(raw) != {"name", "server", "share", "version"}:
-        raise _fail("a datastore: {name, server, share, version}")
-    share, version = raw["share"], raw["version"]
+    if not isinstance(raw, dict) or set(raw) != {"name", "server", "share", "version", "vmk",
+                                                 "source"}:
+        raise _fail("a datastore: {name, server, share, version, vmk, source}")
+    share, version, vmk = raw["share"], raw["version"], raw["vmk"]
     if not isinstance(share, str) or not share.startswith("/") or len(share) > 255:
         raise _fail("a datastore's share: an absolute path")
     if version not in ("3", "4.1"):
         raise _fail("a datastore's NFS version: 3 or 4.1")
-    return Datastore(_name(raw["name"]), _address(raw["server"]), share, version)
+    if vmk is not None and (not isinstance(vmk, str) or VMK.fullmatch(vmk) is None):
+        raise _fail("a datastore's adapter: vmkN")
+    source = None if raw["source"] is None else _address(raw["source"])
+    return Datastore(_name(raw["name"]), _address(raw["server"]), share, version, vmk, source)
 
 
 def _member(raw: Any) -> Member:

@@ -8,9 +8,10 @@ itself isolated and which VMs it powered off for it, so the primary restarts
 exactly those (vSphere keeps that in the host's poweron file).
 
 `Store` is the seam: anything that writes and reads a file on a datastore.
-`DirStore` is a folder standing for the datastore (the lab's run directory
-on this machine, shared by every agent); `nfs_store` (nfsc.py) goes over
-the host's storage adapter with vmknet's NFS client.
+`NfsStore` is the real one: vmknet's NFS client (storage/nfsc) from the
+host's default stack, bound to the adapter whose subnet holds the server (as
+ESXi routes NFS), so the heartbeats never go over management. `DirStore` is
+a folder standing for a datastore, for unit tests.
 """
 
 from __future__ import annotations
@@ -22,10 +23,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from ..dataplane import naming
+from ..errors import NotFound, VmknetError
+from ..model.services import DEFAULT_STACK
 from ..paths import inside
+from ..storage.nfsc import Bind, NfsMount, mount
+from .config import Datastore
 
 FOLDER = ".vSphere-HA"
 MAX_FILE = 16384
+NFS_TIMEOUT = 2.0  # s per NFS call: a heartbeat is due every second
 
 
 class Store(Protocol):
@@ -59,6 +66,55 @@ class DirStore:
                 return f.read(MAX_FILE + 1)[:MAX_FILE + 1]
         except OSError:
             return None
+
+
+class NfsStore:
+    """A datastore over NFS, mounted once and again after an error."""
+
+    def __init__(self, lab: str, host: str, ds: Datastore) -> None:
+        self.name, self.ds = ds.name, ds
+        self.bind = Bind(naming.stack_ns(lab, host, DEFAULT_STACK),
+                         naming.adapter_ifname(ds.vmk) if ds.vmk else None, ds.source)
+        self._mount: NfsMount | None = None
+        self._made: set[str] = set()  # folders known to exist
+
+    def _m(self) -> NfsMount:
+        if self._mount is None:
+            self._mount = mount(self.ds.server, self.ds.share, self.ds.version, self.bind,
+                                timeout=NFS_TIMEOUT)
+        return self._mount
+
+    def _dropped(self) -> None:
+        if self._mount is not None:
+            with contextlib.suppress(OSError, VmknetError):
+                self._mount.close()
+        self._mount, self._made = None, set()
+
+    def write(self, path: str, data: bytes) -> None:
+        try:
+            m = self._m()
+            folder = path.rpartition("/")[0]
+            if folder and folder not in self._made:
+                parts = folder.split("/")
+                for i in range(1, len(parts) + 1):
+                    m.mkdir("/".join(parts[:i]), exist_ok=True)
+                self._made.add(folder)
+            m.write_file(path, data)
+        except (OSError, VmknetError):
+            self._dropped()
+            raise
+
+    def read(self, path: str) -> bytes | None:
+        try:
+            return self._m().read_file(path, MAX_FILE + 1)
+        except NotFound:
+            return None
+        except (OSError, VmknetError):
+            self._dropped()
+            raise
+
+    def close(self) -> None:
+        self._dropped()
 
 
 def beat(host: str, seq: int, isolated: bool, vms: list[dict[str, Any]],

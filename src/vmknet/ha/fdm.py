@@ -102,6 +102,7 @@ class Fdm:
         self._alone_since: float | None = None
         self._isolation_check = False
         self._seq = 0
+        self._mine: list[Vm] = []  # this host's VMs as the last tick found them
         self._socks: dict[str, socket.socket] = {}
         self._replay = wire.Replay()
         self._done_ids: dict[tuple[str, str], None] = {}  # restart requests seen, in order
@@ -116,7 +117,7 @@ class Fdm:
         kept = load(self.folder / "ha.json")
         if kept is not None:
             self._configure(*kept)
-        for target in (self._ticker, self._controller_loop):
+        for target in (self._ticker, self._datastore_loop, self._controller_loop):
             self._spawn(target)
 
     def stop(self) -> None:
@@ -285,8 +286,9 @@ class Fdm:
 
     def tick(self, cfg: HaConfig) -> None:
         mine = self.side.vms()
+        with self._lock:
+            self._mine = mine
         self._heartbeat(cfg, mine)
-        self._datastores(cfg, mine)
         now = time.monotonic()
         with self._lock:
             for name, peer in self.peers.items():
@@ -296,6 +298,17 @@ class Fdm:
         if self.role == "primary" and not self.isolated:
             self._restarts(cfg, mine)
         view.write(self.side.lab, cfg.host, self.snapshot(cfg, mine, now))
+
+    def _datastore_loop(self) -> None:
+        """Datastore heartbeats in a thread of their own: a slow or dead NFS server must
+        not hold up the network heartbeats."""
+        while not self._stop.wait(TICK):
+            cfg = self.config
+            if cfg is None:
+                continue
+            with self._lock:
+                mine = list(self._mine)
+            self._datastores(cfg, mine)
 
     def _datastores(self, cfg: HaConfig, mine: list[Vm]) -> None:
         self._seq += 1

@@ -159,6 +159,25 @@ def test_vmotion_moves_memory_only_and_the_disk_verifies_on(lab: DiskLab) -> Non
     assert moved1["vmk2"] < QUIET and moved1["vmk3"] < QUIET, moved1  # the source is gone
 
 
+def test_an_uplink_down_under_the_vms_io_is_not_seen_by_the_guest(lab: DiskLab) -> None:
+    """vmnic2 of esx02 down: the C0 path dies, NMP goes on over C1 (vmk3); the guest's
+    stream sees no error, only a pause of about the 1 s path timeout (aim <= 2 s)."""
+    before = lab.disk()
+    assert before["max_io_ms"] < 1000, before  # no failover yet
+    lab.cli("esxcli", "-H", "esx02", "network", "nic", "down", "-n", "vmnic2")
+    try:
+        start = lab.tx("esx02")
+        assert wait_until(lambda: lab.disk()["writes"] >= before["writes"] + 2 * RATE,
+                          15.0) is not None
+        moved = busy(start, lab.tx("esx02"))
+        d = lab.disk()
+        assert d["io_errors"] == 0 and d["verify_failures"] == 0, d
+        assert 500 <= d["max_io_ms"] <= 2000, d  # a failover happened, within the aim
+        assert moved["vmk3"] > 2 * RATE * 4096, moved  # everything on C1 now
+    finally:
+        lab.cli("esxcli", "-H", "esx02", "network", "nic", "up", "-n", "vmnic2")
+
+
 def test_cold_migrate_moves_the_registration_only(lab: DiskLab) -> None:
     lab.cli("vm", "power-off", "web01")
     files = json.loads(lab.cli("vm", "files", "--json"))

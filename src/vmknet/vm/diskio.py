@@ -71,6 +71,7 @@ class DiskIo:
         self.carried: bool | None = None  # the previous process's last write read back here
         self.last_error = ""
         self._checked = False  # the previous process's last write read back (once)
+        self.max_io_s = 0.0
         self.lock = threading.Lock()  # one I/O at a time; quiesce waits for it
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="vmx-disk", daemon=True)
@@ -135,6 +136,7 @@ class DiskIo:
                 self.carried = self._verify(disk, self.seq - 1)  # the last write before us
         seq = self.seq
         offset = slot_offset(seq, disk.size)
+        started = time.monotonic()
         try:
             disk.write(offset, pattern(self.seed, seq))
             self.writes += 1
@@ -144,6 +146,8 @@ class DiskIo:
             return
         self.seq = seq + 1
         self._verify(disk, seq)
+        # the longest write + read-back: the I/O pause the guest saw (a path failover)
+        self.max_io_s = max(self.max_io_s, time.monotonic() - started)
 
     def _verify(self, disk: BlockBackend, seq: int) -> bool:
         offset = slot_offset(seq, disk.size)
@@ -187,4 +191,5 @@ class DiskIo:
                 "bytes_written": self.bytes_written, "bytes_read": self.bytes_read,
                 "io_errors": self.errors, "verify_failures": self.verify_failures,
                 "carried_verified": self.carried, "seq": self.seq,
+                "max_io_ms": round(self.max_io_s * 1000, 1),
                 "last_error": self.last_error}

@@ -184,3 +184,19 @@ def test_peer_lists_never_name_the_host_itself() -> None:
         assert all(p.address.startswith("198.18.50.") for p in peers)
         routes = config.routes(dc, cv, host)
         assert config.Route.parse(routes["esx01"].arg()) == routes["esx01"]
+
+
+def test_bench_lab_sets_the_vsan_uplink_speed_and_lints_clean() -> None:
+    import sys
+
+    sys.path.insert(0, str(EXAMPLE.parents[1] / "bench"))
+    import bench_vsan
+    from vmknet.rules.lint import lint
+    from vmknet.state import loads
+
+    dc = loads(bench_vsan.lab_text(1000, 512))
+    assert all(dc.host(h).nics["vmnic2"].speed == 1000 for h in bench_vsan.ADDRESS)
+    assert dc.clusters["cl01"].vsan_config.capacity == 1024 << 20
+    assert not [f for f in lint(dc) if f.severity == "error"]
+    assert {str(dc.host(h).vmknics["vmk1"].ipv4.address.ip) for h in bench_vsan.ADDRESS} \
+        == set(bench_vsan.ADDRESS.values())

@@ -200,7 +200,8 @@ class Resyncer:
 
 
 def _majority(meta: ObjectMeta, alive: set[str]) -> bool:
-    """The object's components on hosts of this partition are more than half its votes."""
+    """The object's components on hosts of this partition are more than half its votes
+    (VSAN-4)."""
     votes = sum(1 for c in meta.components if c.host in alive
                 and (c.kind == "witness" or c.state == "active"))
     return 2 * votes > len(meta.components)

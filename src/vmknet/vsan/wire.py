@@ -13,7 +13,7 @@ read or allocated. A TCP connection is served only after both ends proved the
 per-cluster key (the controller's, or the CLI's in a lab without one) in a
 challenge/response: the server's random challenge, the client's answer
 (HMAC over cluster, both nonces and the client's host) and the server's answer
-back, so neither side talks to a peer without the key and no answer can be replayed.
+back, so neither side talks to a peer without the key and no answer can be replayed (VSAN-5).
 """
 
 from __future__ import annotations

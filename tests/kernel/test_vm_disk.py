@@ -115,6 +115,10 @@ def test_disk_io_leaves_by_the_bound_adapters_only(lab: DiskLab) -> None:
         assert moved[vmk] < QUIET, (vmk, moved)
     listing = lab.cli("vm", "list")
     assert DEVFS + DEVICE in listing and "(iscsi)" in listing
+    info = {line.split("  ", 1)[0]: line.split("  ", 1)[-1].strip()
+            for line in lab.cli("vm", "info", "web01").splitlines()}
+    assert info["Disk"] == DEVFS + DEVICE and info["Datastore"] == f"{DEVICE} (iscsi)"
+    assert info["I/O Errors"] == "0" and info["Verify Failures"] == "0", info
 
 
 def test_vmotion_to_a_host_that_does_not_see_the_lun_is_refused(lab: DiskLab) -> None:

@@ -152,6 +152,33 @@ def show_command(app: AppContext, name: str) -> None:
         emit_json(manage.status(lab.name, name))
 
 
+@vm.command("info")
+@click.argument("name")
+@pass_app
+def info_command(app: AppContext, name: str) -> None:
+    """VM NAME in one table: host, state, memory, and its disk (datastore, I/O, errors)."""
+    vm_name(name)
+    _, lab = bound(app)
+    with reported():
+        st = manage.status(lab.name, name)
+    rows = [["Host", st["host"]], ["PID", st["pid"]], ["State", st["state"]],
+            ["Memory", human_bytes(st["memory"] or 0)],
+            ["Dirty Rate", f"{(st['dirty_rate'] or 0) / 1e6:.0f} MB/s"]]
+    d = st.get("disk")
+    if isinstance(d, dict):
+        rows += [["Disk", d["disk"]], ["Datastore", f"{d['datastore']} ({d['kind']})"],
+                 ["Disk Size", human_bytes(d["size"])],
+                 ["Read", f"{human_bytes(d['bytes_read'])} ({d['reads']} reads)"],
+                 ["Written", f"{human_bytes(d['bytes_written'])} ({d['writes']} writes)"],
+                 ["I/O Errors", d["io_errors"]], ["Verify Failures", d["verify_failures"]],
+                 ["Longest I/O", f"{d['max_io_ms']} ms"]]
+        if d["last_error"]:
+            rows.append(["Last Error", d["last_error"]])
+    else:
+        rows.append(["Disk", "-"])
+    table(("Field", "Value"), rows)
+
+
 @vm.command("destroy")
 @click.argument("name")
 @pass_app

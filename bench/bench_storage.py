@@ -1,5 +1,5 @@
-"""IP storage benchmark: iSCSI over 1 and 2 bound paths (NMP round robin) and NFS, against iperf3
-over the same adapter pairs and libiscsi's iscsi-perf / libnfs's nfs-cp as the peer rows.
+"""IP storage benchmark: iSCSI over 1 and 2 bound paths (NMP round robin) and NFS 3 / 4.1, against
+iperf3 over the same adapter pairs and libiscsi's iscsi-perf / libnfs's nfs-cp as the peer rows.
 
     sudo .venv/bin/python bench/bench_storage.py            # 64 MiB per row, 1 Gbit/s uplinks
     sudo .venv/bin/python bench/bench_storage.py --smoke    # 8 MiB per row (CI, < 60 s)
@@ -15,8 +15,12 @@ vmnic2, C1 is vmk3 over vmnic3, NFS is vmk4 over vmnic3. Rows, in one run:
   READ(10)s, of `--mib` MiB with MRU (one path) and with RR (`-I 1`, two
   paths, two commands in flight): aim RR >= 1.8x MRU, >= 0.8 of iperf3;
 - iscsi-perf (libiscsi, 32 x 4 KiB reads in flight, 3 s) through vmk2: the peer row;
-- nfs-cp of a `--mib` MiB file to and from the NFS 3 export through vmk4,
-  against iperf3 from vmk4 to the array's NFS address;
+- NFS through vmknet's own client (storage/nfsc): NFS 3 through vmk4, NFS 4.1
+  with one server address (vmk4) and with two (198.18.31.100 via vmk4 on
+  vmnic3, 198.18.30.100 via vmk2 on vmnic2: one session, two connections),
+  `--mib` MiB written (then COMMIT) and read back, against iperf3 from vmk4 to
+  the NFS address and from vmk4 and vmk2 at once to both; nfs-cp (libnfs,
+  NFS 3) through vmk4 as the peer row;
 - the I/O pause when path C0 dies (vmnic2 down mid-write, MRU on C0): the
   longest command, against the 2 s aim.
 
@@ -44,7 +48,7 @@ from vmknet.dataplane import naming
 from vmknet.inventory import Inventory
 from vmknet.model import NmpDevice
 from vmknet.model.storage import Psp
-from vmknet.storage import libiscsi, nfs, nmp
+from vmknet.storage import libiscsi, nfs, nfsc, nmp
 from vmknet.storage.paths import device_id, initiator_name
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -52,6 +56,7 @@ EXAMPLE = ROOT / "examples" / "storage-lab.yaml"
 VMKNET = [sys.executable, "-m", "vmknet.cli.main"]
 HOST = "esx01"
 ISCSI_ADDR, NFS_ADDR = "198.18.30.100", "198.18.31.100"
+NFS_ADDR2 = ISCSI_ADDR  # the array's second address: NFS 4.1 trunks over both (vmk4, vmk2)
 SOURCES = {"vmk2": "198.18.30.11", "vmk3": "198.18.30.21", "vmk4": "198.18.31.11"}
 IQN = "iqn.2026-11.com.example:array01.ds01"
 DEVICE = device_id(IQN, 1)  # 256 MiB
@@ -92,19 +97,21 @@ def sh(*args: str, timeout: float = 120) -> str:
     return done.stdout
 
 
-def iperf(lab: str, server: str, vmks: list[str]) -> float:
-    """MB/s received by an iperf3 -s in the array's namespace from each of `vmks` at once."""
+def iperf(lab: str, server: str | list[str], vmks: list[str]) -> float:
+    """MB/s received by iperf3 -s in the array's namespace from each of `vmks` at once (to
+    `server`, or to each vmk's own server address when a list)."""
     array = naming.array_ns(lab, "array01")
     client = naming.stack_ns(lab, HOST, "defaultTcpipStack")
+    targets = server if isinstance(server, list) else [server] * len(vmks)
     servers = [subprocess.Popen(["ip", "netns", "exec", array, "iperf3", "-s", "-1", "-B",
-                                 server, "-p", str(5201 + n)], stdout=subprocess.DEVNULL,
+                                 targets[n], "-p", str(5201 + n)], stdout=subprocess.DEVNULL,
                                 stderr=subprocess.DEVNULL) for n in range(len(vmks))]
     try:
         time.sleep(0.5)
         results: list[float] = []
 
         def one(n: int, vmk: str) -> None:
-            text = sh("ip", "netns", "exec", client, "iperf3", "-J", "-c", server, "-p",
+            text = sh("ip", "netns", "exec", client, "iperf3", "-J", "-c", targets[n], "-p",
                       str(5201 + n), "-B", SOURCES[vmk], "-t", str(IPERF_SECONDS),
                       timeout=IPERF_SECONDS + 20)
             results.append(json.loads(text)["end"]["sum_received"]["bits_per_second"] / 8 / MB)
@@ -201,6 +208,30 @@ def nfs_copy(store: Path, lab: str, mib: int, folder: Path) -> tuple[float, floa
     return (mib << 20) / put / MB, (mib << 20) / get / MB
 
 
+def nfs_client(store: Path, lab: str, mib: int, version: str, servers: list[str]) \
+        -> tuple[float, float]:
+    """(write, read) MB/s of `mib` MiB through vmknet's NFS client (storage/nfsc): one
+    sequential write of the whole buffer (1 MiB WRITEs, pipelined) and its COMMIT, then
+    one read; NFS 4.1 spreads them over a connection per server address."""
+    dc = Inventory.open(store).read()
+    binds = [nfs.reach(dc, lab, HOST, s).bind() for s in servers]
+    data = os.urandom(mib << 20)
+    share = "/share" if version == "3" else "/vols"
+    with nfsc.mount(servers, share, version, binds) as m:
+        with m.open_file("bench-nfsc.bin", create=True) as f:
+            start = time.perf_counter()
+            f.write(0, data)
+            f.flush()
+            put = time.perf_counter() - start
+            start = time.perf_counter()
+            back = f.read(0, len(data))
+            get = time.perf_counter() - start
+        m.remove("bench-nfsc.bin")
+    if back != data:
+        raise RuntimeError(f"NFS {version} read back other bytes")
+    return (mib << 20) / put / MB, (mib << 20) / get / MB
+
+
 def lab_file(folder: Path, rate: int) -> Path:
     spec = yaml.safe_load(EXAMPLE.read_text(encoding="utf-8"))
     nics = spec["hosts"][HOST]["nics"] = dict(spec["hosts"][HOST]["nics"])
@@ -243,12 +274,24 @@ def run(mib: int, rate: int) -> list[Row]:
             rows.append(Row("iscsi-perf (libiscsi) 4 KiB reads x32, vmk2: peer", iscsi_perf(lab),
                             one))
             nfs_one = iperf(lab, NFS_ADDR, ["vmk4"])
+            nfs_two = iperf(lab, [NFS_ADDR, NFS_ADDR2], ["vmk4", "vmk2"])
             put, get = nfs_copy(store, lab, mib, folder)
+            v3 = nfs_client(store, lab, mib, "3", [NFS_ADDR])
+            one41 = nfs_client(store, lab, mib, "4.1", [NFS_ADDR])
+            two41 = nfs_client(store, lab, mib, "4.1", [NFS_ADDR, NFS_ADDR2])
             rows += [Row("iperf3 vmk4 -> array NFS address", nfs_one),
-                     Row("NFS 3 nfs-cp write through vmk4 (libnfs: peer)", put, nfs_one,
-                         ">= 0.80"),
-                     Row("NFS 3 nfs-cp read through vmk4 (libnfs: peer)", get, nfs_one,
-                         ">= 0.80")]
+                     Row("iperf3 vmk4 + vmk2 -> both array addresses (2 pairs)", nfs_two)]
+            for n, op in enumerate(("write", "read")):
+                rows += [Row(f"NFS 3 {op} through vmk4, vmknet client", v3[n], nfs_one,
+                             ">= 0.80"),
+                         Row(f"NFS 4.1 {op}, 1 address (vmk4), vmknet client", one41[n],
+                             nfs_one, ">= 0.80"),
+                         Row(f"NFS 4.1 {op}, 2 addresses (vmk4 + vmk2), vmknet client",
+                             two41[n], nfs_two, ">= 0.80"),
+                         Row(f"  NFS 4.1 2 addresses vs 1 ({op})", two41[n], one41[n],
+                             ">= 1.80", "limit: the 1-address row"),
+                         Row(f"NFS 3 nfs-cp {op} through vmk4 (libnfs: peer)",
+                             (put, get)[n], nfs_one, ">= 0.80")]
             pause = failover_pause(store, lab, cli)
             rows.append(Row("I/O pause when C0 dies (MRU, vmnic2 down)", pause, 2.0,
                             "<= 1.00", "limit: the 2 s aim", unit="s"))

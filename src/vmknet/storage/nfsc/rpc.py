@@ -128,10 +128,10 @@ class Connection:
             raise NfsError(f"{self.peer}: connection unusable: {self.broken}")
         self._xid = (self._xid + 1) & 0xFFFFFFFF
         xid = self._xid
-        message = record(call_message(xid, prog, vers, proc, args, self.auth))
+        message = call_message(xid, prog, vers, proc, args, self.auth)
         try:
             self.sock.settimeout(self.timeout)
-            self.sock.sendall(message)
+            self._send_record(message)
         except TimeoutError:
             raise self._fail(f"no progress sending within {self.timeout:g} s",
                              NfsTimeout) from None
@@ -139,6 +139,21 @@ class Connection:
             raise self._fail(f"send failed: {err.strerror or type(err).__name__}") from None
         self._waiting.add(xid)
         return xid
+
+    def _send_record(self, message: bytes) -> None:
+        """The record mark and the message in one sendmsg: no copy of a 1 MiB WRITE to
+        glue a 4-byte header on, and no lone 4-byte segment (TCP_NODELAY)."""
+        if len(message) > MAX_FRAGMENT:
+            raise ValueError("an RPC message larger than one fragment")
+        parts = [memoryview(struct.pack(">I", LAST_FRAGMENT | len(message))),
+                 memoryview(message)]
+        while parts:
+            sent = self.sock.sendmsg(parts)
+            while parts and sent >= len(parts[0]):
+                sent -= len(parts[0])
+                parts.pop(0)
+            if parts and sent:
+                parts[0] = parts[0][sent:]
 
     def reply(self, xid: int) -> Unpacker:
         """The results of call `xid`, waiting at most the connection's timeout."""

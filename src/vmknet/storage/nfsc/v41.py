@@ -39,7 +39,7 @@ from .v4proto import Op
 T = TypeVar("T")
 NFS_PORT = 2049
 MAX_IO = 1 << 20
-DEPTH = 4  # compounds in flight per connection
+DEPTH = 8  # compounds in flight per connection (the server gives 16 slots)
 SLOTS = 16  # slots we ask for; the server may give fewer
 PENDING_LIMIT = 64 << 20
 FAILOVER = 2.0  # s of silence after which a connection with another beside it is dropped

@@ -22,6 +22,13 @@ in the same run:
    every byte, holes included, sendfile'd over one plain TCP connection from
    `traffic.sockets.connect(PROVISIONING)` to a `traffic.sockets.listen`
    listener on esx02 whose receiver writes it to a file. Aim >= 5x faster.
+3. `rsync` (with each dense row): the same file with rsync in daemon mode
+   (`rsync --daemon` in esx02's provisioning stack namespace bound to its vmk1, the
+   client in esx01's bound to its vmk1, `--whole-file --sparse`), into the same
+   datastore; ratio = rsync seconds / NFC seconds. Aim > 1 (NFC faster). The bench
+   installs rsync with apt-get when it is missing (`--smoke`: "skipped").
+4. `cold`: copy_file of the disk a cold migration of the demo's VM moves, 8 GiB
+   logical holding 64 MiB of data in 1 MiB pieces, at `--rate-mbit`. Aim < 1 s.
 
 Everything the run creates is named `vmkl-nfb<pid>.*` (namespaces), is a child
 process (iperf3) or a thread of this one (NFC server, naive receiver), or lives
@@ -34,7 +41,9 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import shutil
 import socket
+import subprocess
 import sys
 import tempfile
 import threading
@@ -51,11 +60,13 @@ from bench_vmotion import (
     Children,
     IperfResult,
     Row,
+    _listening,
     cleanup,
     finish,
     interruptible,
     iperf3,
     leftovers,
+    ns_exec,
 )
 from vmknet.model import (
     PROVISIONING_STACK,
@@ -82,6 +93,10 @@ NAIVE_PORT = 9020
 REACH_TIMEOUT = 30.0
 AIM_THROUGHPUT = ">= 0.90"
 AIM_SPARSE = ">= 5.00"
+AIM_RSYNC = ">= 1.00"
+AIM_COLD = ">= 1.00"  # 1 s / copy seconds
+RSYNC_PORT = 8730
+COLD_MIB, COLD_DATA_MIB = 8192, 64
 
 
 # ------------------------------------------------------------------ the lab (pure)
@@ -266,12 +281,17 @@ def running_lab(spec: NfcLabSpec, name: str, folder: Path) -> Iterator[RunningLa
         lifecycle.down(inv, name)
 
 
+STREAMS: list[int] = []  # --streams-per-pair: copy_file's default when empty
+
+
 def _nfc_copy(lab: RunningLab, rel: str) -> Any:
     from vmknet.nfc import NfcServer, copy_file
+    from vmknet.nfc.copy import STREAMS_PER_PAIR
 
     with NfcServer(lab.dc, lab.name, host_name(2), lab.stores):
         return copy_file(lab.dc, lab.name, host_name(1), DATASTORE, rel,
-                         host_name(2), DATASTORE, rel, stores=lab.stores)
+                         host_name(2), DATASTORE, rel, stores=lab.stores,
+                         streams_per_pair=STREAMS[0] if STREAMS else STREAMS_PER_PAIR)
 
 
 def naive_copy(lab: RunningLab, src: Path, dst: Path) -> float:
@@ -327,12 +347,19 @@ def naive_copy(lab: RunningLab, src: Path, dst: Path) -> float:
     return seconds
 
 
-def part_dense(lab: RunningLab, ref: IperfResult, opts: Options) -> list[Row]:
+def part_dense(lab: RunningLab, ref: IperfResult, opts: Options,
+               children: Children | None = None, folder: Path | None = None) -> list[Row]:
     root = lab.stores.root(lab.name, host_name(1), DATASTORE)
     rel = "dense/dense-flat.vmdk"
     make_dense(root / rel, opts.size_mib * MIB)
+    rsync: float | str | None = None
     try:
         report = _nfc_copy(lab, rel)
+        (lab.stores.root(lab.name, host_name(2), DATASTORE) / rel).unlink(missing_ok=True)
+        if children is not None and folder is not None:
+            rsync = ensure_rsync(install=not opts.smoke) or rsync_copy(
+                lab, children, root / rel, lab.stores.root(lab.name, host_name(2), DATASTORE),
+                "rsync/" + rel, folder)
     finally:
         (root / rel).unlink(missing_ok=True)
         (lab.stores.root(lab.name, host_name(2), DATASTORE) / rel).unlink(missing_ok=True)
@@ -347,7 +374,87 @@ def part_dense(lab: RunningLab, ref: IperfResult, opts: Options) -> list[Row]:
             f"{report.bytes_on_wire / MIB:.1f} MiB in {report.seconds:.2f} s"),
         Row("dense", f"{nic}: NFC {opts.size_mib} MiB, logical", report.throughput / 1e6,
             "MB/s", limit, AIM_THROUGHPUT, "incl. blake2b both sides, fsync, rename"),
+        *_rsync_rows(nic, opts, report.seconds, rsync),
     ]
+
+
+def _rsync_rows(nic: str, opts: Options, nfc: float, rsync: float | str | None) -> list[Row]:
+    if rsync is None:
+        return []
+    if isinstance(rsync, str):
+        return [Row("rsync", f"{nic}: rsync {opts.size_mib} MiB", 0.0, "s", None, "", rsync)]
+    return [Row("rsync", f"{nic}: rsync {opts.size_mib} MiB", rsync, "s", None, "",
+                f"daemon, --whole-file --sparse, same pair; "
+                f"{opts.size_mib * MIB / rsync / 1e6:.0f} MB/s"),
+            Row("rsync", f"{nic}: NFC vs rsync, {opts.size_mib} MiB", nfc, "s", rsync,
+                AIM_RSYNC, "ratio = rsync seconds / NFC seconds (> 1: NFC faster)",
+                inverse=True)]
+
+
+def ensure_rsync(install: bool) -> str | None:
+    """None when rsync is there (apt-get installed now when `install`), else why not."""
+    if shutil.which("rsync"):
+        return None
+    if not install:
+        return "skipped: rsync not installed"
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    subprocess.run(["apt-get", "install", "-y", "--no-install-recommends", "rsync"],
+                   capture_output=True, text=True, env=env, check=False, timeout=600)
+    return None if shutil.which("rsync") else "skipped: apt-get install rsync failed"
+
+
+def rsync_copy(lab: RunningLab, children: Children, src: Path, dst_root: Path, rel: str,
+               folder: Path) -> float:
+    """Seconds for rsync (daemon on esx02's vmk1, client bound to esx01's vmk1,
+    --whole-file --sparse) to copy `src` to `dst_root`/`rel`."""
+    p = pair()
+    conf = folder / "rsyncd.conf"
+    conf.write_text(f"use chroot = false\nuid = root\ngid = root\npid file = {folder}/rsyncd.pid"
+                    f"\n[ds]\n  path = {dst_root}\n  read only = false\n", encoding="utf-8")
+    daemon = children.start(ns_exec(prov_ns(lab.name, p.target_host), "rsync", "--daemon",
+                                    "--no-detach", f"--config={conf}", f"--address={p.target}",
+                                    f"--port={RSYNC_PORT}"))
+    try:
+        deadline = time.monotonic() + 10
+        while not _listening(prov_ns(lab.name, p.target_host), RSYNC_PORT):
+            if daemon.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("rsync daemon did not start")
+            time.sleep(0.05)
+        (dst_root / rel).parent.mkdir(parents=True, exist_ok=True)
+        start = time.perf_counter()
+        done = subprocess.run(ns_exec(prov_ns(lab.name, p.source_host), "rsync",
+                                      "--whole-file", "--sparse", f"--address={p.source}",
+                                      f"--port={RSYNC_PORT}", str(src),
+                                      f"rsync://{p.target}/ds/{rel}"),
+                              capture_output=True, text=True, check=False, timeout=600)
+        seconds = time.perf_counter() - start
+        if done.returncode != 0:
+            raise RuntimeError(f"rsync failed: {done.stderr.strip()[-200:]}")
+        if (dst_root / rel).stat().st_size != src.stat().st_size:
+            raise RuntimeError("rsync copy has the wrong size")
+        return seconds
+    finally:
+        daemon.terminate()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            daemon.communicate(timeout=5)
+        (dst_root / rel).unlink(missing_ok=True)
+
+
+def part_cold(lab: RunningLab) -> list[Row]:
+    """The cold migration's disk: 8 GiB logical, 64 MiB of data."""
+    src_root = lab.stores.root(lab.name, host_name(1), DATASTORE)
+    dst_root = lab.stores.root(lab.name, host_name(2), DATASTORE)
+    rel = "cold/cold-flat.vmdk"
+    make_sparse(src_root / rel, COLD_MIB * MIB, COLD_DATA_MIB * MIB)
+    try:
+        report = _nfc_copy(lab, rel)
+    finally:
+        for root in (src_root, dst_root):
+            (root / rel).unlink(missing_ok=True)
+    print(report.summary(), file=sys.stderr, flush=True)
+    return [Row("cold", f"NFC copy {COLD_MIB} MiB, {COLD_DATA_MIB} MiB data", report.seconds,
+                "s", 1.0, AIM_COLD, f"{report.bytes_on_wire / MIB:.1f} MiB on the wire; "
+                "limit: 1 s (the cold migration aim)", inverse=True)]
 
 
 def part_sparse(lab: RunningLab, opts: Options) -> list[Row]:
@@ -385,9 +492,11 @@ def run_lab(spec: NfcLabSpec, parts: list[str], opts: Options, children: Childre
             try:
                 if part == "dense":
                     (ref,) = iperf3(children, name, [pair()], opts.iperf_seconds, prov_ns)
-                    rows += part_dense(lab, ref, opts)
+                    rows += part_dense(lab, ref, opts, children, folder)
                 elif part == "sparse":
                     rows += part_sparse(lab, opts)
+                elif part == "cold":
+                    rows += part_cold(lab)
             except Exception as err:  # one part's failure must not lose the others' rows
                 failures.append(f"{part} ({spec.speed_mbit} Mbit/s): {type(err).__name__}: {err}")
                 print(f"FAILED {failures[-1]}", file=sys.stderr, flush=True)
@@ -401,6 +510,8 @@ def lab_jobs(opts: Options) -> dict[NfcLabSpec, list[str]]:
         jobs.setdefault(slow, []).append("dense")
     if opts.wants("sparse"):
         jobs.setdefault(slow, []).append("sparse")
+    if opts.wants("cold") and not opts.smoke:
+        jobs.setdefault(slow, []).append("cold")
     if opts.wants("dense") and opts.fast_mbit and opts.fast_mbit != opts.rate_mbit:
         jobs.setdefault(NfcLabSpec(opts.fast_mbit, opts.mtu), []).append("dense")
     return jobs
@@ -418,9 +529,13 @@ def parse_args(argv: list[str] | None) -> tuple[Options, bool]:
                         help="NIC speed of the second dense row (0: none)")
     parser.add_argument("--mtu", type=int, default=9000)
     parser.add_argument("--iperf-seconds", type=float, default=5.0)
-    parser.add_argument("--only", default="", help="comma-separated parts: dense,sparse")
+    parser.add_argument("--only", default="", help="comma-separated parts: dense,sparse,cold")
     parser.add_argument("--json", action="store_true", help="print the rows as JSON")
+    parser.add_argument("--streams-per-pair", type=int, default=0,
+                        help="NFC connections per adapter pair (0: copy_file's default)")
     args = parser.parse_args(argv)
+    if args.streams_per_pair:
+        STREAMS[:] = [args.streams_per_pair]
     opts = Options(size_mib=args.size, rate_mbit=args.rate_mbit, fast_mbit=args.fast_mbit,
                    sparse_mib=args.sparse_size, sparse_data_mib=args.sparse_data, mtu=args.mtu,
                    iperf_seconds=args.iperf_seconds,

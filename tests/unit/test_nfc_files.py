@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
+import zlib
 from pathlib import Path
 
 import pytest
@@ -44,7 +44,7 @@ def test_block_digests_read_holes_as_zeros(tmp_path: Path) -> None:
     finally:
         os.close(fd)
     data = path.read_bytes()
-    expect = [hashlib.blake2b(data[i:i + BLOCK], digest_size=32).digest()
+    expect = [zlib.crc32(data[i:i + BLOCK]).to_bytes(4, "big")
               for i in range(0, len(data), BLOCK)]
     assert digests == expect == whole and len(digests) == 4
 

@@ -6,7 +6,7 @@ state is one of:
 
 * known zero (a fresh file after OPEN create of an empty file, or a whole-block
   hole punched by WRITE_RANGE|ZERO): nothing written yet, the block reads as zeros;
-* hashing: a blake2b over [start, pos) of exactly the bytes pwrite() put there,
+* hashing: a BlockHash (CRC-32) over [start, pos) of exactly the bytes pwrite() put there,
   with [pos, end) still known zero (writes came in order, gaps are holes);
 * a digest read back by CHECKSUM, valid until the block is written again;
 * unknown (None): anything else (out-of-order or overlapping writes, a failed
@@ -20,12 +20,11 @@ a reused inode number never inherits stale state).
 
 from __future__ import annotations
 
-import hashlib
 import os
 import threading
 from dataclasses import dataclass, field
 
-from .files import BLOCK, DIGEST_SIZE, _zero_digest, block_count, block_digests
+from .files import BLOCK, BlockHash, _zero_digest, block_count, block_digests
 
 _ZEROS = bytes(BLOCK)
 
@@ -34,7 +33,7 @@ _ZEROS = bytes(BLOCK)
 class _Blk:
     start: int
     pos: int
-    hasher: hashlib.blake2b | None  # None: `digest` holds a read-back digest
+    hasher: BlockHash | None  # None: `digest` holds a read-back digest
     digest: bytes = b""
 
 
@@ -53,7 +52,7 @@ class Tracked:
             return self.blocks[i]
         if not self.fresh:
             return None
-        blk = _Blk(i * self.block, i * self.block, hashlib.blake2b(digest_size=DIGEST_SIZE))
+        blk = _Blk(i * self.block, i * self.block, BlockHash())
         self.blocks[i] = blk
         return blk
 
@@ -94,7 +93,7 @@ class Tracked:
         for i in range(offset // b, block_count(end, b)):
             lo, hi = i * b, min((i + 1) * b, self.size)
             if offset <= lo and end >= hi:
-                self.blocks[i] = _Blk(lo, lo, hashlib.blake2b(digest_size=DIGEST_SIZE))
+                self.blocks[i] = _Blk(lo, lo, BlockHash())
             else:
                 self.blocks[i] = None
 
@@ -142,7 +141,7 @@ def _finish(blk: _Blk, end: int) -> bytes:
 
 
 def _read_digest(fd: int, start: int, end: int) -> bytes:
-    h = hashlib.blake2b(digest_size=DIGEST_SIZE)
+    h = BlockHash()
     pos = start
     while pos < end:
         chunk = os.pread(fd, min(end - pos, 1 << 20), pos)

@@ -13,6 +13,7 @@ import socket
 from typing import Any
 
 from . import protocol as p
+from .files import DIGEST_SIZE
 from .plan import TokenBucket
 from .protocol import Code, Flag, NfcError, Op
 
@@ -94,7 +95,7 @@ class NfcClient:
         finally:
             self.sock.settimeout(self.timeout)
         body = answer[p.HANDLE_SIZE.size:]
-        return [body[i:i + 32] for i in range(0, len(body), 32)]
+        return [body[i:i + DIGEST_SIZE] for i in range(0, len(body), DIGEST_SIZE)]
 
     def setsize(self, handle: int, size: int) -> None:
         self.call(Op.SETSIZE, p.HANDLE_SIZE.pack(handle, size))

@@ -23,7 +23,7 @@ from typing import Any
 
 VERSION = 1
 PORT = 902  # SPEC section 10: NFC / provisioning
-CAPABILITIES = ("sparse", "sendfile", "checksum-blake2b-256", "resume", "punch-hole")
+CAPABILITIES = ("sparse", "sendfile", "checksum-crc32", "resume", "punch-hole")
 MAX_PAYLOAD = 16 << 20  # a frame never carries more than this; anything larger is a bug
 HEADER = struct.Struct("!IBBHI")  # length, op, flags, status, request id
 RANGE = struct.Struct("!IQQ")  # handle, offset, length: READ_RANGE, WRITE_RANGE|ZERO

@@ -17,6 +17,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from ..vmotion.profiling import profiled
 from . import arrival
 from . import protocol as p
 from .files import Datastores, confine, data_ranges, punch_hole
@@ -49,6 +50,10 @@ class Session:
 
     def serve(self) -> None:
         """Until the peer closes or the connection breaks; then drop temporary files."""
+        with profiled("nfc-session"):
+            self._serve()
+
+    def _serve(self) -> None:
         try:
             self.sock.settimeout(self.timeout)
             while True:

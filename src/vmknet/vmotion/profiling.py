@@ -3,7 +3,7 @@
 py-spy cannot attach in the sandbox the benches run in, and cProfile only sees the
 thread that enabled it, so each hot thread of the vMotion and NFC engines runs its
 body under `profiled(name)`: with the variable set, a cProfile of that thread is
-written to <dir>/<name>-<pid>-<thread id>.prof when it ends (read it with pstats);
+written to <dir>/<name>-<pid>-<n>-<thread id>.prof when it ends (read it with pstats);
 without it, nothing is done (one environment lookup per thread start).
 """
 
@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import contextlib
 import cProfile
+import itertools
 import os
 import threading
 from collections.abc import Iterator
 
 PROFILE_ENV = "VMKNET_PROFILE_DIR"
+_SEQ = itertools.count(1)  # thread ids are reused round after round: number the files
 
 
 @contextlib.contextmanager
@@ -33,4 +35,4 @@ def profiled(name: str) -> Iterator[None]:
         with contextlib.suppress(OSError):
             os.makedirs(folder, exist_ok=True)
             prof.dump_stats(os.path.join(
-                folder, f"{name}-{os.getpid()}-{threading.get_ident()}.prof"))
+                folder, f"{name}-{os.getpid()}-{next(_SEQ):03d}-{threading.get_ident()}.prof"))

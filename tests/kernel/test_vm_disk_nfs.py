@@ -110,4 +110,18 @@ def test_vmotion_needs_the_datastore_on_the_target_then_moves_memory_only(lab: N
     assert wait_until(lambda: lab.disk()["seq"] >= seq + RATE, 10.0) is not None
     moved = {vmk: v - before[vmk] for vmk, v in lab.bytes("esx02").items()}
     assert moved["vmk4"] > 100 * KB and moved["vmk2"] < QUIET and moved["vmk3"] < QUIET, moved
+
+
+def test_cold_migrate_copies_no_disk_byte(lab: NfsLab) -> None:
+    lab.cli("vm", "power-off", "web01")
+    report = json.loads(lab.cli("vm", "migrate", "web01", "--to", "esx02", "--json"))
+    assert report["completed"] and report["disk_bytes"] == 0, report
+    assert report["shared_disks"] == ["[nfs01] web01/web01-flat.vmdk"]
+    assert [f["target"].rsplit("/", 1)[-1] for f in report["files"]] == ["web01.vmx"]
+    lab.cli("vm", "power-on", "web01")
+    assert lab.host() == "esx02"
+    assert wait_until(lambda: lab.disk()["writes"] >= 20, 10.0) is not None
+    d = lab.disk()
+    assert d["carried_verified"] is True, d  # the last write before power-off, read back
+    assert d["io_errors"] == 0 and d["verify_failures"] == 0, d
     lab.cli("vm", "destroy", "web01")

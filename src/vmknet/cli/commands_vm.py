@@ -1,7 +1,10 @@
-"""`vmknet vm create|list|show|destroy|host-caps` and `vmknet vmotion`: VMs of the bound lab.
+"""`vmknet vm create|list|show|info|destroy|host-caps` and `vmknet vmotion`: VMs of the bound lab.
 
     vmknet vm create web01 -H esx01 --memory 1GiB --dirty-rate 50MB/s
+    vmknet vm create db01 -H esx01 --disk /vmfs/devices/disks/naa.6...      # a LUN, raw
+    vmknet vm create web02 -H esx01 --disk '[nfs01]' --disk-size 1GiB       # a file on NFS
     vmknet vm list
+    vmknet vm info db01
     vmknet vmotion web01 --to esx02 [--max-downtime 100] [--encryption required] [--json]
 """
 

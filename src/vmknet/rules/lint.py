@@ -18,6 +18,7 @@ from ..model import Datacenter
 from . import lint_cluster as cluster
 from . import lint_dc as dcwide
 from . import lint_ft as ft
+from . import lint_ha as ha
 from . import lint_host as host
 from . import lint_routers as routers
 from .lint_base import Context, Finding, Severity
@@ -30,6 +31,8 @@ CHECKS: list[tuple[str, Check]] = [
     ("REQ-1", cluster.check_vmotion),
     ("REQ-2", cluster.check_fault_tolerance),
     ("FT-3", ft.check_ft_logging_speed),
+    ("HA-1", ha.check_heartbeat_datastores),
+    ("HA-2", ha.check_isolation_addresses),
     ("REQ-3", cluster.check_vsan),
     ("REQ-4", cluster.check_replication),
     ("REQ-6", cluster.check_mtu_consistency),

@@ -17,7 +17,7 @@ import hashlib
 import mmap
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+import zlib
 
 import numpy as np
 import numpy.typing as npt
@@ -30,8 +30,8 @@ HOT_SHARE = 0.80  # of all writes
 REPEATED_FRACTION = 0.20  # of populated pages: one shared content
 TICK = 0.01  # s: the workload writes in small bursts, like a guest between timer ticks
 DIGEST_PAGES = 1  # digest blocks of one page (the workload's scattered writes cost one
-# page of rehash each on a migration's target): memory digest = sha256 of their sha256s
-DIGEST_THREADS = 2  # blocks hashed in parallel threads (hashlib releases the GIL)
+# page of rehash each on a migration's target): memory digest = sha256 of their CRC-32s
+DIGEST_BYTES = 4  # a block's digest: CRC-32 (block_hash)
 
 Pages = npt.NDArray[np.uint8]
 Mask = npt.NDArray[np.bool_]
@@ -74,27 +74,36 @@ class GuestMemory:
         return -(-self.n_pages // DIGEST_PAGES)
 
     def block_digest(self, block: int) -> bytes:
-        """sha256 of digest block `block` (DIGEST_PAGES pages; the last one may be shorter)."""
+        """The BLOCK_HASH of digest block `block` (DIGEST_PAGES pages; the last may be shorter)."""
         first = block * DIGEST_PAGES
-        return hashlib.sha256(self.view(first, min(DIGEST_PAGES, self.n_pages - first))).digest()
+        return block_hash(self.view(first, min(DIGEST_PAGES, self.n_pages - first)))
 
     def block_digests(self) -> list[bytes]:
-        """Every block's digest, blocks split over DIGEST_THREADS threads."""
-        n = self.n_blocks
-        step = -(-n // DIGEST_THREADS)
-        with ThreadPoolExecutor(DIGEST_THREADS) as pool:
-            parts = pool.map(lambda a: [self.block_digest(b) for b in range(a, min(a + step, n))],
-                             range(0, n, step))
-            return [d for part in parts for d in part]
+        """Every block's digest, in block order (one pass over memory: CRC-32 per page runs
+        at ~1.6 GB/s here with the loop, sha256 ran at 0.9)."""
+        view = memoryview(self.buf)
+        step = DIGEST_PAGES * PAGE_SIZE
+        crcs = np.array([zlib.crc32(view[a:a + step]) for a in range(0, self.size, step)],
+                        dtype=">u4")
+        return [bytes(d) for d in crcs.view(np.uint8).reshape(-1, DIGEST_BYTES)]
 
     def digest(self) -> str:
-        """The memory digest: sha256 over the blocks' sha256s in block order (a hash tree
+        """The memory digest: sha256 over the blocks' CRC-32s in block order (a hash tree
         the target of a migration keeps up to date as pages arrive, vmotion.verify)."""
         return combine(self.block_digests())
 
     def close(self) -> None:
         del self.pages
         self.buf.close()
+
+
+def block_hash(data: bytes | memoryview) -> bytes:
+    """A digest block's digest: CRC-32, big endian (DIGEST_BYTES). Not cryptographic: it
+    catches what a broken migration does to memory (a page lost, stale, misplaced, or
+    with flipped bits: every burst up to 32 bits, any other change but with probability
+    ~2^-32 per page), not a forgery: the streams are authenticated (SEC-4) and, when
+    asked, encrypted and authenticated per frame by AES-GCM (SEC-1)."""
+    return zlib.crc32(data).to_bytes(DIGEST_BYTES, "big")
 
 
 def combine(block_digests: list[bytes]) -> str:
@@ -104,7 +113,7 @@ def combine(block_digests: list[bytes]) -> str:
 def zero_digest(pages: int, memo: dict[int, bytes] = {}) -> bytes:  # noqa: B006 - a memo
     """The digest of a block of `pages` zero pages (computed once per length)."""
     if pages not in memo:
-        memo[pages] = hashlib.sha256(bytes(pages * PAGE_SIZE)).digest()
+        memo[pages] = block_hash(bytes(pages * PAGE_SIZE))
     return memo[pages]
 
 

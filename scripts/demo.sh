@@ -138,7 +138,7 @@ step vm destroy web01
 step lab status
 printf '\n# Shared storage (STO-5): a VM whose disk is an iSCSI LUN, used raw (an RDM) through NMP over\n'
 printf '# two bound paths (vmk2, vmk3); vMotion moves its memory only, the target reopens the LUN:\n'
-export VMKNET_STORE="$tmp/storage.db"
+export VMKNET_STORE="$tmp/storage.db" VMKNET_DATASTORE_BASE="$tmp/datastores"  # the VM's .vmx
 step lab up examples/storage-lab.yaml --name "$sto"
 naa=$(.venv/bin/python -c 'from vmknet.storage.paths import device_id
 print(device_id("iqn.2026-11.com.example:array01.ds01", 1))')

@@ -63,6 +63,14 @@ def test_stop_rule_and_throttle() -> None:
                                                                   "stun"]
 
 
+def test_stop_rule_keeps_a_margin_below_the_goal() -> None:
+    rate = 100 * PAGE_SIZE / 0.1  # 100 pages in 100 ms
+    assert Plan(max_downtime=0.1).next_step(1, 90, rate) == "stun"
+    careful = Plan(max_downtime=0.1, margin=0.8)
+    assert careful.next_step(1, 90, rate) == "continue"
+    assert careful.next_step(1, 80, rate) == "stun"
+
+
 def test_stop_rule_counts_the_fixed_switchover_costs() -> None:
     rate = 100 * PAGE_SIZE / 0.1  # 100 pages in 100 ms
     assert predict(0, 0.0, 0.004) == 0.004 and predict(10, 0.0) == float("inf")

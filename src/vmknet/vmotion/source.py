@@ -28,7 +28,7 @@ from ..vm import registry
 from ..vm.control import LineReader, Message, send_line
 from ..vm.guest import Guest
 from . import crypto, protocol
-from .precopy import THROTTLE_STEP, Plan, chunks
+from .precopy import MARGIN, THROTTLE_STEP, Plan, chunks
 from .profiling import profiled
 from .report import COMPLETED, MigrationReport, PairStat, RoundStat
 from .streams import AllStreamsFailed, Stream, run_round
@@ -56,7 +56,7 @@ def _migrate_out(guest: Guest, params: dict[str, Any], mgmt: socket.socket,
     mode = crypto.check_mode(str(params.get("encryption", crypto.OPPORTUNISTIC)))
     timeout = float(params.get("timeout", 15.0))
     plan = Plan(float(params.get("max_downtime", 0.1)), int(params.get("max_rounds", 10)),
-                int(params.get("throttle_rounds", 6)))
+                int(params.get("throttle_rounds", 6)), MARGIN)
     mem, load = guest.memory, guest.workload
     report = MigrationReport(guest.name, guest.host, str(params["target"]), memory=mem.size,
                              dirty_rate=load.rate, max_downtime_ms=plan.max_downtime * 1000,

@@ -84,6 +84,7 @@ def test_io_is_spread_over_both_connections(lab: Lab) -> None:
     m = lab.mount("esx01")
     with m:
         assert [p.up for p in m.connections()] == [True, True]
+        assert 0 < m.ping() < 1.0  # SEQUENCE alone
         with m.open_file("spread.img", create=True) as f:
             f.write(0, data)
             f.flush()

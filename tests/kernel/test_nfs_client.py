@@ -123,6 +123,7 @@ def test_small_files_directories_and_statfs(lab: Lab) -> None:
         m.remove("hb/esx01")
         m.remove("hb")
         assert not (folder / "hb").exists()
+        assert 0 < m.ping() < 1.0  # NULL
         fs, local = m.statfs(), os.statvfs(folder)
         assert fs.total == local.f_blocks * local.f_frsize  # the array's file system
         assert 0 < fs.avail <= fs.free <= fs.total

@@ -100,6 +100,11 @@ class NfsMount(abc.ABC):
     def statfs(self) -> StatFs: ...
 
     @abc.abstractmethod
+    def ping(self) -> float:
+        """Seconds for one round trip that does nothing (NFS 3 NULL, NFS 4.1 SEQUENCE alone):
+        a liveness check, e.g. of a datastore heartbeat."""
+
+    @abc.abstractmethod
     def close(self) -> None: ...
 
     def __enter__(self) -> NfsMount:

@@ -14,6 +14,7 @@ connects again (file handles of ganesha's FSAL_VFS survive its restart).
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterator
 from typing import TypeVar
 
@@ -249,6 +250,11 @@ class V3Mount(NfsMount):
         p.post_op_attr(u)
         total, free, avail, files, ffree, _ = (u.u64() for _ in range(6))
         return StatFs(total, free, avail, files, ffree)
+
+    def ping(self) -> float:
+        started = time.monotonic()
+        self.call(p.NULL, b"").done()
+        return time.monotonic() - started
 
     def close(self) -> None:
         # No UMNT: MOUNT's list of clients is advisory (RFC 1813 5.2.3) and would take a

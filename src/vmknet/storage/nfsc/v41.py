@@ -434,6 +434,11 @@ class V41Mount(NfsMount):
                       a.get(v4.A_SPACE_AVAIL, 0), a.get(v4.A_FILES_TOTAL, 0),
                       a.get(v4.A_FILES_FREE, 0))
 
+    def ping(self) -> float:
+        started = time.monotonic()
+        self.session(lambda: self.compound([], "SEQUENCE"))
+        return time.monotonic() - started
+
     def close(self) -> None:
         self._closed.set()
         with self.lock:

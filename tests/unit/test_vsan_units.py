@@ -4,6 +4,7 @@ object directory's generations, and each node's peer list (VSAN-1)."""
 
 from __future__ import annotations
 
+import json
 import socket
 import threading
 from pathlib import Path
@@ -200,3 +201,34 @@ def test_bench_lab_sets_the_vsan_uplink_speed_and_lints_clean() -> None:
     assert not [f for f in lint(dc) if f.severity == "error"]
     assert {str(dc.host(h).vmknics["vmk1"].ipv4.address.ip) for h in bench_vsan.ADDRESS} \
         == set(bench_vsan.ADDRESS.values())
+
+
+def test_the_agent_kind_takes_the_node_arguments_and_never_puts_the_key_on_argv() -> None:
+    from vmknet.controller.processes import _check_vsan
+    from vmknet.errors import InvalidArgument as Invalid
+    from vmknet.supervise import kinds
+    from vmknet.supervise.scan import parse
+    from vmknet.vsan import procs
+    from vmknet.vsan.node import _parser
+
+    dc = load_file(EXAMPLE)
+    key = b"\x07" * 32
+    args = procs.agent_args(dc, "L", "cl01", "esx02", key)
+    module, argv = kinds.command("vsan", "esx02", args, "L", "esx02")
+    assert module == "vmknet.vsan.node" and key.hex() not in " ".join(argv)
+    parsed = _parser().parse_args([*argv, "--io-fds=3"])
+    peers = json.loads(parsed.peers_json)
+    assert sorted(p.split(",")[0] for p in peers) == ["esx01", "esx03", "esx04"]  # VSAN-1
+    assert [w.port for w in kinds.sockets("vsan", args)] == [wire.IO_PORT]
+    rec = parse(1, ["python3", "-m", module, *argv], "L")  # a restarted agent adopts it
+    assert rec is not None and (rec.kind, rec.name, rec.host) == ("vsan", "esx02", "esx02")
+    _check_vsan(dc, "esx02", args)  # the controller: vmk1 is esx02's vSAN adapter
+    for bad in ({**args, "key": "00"}, {**args, "peers": json.dumps(["esx01,x"])},
+                {**args, "members": "esx01,../x"}):
+        with pytest.raises(Invalid):
+            kinds.command("vsan", "esx02", bad, "L", "esx02")
+    with pytest.raises(Invalid):  # one node per host, named after it
+        kinds.command("vsan", "esx01", args, "L", "esx02")
+    mgmt = [{"stack": "defaultTcpipStack", "address": "198.18.0.12"}]
+    with pytest.raises(Invalid, match="not a vSAN adapter"):
+        _check_vsan(dc, "esx02", {**args, "io": mgmt})

@@ -43,6 +43,7 @@ from ..supervise import start as launch
 from ..supervise.records import VMX, ProcessRecord
 from ..trust.tickets import TicketBook
 from ..vm import registry as vm_registry
+from ..vsan import config as vsan_config
 from . import listeners
 
 STOP_GRACE = 1.5  # s: lab down gives an agent 2 s before SIGKILL; its children go first
@@ -102,6 +103,8 @@ class Supervisor:
         assert isinstance(args, dict)
         if kind in TICKET_KINDS:
             self._check_ticket(kind, str(args["ticket"]))
+        if kind == "vsan":  # the cluster key came over management TLS: a 0600 file, not argv
+            vsan_config.store_key(self.lab, str(args["cluster"]), bytes.fromhex(args["key"]))
         with self._lock:
             self._promote()
             self._forget_dead()

@@ -19,6 +19,7 @@ import click
 
 from ..errors import InvalidArgument
 from ..model import names
+from ..vm.manage import via_controller
 from ..vm.units import human_bytes, parse_size
 from ..vsan import config, health, objects, procs, report
 from .context import AppContext, pass_app, reported
@@ -60,8 +61,10 @@ def start_command(app: AppContext, cluster: str | None) -> None:
     name = _cluster(app, cluster)
     dc, lab = bound(app)
     with reported():
-        pids = procs.start(dc, lab.name, name)
-    say(f"vSAN cluster {name}: {len(pids)} nodes up ({', '.join(sorted(pids))})")
+        agents = via_controller(dc, lab.name)
+        pids = (procs.start_by_agents if agents else procs.start)(dc, lab.name, name)
+    how = " (each its host agent's child)" if agents else ""
+    say(f"vSAN cluster {name}: {len(pids)} nodes up{how} ({', '.join(sorted(pids))})")
 
 
 @vsan.command("stop")

@@ -13,6 +13,7 @@ the agent binds them in its own host's namespaces only.
 
 from __future__ import annotations
 
+import json
 from ipaddress import IPv4Interface, IPv6Interface
 from typing import Any, Protocol
 
@@ -49,7 +50,20 @@ def start(ctl: Controller, params: dict[str, Any]) -> Any:
     kinds.command(request["kind"], request["name"], request["args"], "check", host)
     if request["kind"] in _LISTEN_FOR:
         _check_listeners(ctl.inventory(), host, str(request["kind"]), request["args"])
+    if request["kind"] == "vsan":
+        _check_vsan(ctl.inventory(), host, request["args"])
     return ctl.call_agent(host, "process.start", request, START_TIMEOUT)
+
+
+def _check_vsan(dc: Datacenter, host: str, args: dict[str, Any]) -> None:
+    """A vSAN node listens (TCP 2233 and UDP 12321) on its host's vSAN or vSAN witness
+    adapters only (SEC-2, PATH-5)."""
+    allowed = receivers(dc, host, Service.VSAN) | receivers(dc, host, Service.VSAN_WITNESS)
+    for e in [*args["io"], *json.loads(args["listen"])]:
+        if (e["stack"], e["address"]) not in allowed:
+            raise InvalidArgument(
+                f"{e['address']} on stack {e['stack']} is not a vSAN adapter of {host} "
+                "(SEC-2): a vSAN node listens only there", code="SEC-2", host=host)
 
 
 # The listener groups of the kinds that get sockets (kinds.TABLE[kind].sockets), and the

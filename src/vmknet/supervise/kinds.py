@@ -136,6 +136,34 @@ def _seconds(v: Any) -> bool:
             and 0 < v <= MAX_RPO)
 
 
+KEY = re.compile(r"[0-9a-f]{64}")  # vsan/config.py: KEY_BYTES (32) in hex
+MAX_NODES = 64  # hosts of one vSAN cluster
+
+
+def _json_list(item: Callable[[Any], bool], most: int) -> Callable[[Any], bool]:
+    """A JSON text (it becomes one argv word) of a list of 1..most items each `item`."""
+    def check(v: Any) -> bool:
+        try:
+            got = json.loads(v) if isinstance(v, str) and len(v) <= 64 * 1024 else None
+        except ValueError:
+            return False
+        return isinstance(got, list) and 0 < len(got) <= most and all(item(x) for x in got)
+    return check
+
+
+def _vsan_peer(v: Any) -> bool:
+    """host,stack,source,address,v|w: one entry of a vSAN node's unicast peer list."""
+    parts = v.split(",") if isinstance(v, str) and len(v) <= 256 else []
+    return (len(parts) == 5 and _host(parts[0]) and parts[4] in ("v", "w")
+            and _endpoint({"stack": parts[1], "address": parts[2]})
+            and _endpoint({"stack": parts[1], "address": parts[3]}))
+
+
+def _hosts_csv(v: Any) -> bool:
+    return (isinstance(v, str) and 0 < len(v) <= 64 * MAX_NODES
+            and all(_host(h) for h in v.split(",")) and v.count(",") < MAX_NODES)
+
+
 @dataclass(frozen=True)
 class Sockets:
     """Listeners the agent opens for the process: which argument names them, which one
@@ -226,9 +254,30 @@ TABLE: dict[str, Kind] = {
         "writeRate": Arg("write-rate", _int(0, MAX_RATE), f"bytes/s, 0 to {MAX_RATE}", 0),
         "verify": Arg("verify", _int(0, 1), "0 or 1", 0),
     }, ready_fd=True, name_flag="vm"),
+    # A host's vSAN node (vsan/node.py): its cluster, unicast peer list (VSAN-1) and
+    # settings as argv; the cluster key never: the agent keeps it in a 0600 file (VSAN-5);
+    # its object I/O listeners on the vSAN adapters opened by the agent (SEC-2).
+    "vsan": Kind((), {
+        "cluster": Arg("cluster", lambda v: isinstance(v, str)
+                       and names.CLUSTER.problem(v) is None, "a cluster name", required=True),
+        "members": Arg("members", _hosts_csv, "host names, comma-separated", required=True),
+        "peers": Arg("peers-json", _json_list(_vsan_peer, MAX_NODES),
+                     "JSON list of host,stack,source,address,v|w", required=True),
+        "listen": Arg("listen-json", _json_list(_endpoint, MAX_LISTENERS),
+                      "JSON list of {stack, address}", required=True),
+        "witnessHost": Arg("witness-host", _host, "a host name"),
+        "capacity": Arg("capacity", _int(1 << 20, 1 << 40), "bytes, 1 MiB to 1 TiB",
+                        required=True),
+        "repairDelay": Arg("repair-delay", _seconds, f"seconds, above 0 up to {MAX_RPO:g}",
+                           60.0),
+        "key": Arg(None, lambda v: isinstance(v, str) and KEY.fullmatch(v) is not None,
+                   "the cluster key (64 hex digits)", required=True),
+        "io": Arg(None, _endpoints, f"1 to {MAX_LISTENERS} {{stack, address}}", required=True),
+        "ioPort": Arg(None, _int(1, 65535), "a TCP port", 2233),
+    }, ready_fd=True, sockets=(Sockets("io", "ioPort", "io-fds"),)),
 }
 # Kinds named after their host (one per host): the name must be the agent's host.
-HOST_NAMED = ("nfc", "replication-server", "replica-nfc")
+HOST_NAMED = ("nfc", "replication-server", "replica-nfc", "vsan")
 
 
 def command(kind: Any, name: Any, args: Any, lab: str, host: str) -> tuple[str, list[str]]:

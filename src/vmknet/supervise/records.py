@@ -24,9 +24,11 @@ VMX = "vmknet.vm.vmx"
 NFC = "vmknet.nfc.server"
 REPLICATION = "vmknet.replication.daemon"
 ENDPOINT = "vmknet.replication.endpoint"
+VSAN = "vmknet.vsan.node"
 # kind -> the module in its command line (`python -m MODULE ...`): how /proc finds it
 MARKERS = {"vm": VMX, "incoming": VMX, "ft-secondary": VMX, "nfc": NFC,
-           "replication": REPLICATION, "replication-server": ENDPOINT, "replica-nfc": ENDPOINT}
+           "replication": REPLICATION, "replication-server": ENDPOINT, "replica-nfc": ENDPOINT,
+           "vsan": VSAN}
 KINDS = tuple(MARKERS)
 
 

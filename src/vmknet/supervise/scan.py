@@ -67,9 +67,10 @@ def parse(pid: int, argv: list[str], lab: str) -> ProcessRecord | None:
                 return None
             host = _flag(argv, "host")
             return ProcessRecord(part, host, host, lab, pid, _started(pid), ENDPOINT)
-        if arg == MARKERS["nfc"]:
+        if arg in (MARKERS["nfc"], MARKERS["vsan"]):  # one per host, named after it
             host = _flag(argv, "host")
-            return ProcessRecord("nfc", host, host, lab, pid, _started(pid), arg)
+            kind = "nfc" if arg == MARKERS["nfc"] else "vsan"
+            return ProcessRecord(kind, host, host, lab, pid, _started(pid), arg)
     return None
 
 

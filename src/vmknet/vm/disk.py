@@ -366,6 +366,19 @@ def _bounds(size: int, offset: int, length: int) -> None:
         raise InvalidArgument(f"I/O at {offset}+{length} outside the disk's {size} bytes")
 
 
+def _open_vsan(spec: DiskSpec, ctx: DiskContext) -> BlockBackend:
+    from ..vsan.datastore import open_disk
+
+    return open_disk(ctx.datacenter(), ctx.lab, ctx.host, spec.path, spec.size)
+
+
+def _sees_vsan(dc: Datacenter, lab: str, host: str, spec: DiskSpec) -> str | None:
+    from ..vsan.datastore import sees
+
+    return sees(dc, lab, host)
+
+
 register("local", _open_local, _sees_local)
 register("iscsi", _open_lun, _sees_lun)
 register("nfs", _open_nfs, _sees_nfs)
+register("vsan", _open_vsan, _sees_vsan)

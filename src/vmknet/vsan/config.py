@@ -111,6 +111,21 @@ def load_key(lab: str, cluster: str) -> bytes:
     return key
 
 
+def store_key(lab: str, cluster: str, key: bytes) -> None:
+    """The key the controller sent (a host agent keeps it for its node): 0600, atomic."""
+    if len(key) != KEY_BYTES:
+        raise InvalidArgument(f"A vSAN cluster key is {KEY_BYTES} bytes")
+    path = paths.key_path(lab, cluster)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.write(fd, key)
+    finally:
+        os.close(fd)
+    tmp.replace(path)
+
+
 def make_key(lab: str, cluster: str) -> bytes:
     """The cluster's key: made once (0600, never rewritten), then read."""
     path = paths.key_path(lab, cluster)

@@ -19,8 +19,10 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import os
 import signal
+import socket
 import threading
 import time
 from typing import Any
@@ -44,8 +46,13 @@ def _parser() -> argparse.ArgumentParser:
     a = argparse.ArgumentParser(prog="python -m vmknet.vsan.node")
     for name in ("lab", "host", "cluster", "members"):
         a.add_argument(f"--{name}", required=True)
-    a.add_argument("--listen", action="append", required=True, help="stack,address")
+    a.add_argument("--listen", action="append", default=[], help="stack,address")
     a.add_argument("--peer", action="append", default=[], help="host,stack,source,address,v|w")
+    # Started by the host's agent (kind vsan): the same, as JSON, and the TCP listeners it
+    # opened, as fds.
+    a.add_argument("--listen-json", dest="listen_json")
+    a.add_argument("--peers-json", dest="peers_json")
+    a.add_argument("--io-fds", dest="io_fds")
     a.add_argument("--witness-host", dest="witness_host")
     a.add_argument("--capacity", type=int, required=True)
     a.add_argument("--repair-delay", dest="repair_delay", type=float, required=True)
@@ -55,8 +62,16 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     o = _parser().parse_args(argv)
-    listen = [tuple(x.split(",", 1)) for x in o.listen]
+    pairs = [(s, a) for s, a in (x.split(",", 1) for x in o.listen)]
+    if o.listen_json:
+        pairs += [(str(e["stack"]), str(e["address"])) for e in json.loads(o.listen_json)]
     peers = [Route.parse(p) for p in o.peer]
+    if o.peers_json:
+        peers += [Route.parse(p) for p in json.loads(o.peers_json)]
+    if not pairs:
+        raise SystemExit("a vSAN node needs --listen or --listen-json")
+    opened = [socket.socket(fileno=int(fd)) for fd in o.io_fds.split(",")] if o.io_fds \
+        else None
     if any(p.host == o.host for p in peers):
         raise SystemExit(f"VSAN-1: {o.host} is on its own peer list")
     members = [m for m in o.members.split(",") if m]
@@ -65,8 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     disk = LocalDisk(o.lab, o.host)
-    pairs = [(s, a) for s, a in listen]
-    server = IoServer(o.lab, o.host, o.cluster, key, disk, pairs).start()
+    server = IoServer(o.lab, o.host, o.cluster, key, disk, pairs).start(opened)
     hb = [config.Peer(p.host, p.source, p.address, p.witness) for p in peers]
     members_view = Membership(o.lab, o.cluster, o.host, key, hb, pairs).start()
     routes = {p.host: p for p in peers}

@@ -6,17 +6,21 @@ line. In a lab without a controller `vmknet vsan start` plays the controller: it
 makes the cluster's key once and hands each node its unicast peer list (VSAN-1)
 on its command line; each node is detached (its own session) and logs to
 vsan/logs/<host>.log. Its peers, listeners and settings all come from
-`node_args`, so a node started any other way gets exactly the same.
+`node_args`, so a node started any other way gets exactly the same. In a lab with a
+controller each host's agent starts its node as its child instead (`start_by_agents`,
+kind `vsan`), with the same arguments (`agent_args`).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import select
 import signal
 import subprocess
 import sys
 import time
+from typing import Any
 
 from ..errors import VmknetError
 from ..model import Datacenter
@@ -39,6 +43,40 @@ def node_args(dc: Datacenter, lab: str, cluster: str, host: str) -> list[str]:
     if cv.witness_host:
         args.append(f"--witness-host={cv.witness_host}")
     return args
+
+
+def agent_args(dc: Datacenter, lab: str, cluster: str, host: str, key: bytes) -> dict[str, Any]:
+    """The `process.start` arguments of kind `vsan` (supervise/kinds.py) for `host`: what
+    node_args gives on the direct path, and the key, which the agent keeps in a file."""
+    cv = config.view(dc, cluster)
+    eps = [{"stack": stack, "address": address}
+           for _vmk, stack, address in config.local_addresses(dc, cv, host)]
+    routes = config.routes(dc, cv, host)
+    args: dict[str, Any] = {
+        "cluster": cluster, "members": ",".join(cv.members),
+        "peers": json.dumps([r.arg() for h, r in sorted(routes.items()) if h != host]),
+        "listen": json.dumps(eps), "io": eps, "capacity": cv.capacity,
+        "repairDelay": cv.repair_delay, "key": key.hex()}
+    if cv.witness_host:
+        args["witnessHost"] = cv.witness_host
+    return args
+
+
+def start_by_agents(dc: Datacenter, lab: str, cluster: str,
+                    hosts: list[str] | None = None) -> dict[str, int]:
+    """With a controller: each host's agent starts its node as its child (kind `vsan`); the
+    controller checks its listeners are the host's vSAN adapters (SEC-2) and the key
+    travels inside the management TLS channel only (VSAN-5)."""
+    from ..controller.client import ControllerClient
+
+    key = config.make_key(lab, cluster)
+    cv = config.view(dc, cluster)
+    running = pids(lab)
+    client = ControllerClient(lab, START_TIMEOUT + 30)
+    for host in [h for h in (hosts or list(cv.nodes)) if h not in running]:
+        client.call("process.start", {"host": host, "kind": "vsan", "name": host,
+                                      "args": agent_args(dc, lab, cluster, host, key)})
+    return {h: p for h, p in pids(lab).items() if h in cv.nodes}
 
 
 def pids(lab: str, host: str | None = None) -> dict[str, int]:

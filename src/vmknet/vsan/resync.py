@@ -8,7 +8,8 @@ Run by the node that holds an active replica of an object (the DOM owner's role)
   alone (its vSAN uplink down) never marks the others absent;
 - an absent replica whose host is heard again is resynced: only the blocks in
   this replica's bitmap for it are copied (VSAN-2), in runs of up to RUN blocks;
-  when none is left, under the object's lock that writes take, it turns active;
+  the last few (FINAL) under the object's lock that writes take, and then it turns
+  active, so a steady write load cannot keep it resyncing forever;
 - an absent replica whose host stays silent past the repair delay is replaced:
   a new component on a live member without one of the object, all data blocks
   of this replica marked for it, then resynced the same way.
@@ -36,6 +37,7 @@ from .server import IoServer
 TICK = 0.2  # s
 RUN = 64  # blocks per copy request (4 MiB)
 GC_AGE = 10.0  # s
+FINAL = 64  # blocks (4 MiB) at most copied with the object's writes held
 
 
 @dataclass
@@ -144,8 +146,18 @@ class Resyncer:
             self.progress.seconds += time.monotonic() - t0
             self.progress.current = {}
         with self.server.locks[meta.uuid]:
-            if bitmap.count():
+            # The last blocks go with writes held (ms): under a steady write load the
+            # bitmap never empties between two rounds otherwise.
+            if bitmap.count() > FINAL:
                 return  # written to meanwhile: the next round copies those blocks
+            for first, count in bitmap.runs(RUN):
+                off = first * BLOCK
+                data = self.disk.read(meta.uuid, own.id, off, min(count * BLOCK,
+                                                                  meta.size - off))
+                call(link, {"op": "write", "uuid": meta.uuid, "comp": target.id,
+                            "off": off, "resync": True}, data)
+                bitmap.clear(first, count)
+                self.progress.copied += len(data)
             with directory.locked(self.lab, meta.uuid) as m:
                 mc = m.comp(target.id)
                 mc.state, mc.since = "active", time.time()

@@ -49,13 +49,19 @@ class IoServer:
         self._threads: list[threading.Thread] = []
         self.refused = 0
 
-    def start(self) -> IoServer:
-        for stack, address in self.listen:
-            sock = tcp_socket(stack_ns(self.lab, self.host, stack), socket.AF_INET)
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    def start(self, opened: list[socket.socket] | None = None) -> IoServer:
+        """Listen on `self.listen`, or serve `opened`: listeners the host's agent opened in
+        its own namespaces on the addresses the controller checked (SEC-2)."""
+        if opened is None:
+            opened = []
+            for stack, address in self.listen:
+                sock = tcp_socket(stack_ns(self.lab, self.host, stack), socket.AF_INET)
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                opened.append(sock)
+                sock.bind((address, self.port))
+                sock.listen(BACKLOG)
+        for sock in opened:
             self._socks.append(sock)
-            sock.bind((address, self.port))
-            sock.listen(BACKLOG)
             self._spawn(self._accept, sock)
         return self
 

@@ -144,9 +144,14 @@ def test_vmotion_moves_memory_only_and_the_disk_verifies_on(lab: DiskLab) -> Non
     vmotion_before = lab.tx("esx01")["vmk1"]
     report = json.loads(lab.cli("vmotion", "web01", "--to", "esx02", "--json"))
     assert report["result"] == "completed", report
+    moved = report["registration"]  # the .vmx follows the VM (NFC), the disk does not
+    assert moved["disk_bytes"] == 0 and moved["shared_disks"] == [DEVFS + DEVICE], moved
+    assert [f["target"].rsplit("/", 1)[-1] for f in moved["files"]] == ["web01.vmx"]
+    files = json.loads(lab.cli("vm", "files", "--json"))
+    assert [(f["vm"], f["host"], f["power"]) for f in files] == [("web01", "esx02", "on")]
     sent = lab.tx("esx01")["vmk1"] - vmotion_before
     assert report["bytes"] < 2 * 32 * MB, report["bytes"]  # the memory: at most 32 MiB
-    assert sent < 2 * 32 * MB, sent  # (a copy of the disk would be 256 MiB)
+    assert sent < 2 * 32 * MB, sent  # (a copy of the disk would be 256 MiB; NFC: management)
     st = lab.status()
     assert st["host"] == "esx02"
     seq = st["disk"]["seq"]
@@ -184,18 +189,16 @@ def test_an_uplink_down_under_the_vms_io_is_not_seen_by_the_guest(lab: DiskLab) 
 
 def test_cold_migrate_moves_the_registration_only(lab: DiskLab) -> None:
     lab.cli("vm", "power-off", "web01")
-    files = json.loads(lab.cli("vm", "files", "--json"))
-    assert [(f["vm"], f["host"]) for f in files] == [("web01", "esx01")]  # its .vmx's host
-    report = json.loads(lab.cli("vm", "migrate", "web01", "--to", "esx02", "--json"))
+    report = json.loads(lab.cli("vm", "migrate", "web01", "--to", "esx01", "--json"))
     assert report["completed"] and report["disk_bytes"] == 0, report
     assert report["shared_disks"] == [DEVFS + DEVICE]
     assert [f["target"].rsplit("/", 1)[-1] for f in report["files"]] == ["web01.vmx"]
     assert "0 disk bytes copied" in report["reason"]
     out = lab.cli("vm", "power-on", "web01")
-    assert "runs on esx02" in out
+    assert "runs on esx01" in out
     assert wait_until(lambda: lab.disk()["writes"] >= 20, 10.0) is not None
     d = lab.disk()
-    assert d["carried_verified"] is True, d  # the data written on esx01, read on esx02
+    assert d["carried_verified"] is True, d  # the data written on esx02, read on esx01
     assert d["io_errors"] == 0 and d["verify_failures"] == 0, d
     lab.cli("vm", "destroy", "web01")
     assert not os.path.exists(f"/run/vmknet/labs/{lab.name}/vms/web01.json")

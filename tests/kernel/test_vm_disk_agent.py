@@ -33,9 +33,10 @@ DEVICE = device_id("iqn.2026-11.com.example:array01.ds01", 2)  # LUN 2, 64 MiB
 class AgentLab:
     name: str
     store: list[str]
+    env: dict[str, str]  # VMKNET_DATASTORE_BASE: the VM's .vmx in the test's folder
 
     def run(self, *args: str) -> tuple[int, str]:
-        result = CliRunner().invoke(main, [*self.store, *args])
+        result = CliRunner().invoke(main, [*self.store, *args], env=self.env)
         return result.exit_code, result.output
 
     def cli(self, *args: str) -> str:
@@ -63,13 +64,13 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AgentLab]:
     topology.write_text(text.replace("\nphysical:\n", "\nphysical:\n" + CONTROLLER, 1),
                         encoding="utf-8")
     store = ["--store", str(folder / "inventory.db")]
-    it = AgentLab(name, store)
+    it = AgentLab(name, store, {"VMKNET_DATASTORE_BASE": str(folder / "datastores")})
     try:
         it.cli("lab", "up", str(topology), "--name", name)
         it.rescan("esx01")
         yield it
     finally:
-        CliRunner().invoke(main, [*store, "lab", "down", "--name", name])
+        CliRunner().invoke(main, [*store, "lab", "down", "--name", name], env=it.env)
 
 
 def test_the_agent_starts_a_disk_vm_and_vmotion_reopens_the_lun(lab: AgentLab) -> None:
@@ -85,6 +86,9 @@ def test_the_agent_starts_a_disk_vm_and_vmotion_reopens_the_lun(lab: AgentLab) -
     lab.rescan("esx02")
     report = json.loads(lab.cli("vmotion", "db01", "--to", "esx02", "--json"))
     assert report["result"] == "completed", report
+    assert report["registration"]["disk_bytes"] == 0, report  # the .vmx followed the VM
+    files = json.loads(lab.cli("vm", "files", "--json"))
+    assert [(f["vm"], f["host"]) for f in files] == [("db01", "esx02")]
     st = lab.status()
     assert st["host"] == "esx02" and parent(st["pid"]) == agent_pid(lab.name, "esx02")
     seq = st["disk"]["seq"]

@@ -100,6 +100,7 @@ def test_vmotion_needs_the_datastore_on_the_target_then_moves_memory_only(lab: N
             "-v", "nfs01")
     report = json.loads(lab.cli("vmotion", "web01", "--to", "esx02", "--json"))
     assert report["result"] == "completed", report
+    assert report["registration"]["disk_bytes"] == 0, report  # the .vmx followed, not the disk
     assert lab.host() == "esx02"
     seq = lab.disk()["seq"]
     assert wait_until(lambda: lab.disk()["seq"] >= seq + RATE // 2, 10.0) is not None
@@ -114,12 +115,12 @@ def test_vmotion_needs_the_datastore_on_the_target_then_moves_memory_only(lab: N
 
 def test_cold_migrate_copies_no_disk_byte(lab: NfsLab) -> None:
     lab.cli("vm", "power-off", "web01")
-    report = json.loads(lab.cli("vm", "migrate", "web01", "--to", "esx02", "--json"))
+    report = json.loads(lab.cli("vm", "migrate", "web01", "--to", "esx01", "--json"))
     assert report["completed"] and report["disk_bytes"] == 0, report
     assert report["shared_disks"] == ["[nfs01] web01/web01-flat.vmdk"]
     assert [f["target"].rsplit("/", 1)[-1] for f in report["files"]] == ["web01.vmx"]
     lab.cli("vm", "power-on", "web01")
-    assert lab.host() == "esx02"
+    assert lab.host() == "esx01"
     assert wait_until(lambda: lab.disk()["writes"] >= 20, 10.0) is not None
     d = lab.disk()
     assert d["carried_verified"] is True, d  # the last write before power-off, read back

@@ -248,12 +248,25 @@ def vmotion_command(app: AppContext, name: str, target: str, max_downtime: float
     from ..vmotion.report import MigrationReport
 
     report = MigrationReport.from_dict(done)
+    moved = _follow(app, name, target) if report.completed else None
     if as_json:
-        emit_json(report.to_dict())
+        emit_json(report.to_dict() | ({"registration": moved} if moved else {}))
     else:
         print_report(report)
+        if moved:
+            say(f"registration of {name} -> {moved['target']}: {moved['reason']}")
     if not report.completed:
         sys.exit(EXIT_ABORTED)
+
+
+def _follow(app: AppContext, name: str, target: str) -> dict[str, Any] | None:
+    """A VM on a shared datastore: its registration follows it (provision.live.follow)."""
+    from ..provision import live
+
+    dc, lab = bound(app)
+    with reported():
+        moved = live.follow(dc, lab.name, name, target)
+    return moved.to_dict() if moved else None
 
 
 class _Progress:

@@ -21,6 +21,7 @@ from ..errors import InvalidArgument
 from ..model import Datacenter, Service
 from ..resolve import resolve
 from ..traffic.place import LabRef, lab_name
+from ..vm.disk import DiskSpec
 from . import placement
 from .files import read_vmx, running, vm_dir
 from .placement import Placement
@@ -64,3 +65,29 @@ def vmotion(dc: Datacenter, lab: LabRef, vm: str, target: str, *, datastore: str
         shutil.rmtree(staging, ignore_errors=True)
     out.seconds = time.monotonic() - start
     return out
+
+
+def follow(dc: Datacenter, lab: LabRef, vm: str, target: str) -> MoveReport | None:
+    """After a vMotion of a VM whose disk is on a shared datastore: its registration (the
+    `.vmx`, over NFC on the provisioning adapters) follows it to `target`, the disk stays
+    (STO-5), as a vMotion moves a VM's registration to the host that runs it. None when
+    there is nothing to move (no files, files already there, or a disk of its own)."""
+    name = lab_name(lab)
+    src = placement.find(name, vm)
+    if src is None or src.host == target:
+        return None
+    vmx = read_vmx(src)
+    if not vmx.shared_disk:
+        return None  # its disks are files of its own: `vmotion --datastore` moves them
+    start = time.monotonic()
+    reports, staging, final = copy_vm(dc, src, vmx, target, src.datastore)
+    old_dir = vm_dir(src)
+    commit(staging, final)
+    placement.save(Placement(vm, name, target, src.datastore, src.base))
+    shutil.rmtree(old_dir)
+    disk = DiskSpec.from_dict(vmx.shared_disk).text()
+    return MoveReport("register", vm, vm, f"{src.host}:[{src.datastore}]",
+                      f"{target}:[{src.datastore}]", True,
+                      f"registration followed the VM, disk {disk} stays on the shared "
+                      "datastore: 0 disk bytes copied", time.monotonic() - start,
+                      time.monotonic() - start, reports, shared_disks=[disk])

@@ -11,7 +11,7 @@ from ..nfc import CopyReport
 
 @dataclass
 class MoveReport:
-    operation: str  # migrate | clone | vmotion
+    operation: str  # migrate | clone | vmotion | register (a registration following a vMotion)
     vm: str
     target_vm: str
     source: str  # host:[datastore]

@@ -125,6 +125,12 @@ class Lab:
         for rec in manage.records(self.name):
             manage.destroy(self.name, rec.name)
 
+    def explain(self, what: str) -> None:
+        """A round that did not finish: what the HA events say."""
+        print(f"  {what} did not finish in {LIMIT:.0f} s; last HA events:")
+        for e in [e for e in self.inv.events(300) if e.rule.startswith("HA-")][-12:]:
+            print(f"    {e.rule} {e.path} {e.message}")
+
     def secondary(self) -> tuple[str, str]:
         (primary,) = self.status()["primaries"]
         return primary, next(h for h in HOSTS if h != primary)
@@ -138,6 +144,8 @@ def death_round(lab: Lab) -> tuple[float | None, float | None]:
     failed = wait(lambda: lab.view(primary)["hosts"][victim]["state"] == "failed")
     moved = wait(lambda: bool(lab.vm_hosts(vm)) and victim not in lab.vm_hosts(vm))
     total = time.monotonic() - start if moved is not None else None
+    if failed is None or total is None:
+        lab.explain(f"death of {victim} ({vm})")
     lab.revive(victim)
     lab.clean()
     return failed, total
@@ -152,6 +160,8 @@ def isolation_round(lab: Lab) -> tuple[float | None, float | None]:
         verdict = wait(lambda: lab.view(primary)["hosts"][victim]["state"] == "isolated")
         moved = wait(lambda: bool(lab.vm_hosts(vm)) and victim not in lab.vm_hosts(vm))
         total = time.monotonic() - start if moved is not None else None
+        if verdict is None or total is None:
+            lab.explain(f"management cut of {victim} ({vm})")
     finally:
         lab.wires(victim, ["vmk0", "vmk1"], NICS, up=True)
     wait(lab.settled)

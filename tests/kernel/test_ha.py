@@ -18,9 +18,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 from kernelkit import wait_until
 from labkit import agent_pid
 
+from vmknet.cli.main import main
 from vmknet.controller import lab as mgmt
 from vmknet.controller.client import ControllerClient
 from vmknet.dataplane import naming
@@ -32,7 +34,7 @@ from vmknet.lab import lifecycle
 from vmknet.mgmt import paths
 from vmknet.processes import alive, lab_pids
 from vmknet.supervise import scan
-from vmknet.vm import manage
+from vmknet.vm import manage, registry
 
 HOSTS = ["esx01", "esx02", "esx03"]
 NICS = ["vmnic0", "vmnic1", "vmnic2"]
@@ -184,27 +186,35 @@ def test_a_host_dies_and_its_vms_restart_once_on_the_others(lab: Lab) -> None:
     victim = next(h for h in HOSTS if h not in lab.status()["primaries"])
     lab.vm("vm1", victim)
     lab.vm("db", victim)
-    assert wait_until(lambda: {"vm1", "db"} <= set(lab.status()["vms"]), 5) is not None
+    # one with its disk on a shared datastore: it restarts from that disk
+    got = CliRunner().invoke(main, ["--store", str(lab.store), "vm", "create", "dsk", "-H",
+                                    victim, "--memory", "16MiB", "--dirty-rate", "0",
+                                    "--disk", "[nfs01] dsk/dsk-flat.vmdk", "--disk-size",
+                                    "1MiB", "--disk-rate", "5"])
+    assert got.exit_code == 0, got.output
+    disk = registry.load(lab.name, "dsk").disk
+    assert disk is not None and disk["kind"] == "nfs"
+    assert wait_until(lambda: {"vm1", "db", "dsk"} <= set(lab.status()["vms"]), 5) is not None
     start = time.monotonic()
     lab.kill(victim)
     took = wait_until(lambda: all(lab.vm_hosts(v) and victim not in lab.vm_hosts(v)
-                                  for v in ("vm1", "db")), 20)
+                                  for v in ("vm1", "db", "dsk")), 20)
     assert took is not None, lab.status()
-    print(f"\nhost death to both VMs running elsewhere: {time.monotonic() - start:.1f} s")
+    print(f"\nhost death to its 3 VMs running elsewhere: {time.monotonic() - start:.1f} s")
     for _ in range(10):  # and it stays so: exactly one process each
-        assert len(lab.vm_hosts("vm1")) == 1 and len(lab.vm_hosts("db")) == 1
+        assert all(len(lab.vm_hosts(v)) == 1 for v in ("vm1", "db", "dsk"))
         time.sleep(0.3)
+    assert registry.load(lab.name, "dsk").disk == disk  # the same disk, on nfs01
     def logged() -> list[str]:
         return [m for _r, _p, m in lab.ha_events()]
 
-    assert wait_until(lambda: sum("restarted VM" in m for m in logged()) >= 2, 5) is not None
+    assert wait_until(lambda: sum("restarted VM" in m for m in logged()) >= 3, 5) is not None
     events = logged()
     assert any(f"host {victim} is failed" in m for m in events), events
-    assert [m.split()[4] for m in events if "restarted VM" in m] in (["vm1", "db"],
-                                                                   ["db", "vm1"]), events
-    # restart priority: db (high) is asked for before vm1 (medium)
+    assert sorted(m.split()[4] for m in events if "restarted VM" in m) == ["db", "dsk", "vm1"]
+    # restart priority: db (high) is asked for before dsk and vm1 (medium, then by name)
     asked = [m.split()[5] for m in events if "is restarting VM" in m]
-    assert asked == ["db", "vm1"], events
+    assert asked == ["db", "dsk", "vm1"], events
     lab.revive(victim)
     lab.clean()
 

@@ -128,6 +128,16 @@ def test_placement_never_overcommits_a_host(sizes: list[int], hosts: int) -> Non
     assert len(placed) + len(refused) == len(vms)
 
 
+def test_a_vm_whose_disk_is_on_a_local_datastore_cannot_restart_elsewhere() -> None:
+    local = Vm("loc", MiB, 0, '{"kind": "local", "owner": "h1", "datastore": "ds1"}')
+    shared = Vm("nfs", MiB, 0, '{"kind": "nfs", "owner": "", "datastore": "nfs01"}')
+    placed, refused = restart.place([local, shared], {"h2": 0}, 100 * MiB, _prio)
+    assert placed == [(shared, "h2")]
+    assert refused == [(local, "its disk is on h1's local datastore")]
+    prot = restart.protection({"loc": local, "nfs": shared}, 2, 100 * MiB, 25, True, _prio)
+    assert prot == {"loc": "its disk is on h1's local datastore", "nfs": None}
+
+
 def test_protection_says_why_not() -> None:
     vms = {"a": Vm("a", 3000 * MiB), "scratch": Vm("scratch", MiB)}
     prot = restart.protection(vms, 2, 4096 * MiB, 25, True, _prio)

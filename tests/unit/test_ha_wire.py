@@ -17,7 +17,8 @@ KEY = bytes(range(32))
 def _hb(**over: Any) -> dict[str, Any]:
     return {"kind": "hb", "from": "esx01", "cluster": "c1", "to": None, "at": time.time(),
             "role": "primary", "primary": "esx01", "datastores": 2, "heard": ["esx02"],
-            "vms": [{"name": "vm1", "memory": 1 << 20, "dirtyRate": 0}], "isolated": False} | over
+            "vms": [{"name": "vm1", "memory": 1 << 20, "dirtyRate": 0, "disk": None}],
+            "isolated": False} | over
 
 
 def test_a_sealed_heartbeat_opens_with_the_same_key_only() -> None:
@@ -37,7 +38,10 @@ def test_a_flipped_byte_anywhere_is_refused() -> None:
 
 
 @pytest.mark.parametrize("over", [
-    {"role": "king"}, {"datastores": -1}, {"vms": [{"name": "x", "memory": 0, "dirtyRate": 0}]},
+    {"role": "king"}, {"datastores": -1},
+    {"vms": [{"name": "x", "memory": 0, "dirtyRate": 0, "disk": None}]},
+    {"vms": [{"name": "x", "memory": 1, "dirtyRate": 0}]},
+    {"vms": [{"name": "x", "memory": 1, "dirtyRate": 0, "disk": 5}]},
     {"heard": "esx02"}, {"isolated": 1}, {"from": ""}, {"at": "now"}, {"extra": 1},
 ])
 def test_a_heartbeat_with_a_bad_field_is_refused_even_when_sealed(over: dict[str, Any]) -> None:
@@ -51,7 +55,7 @@ def test_lengths_are_checked_before_anything() -> None:
     with pytest.raises(wire.HaWireError, match="bytes"):
         wire.open_sealed(KEY, b"x" * (wire.MAX_DATAGRAM + 1))
     with pytest.raises(wire.HaWireError):
-        wire.seal(KEY, _hb(heard=["h" * 60] * 200))
+        wire.seal(KEY, _hb(heard=["h" * 60] * 600))
 
 
 def test_replays_and_stale_messages_are_refused_per_link() -> None:

@@ -8,6 +8,7 @@ and the isolation response stops the VMs through it too.
 
 from __future__ import annotations
 
+import json
 import threading
 import weakref
 from typing import Any, Protocol
@@ -46,12 +47,16 @@ class FdmHost:
             except NotFound:
                 continue  # booting: its record is not there yet
             if rec.pid == row["pid"]:
-                out.append(Vm(rec.name, rec.memory, rec.dirty_rate))
+                disk = json.dumps(rec.disk) if rec.disk else None
+                out.append(Vm(rec.name, rec.memory, rec.dirty_rate, disk))
         return out
 
     def start_vm(self, vm: Vm) -> None:
-        processes.supervisor(self.agent).start({"kind": "vm", "name": vm.name, "args": {
-            "memory": vm.memory, "dirtyRate": vm.dirty_rate}})
+        # memory is lost on a restart (as in vSphere); the disk on its datastore is not
+        args: dict[str, Any] = {"memory": vm.memory, "dirtyRate": vm.dirty_rate}
+        if vm.disk:
+            args["disk"] = vm.disk
+        processes.supervisor(self.agent).start({"kind": "vm", "name": vm.name, "args": args})
 
     def stop_vm(self, name: str) -> None:
         processes.supervisor(self.agent).stop({"kind": "vm", "name": name})

@@ -34,15 +34,15 @@ from .verdicts import (
     LIVE,
     SUSPECT,
     Observed,
-    datastore_recent,
     verdict,
 )
 
 TICK = 1.0  # s: vSphere HA's heartbeat interval
+JUDGE = 0.25  # s between two looks at the evidence
 CONFIG_EVERY = 10.0  # s between asks for the settings when nothing else is to be said
 ELECTION_WAIT = 5.0  # s a fresh FDM listens before it may claim (vSphere's election: 15 s)
 RESTART_WAIT = 10.0  # s a restart request may stay unanswered before another try
-PING_TIMEOUT = 1  # s per ping (iputils: whole seconds)
+PING_TIMEOUT = 0.5  # s per ping
 MAX_EVENTS = 200  # kept while the controller is away
 MAX_IDS = 1024  # restart request ids remembered (each one arrives once per link)
 
@@ -81,7 +81,9 @@ class Peer:
 
 def _vm(raw: dict[str, Any]) -> Vm | None:
     try:
-        return Vm(str(raw["name"]), int(raw["memory"]), int(raw.get("dirtyRate", 0)))
+        disk = raw.get("disk")
+        return Vm(str(raw["name"]), int(raw["memory"]), int(raw.get("dirtyRate", 0)),
+                  disk if isinstance(disk, str) else None)
     except (KeyError, TypeError, ValueError):
         return None
 
@@ -99,7 +101,7 @@ class Fdm:
         self.events: list[dict[str, str]] = []
         self.pending: dict[str, tuple[str, str, float]] = {}  # vm -> (host, id, deadline)
         self.handled: set[tuple[str, str]] = set()  # (failed host, vm) restarted already
-        self._alone_since: float | None = None
+        self._alone_since: float | None = None  # when it last pinged its isolation addresses
         self._isolation_check = False
         self._seq = 0
         self._mine: list[Vm] = []  # this host's VMs as the last tick found them
@@ -267,28 +269,46 @@ class Fdm:
                         sock.sendto(data, (address, wire.PORT))
 
     def _heartbeat(self, cfg: HaConfig, mine: list[Vm]) -> None:
-        self._send({"kind": "hb", "role": self.role, "primary": self.primary,
-                    "datastores": len(cfg.members[cfg.host].datastores),
-                    "heard": sorted(p for p, s in self.peers.items() if s.state == LIVE),
-                    "vms": [v.to_wire() for v in mine[:64]], "isolated": self.isolated}, None)
+        count = min(len(mine), 64)
+        while True:  # a heartbeat always goes: with fewer VMs named if they do not fit
+            try:
+                self._send({"kind": "hb", "role": self.role, "primary": self.primary,
+                            "datastores": len(cfg.members[cfg.host].datastores),
+                            "heard": sorted(p for p, s in self.peers.items() if s.state == LIVE),
+                            "vms": [v.to_wire() for v in mine[:count]],
+                            "isolated": self.isolated}, None)
+                return
+            except wire.HaWireError:
+                if count == 0:
+                    raise
+                count //= 2
 
     # -- the tick ------------------------------------------------------------------------
 
     def _ticker(self) -> None:
-        while not self._stop.wait(TICK):
+        last_beat = float("-inf")
+        while not self._stop.wait(JUDGE):
             cfg = self.config
             if cfg is None:
                 continue
+            beat = time.monotonic() - last_beat >= TICK - JUDGE / 2
             try:
-                self.tick(cfg)
+                self.tick(cfg, beat)
             except (OSError, VmknetError, ValueError) as err:
                 self.event("HA-1", f"FDM of {cfg.host}: {err}", f"hosts/{cfg.host}")
+            if beat:
+                last_beat = time.monotonic()
 
-    def tick(self, cfg: HaConfig) -> None:
-        mine = self.side.vms()
+    def tick(self, cfg: HaConfig, beat: bool = True) -> None:
+        """Heartbeats once a second (`beat`); verdicts, election and restarts at every
+        JUDGE, so a verdict comes a quarter second after its evidence, not a second."""
+        if beat:
+            mine = self.side.vms()
+            with self._lock:
+                self._mine = mine
+            self._heartbeat(cfg, mine)
         with self._lock:
-            self._mine = mine
-        self._heartbeat(cfg, mine)
+            mine = list(self._mine)
         now = time.monotonic()
         with self._lock:
             for name, peer in self.peers.items():
@@ -338,9 +358,10 @@ class Fdm:
                        peer.pinged[0] if peer.pinged and now - peer.pinged[1] < FAIL_AFTER
                        else None, max(peer.since, self._started))
         state = verdict(obs, now)
+        # The ping goes out a second before the network verdict is due, so its answer (or
+        # its timeout) is there when the datastore heartbeat is found still.
         if state == SUSPECT and obs.pinged is None and not peer.pinging \
-                and not datastore_recent(obs, now) \
-                and now - max(peer.links.values(), default=peer.since) > FAIL_AFTER:
+                and now - max(peer.links.values(), default=peer.since) > FAIL_AFTER - 1.0:
             peer.pinging = True
             self._spawn(self._ping_peer, name, cfg.members[name].addresses)
         if state == SUSPECT:
@@ -384,17 +405,19 @@ class Fdm:
     def _check_isolation(self, cfg: HaConfig, now: float) -> None:
         if not self.peers:
             return
-        if any(p.state == LIVE for p in self.peers.values()):
+        heard = max((at for p in self.peers.values() for at in p.links.values()),
+                    default=self._started)
+        if now - heard <= FAIL_AFTER:  # some peer heard lately: not alone
             self._alone_since = None
             if self.isolated:
                 self.isolated = False
                 self.event("HA-2", f"vSphere HA: host {cfg.host} is no longer isolated",
                            f"hosts/{cfg.host}")
             return
-        self._alone_since = self._alone_since or now
         if (not self.isolated and not self._isolation_check
-                and now - self._alone_since >= FAIL_AFTER
-                and now - self._started >= FAIL_AFTER):
+                and now - self._started >= ELECTION_WAIT
+                and now - (self._alone_since or float("-inf")) >= FAIL_AFTER):
+            self._alone_since = now  # the last isolation check: one per FAIL_AFTER
             self._isolation_check = True
             self._spawn(self._ping_isolation, cfg)
 
@@ -403,7 +426,9 @@ class Fdm:
             if ping(list(cfg.isolation_addresses)):
                 return  # it reaches its network: the others are gone or cut off, not it
             with self._lock:
-                if self.isolated or any(p.state == LIVE for p in self.peers.values()):
+                heard = max((at for p in self.peers.values() for at in p.links.values()),
+                            default=self._started)
+                if self.isolated or time.monotonic() - heard <= FAIL_AFTER:
                     return
                 self.isolated = True
             self.event("HA-2", f"vSphere HA: host {cfg.host} is isolated: no heartbeat from any"
@@ -554,7 +579,7 @@ def ping(addresses: list[str]) -> bool:
     answered = False
     for proc in procs:
         try:
-            answered |= proc.wait(PING_TIMEOUT + 2) == 0
+            answered |= proc.wait(PING_TIMEOUT + 2.0) == 0
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()

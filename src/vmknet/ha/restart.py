@@ -12,6 +12,7 @@ starts VMs outside HA, so it reports).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
@@ -23,9 +24,21 @@ class Vm:
     name: str
     memory: int
     dirty_rate: int = 0
+    disk: str | None = None  # its disk (vm.disk.DiskSpec as JSON): it restarts from it
 
-    def to_wire(self) -> dict[str, int | str]:
-        return {"name": self.name, "memory": self.memory, "dirtyRate": self.dirty_rate}
+    def to_wire(self) -> dict[str, int | str | None]:
+        return {"name": self.name, "memory": self.memory, "dirtyRate": self.dirty_rate,
+                "disk": self.disk}
+
+    def local_disk(self) -> str | None:
+        """The host whose local datastore holds its disk (no other host can open it)."""
+        try:
+            spec = json.loads(self.disk) if self.disk else None
+        except ValueError:
+            return "?"
+        if isinstance(spec, dict) and spec.get("kind") == "local":
+            return str(spec.get("owner") or "?")
+        return None
 
 
 def order(vms: Iterable[Vm], priority: Callable[[str], str]) -> list[Vm]:
@@ -43,6 +56,9 @@ def place(vms: Iterable[Vm], used: Mapping[str, int], host_memory: int,
         if priority(vm.name) not in PRIORITY_ORDER:
             refused.append((vm, "restart priority disabled"))
     for vm in order(vms, priority):
+        if vm.local_disk():
+            refused.append((vm, f"its disk is on {vm.local_disk()}'s local datastore"))
+            continue
         fits = [h for h in sorted(free) if free[h] >= vm.memory]
         if not fits:
             refused.append((vm, "no surviving host has the memory for it"))
@@ -63,6 +79,8 @@ def protection(vms: Mapping[str, Vm], hosts: int, host_memory: int, failover_per
     for name in sorted(vms):
         if priority(name) not in PRIORITY_ORDER:
             out[name] = "restart priority disabled"
+        elif vms[name].local_disk():
+            out[name] = f"its disk is on {vms[name].local_disk()}'s local datastore"
         elif hosts < 2:
             out[name] = "no other host in the cluster to restart it on"
         elif over:

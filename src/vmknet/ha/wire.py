@@ -25,7 +25,8 @@ from ..errors import InvalidArgument
 PORT = 8182  # FDM's port on ESXi
 MAGIC = b"FDM1"
 MAC_LEN = 32
-MAX_BODY = 8192
+MAX_BODY = 32768  # a heartbeat names up to 64 VMs, each with its disk
+MAX_DISK = 1024  # a VM's disk spec, as supervise.kinds accepts it
 MAX_DATAGRAM = len(MAGIC) + MAC_LEN + MAX_BODY
 SKEW = 30.0  # s: a message stamped further from the receiver's clock is refused
 KINDS = ("hb", "restart", "restarted")
@@ -67,7 +68,9 @@ def _number(value: Any) -> bool:
 
 
 def _vm(value: Any) -> bool:
-    return (isinstance(value, dict) and set(value) == {"name", "memory", "dirtyRate"}
+    return (isinstance(value, dict) and set(value) == {"name", "memory", "dirtyRate", "disk"}
+            and (value["disk"] is None or (isinstance(value["disk"], str)
+                                           and len(value["disk"]) <= MAX_DISK))
             and _text(value["name"]) and isinstance(value["memory"], int)
             and 0 < value["memory"] <= 64 << 30 and isinstance(value["dirtyRate"], int)
             and 0 <= value["dirtyRate"] <= 16 << 30)

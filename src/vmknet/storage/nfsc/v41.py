@@ -172,13 +172,15 @@ class V41Mount(NfsMount):
         self.root = got[-2]
         self.lease = max(10, got[-1].get(v4.A_LEASE_TIME, 60))
 
-    def _join(self, path: Path41, timeout: float) -> None:
-        """Connect `path` and bind it to the session, if the server there is the same one."""
-        try:
-            rpc = self._open_path(path, timeout)
-        except NfsError as err:
-            path.why, path.since = str(err), time.monotonic()
-            return
+    def _join(self, path: Path41, timeout: float, rpc: Connection | None = None) -> None:
+        """Connect `path` (unless `rpc` is its new connection already) and bind it to the
+        session, if the server there is the same one."""
+        if rpc is None:
+            try:
+                rpc = self._open_path(path, timeout)
+            except NfsError as err:
+                path.why, path.since = str(err), time.monotonic()
+                return
         try:
             exchanged = self._bare(rpc, [v4.exchange_id(self.verifier, self.owner)],
                                    f"EXCHANGE_ID {path.server}")[0]
@@ -211,10 +213,19 @@ class V41Mount(NfsMount):
             down = [p for p in self.paths if not p.up and now - p.since >= RECONNECT_EVERY]
             for path in down:
                 path.since = now
+                if not any(p.up for p in self.paths):
+                    break  # nothing to join to: the next call re-establishes
+                try:
+                    # Outside the lock: a dead address's connect must not pause the I/O.
+                    rpc = self._open_path(path, min(1.0, self.timeout))
+                except NfsError as err:
+                    path.why = str(err)
+                    continue
                 with self.lock:
-                    if self._closed.is_set() or not any(p.up for p in self.paths):
-                        break  # nothing to join to: the next call re-establishes
-                    self._join(path, min(1.0, self.timeout))
+                    if self._closed.is_set() or path.up or not any(p.up for p in self.paths):
+                        rpc.close()
+                        continue
+                    self._join(path, self.timeout, rpc)
             if now - self._last > self.lease / 3:
                 with contextlib.suppress(NfsError), self.lock:
                     if not self._closed.is_set() and any(p.up for p in self.paths):

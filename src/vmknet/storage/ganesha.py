@@ -1,7 +1,7 @@
-"""One nfs-ganesha per storage array with NFS exports, with its own rpcbind: NFS 3 and 4.0.
+"""One nfs-ganesha per storage array with NFS exports, with its own rpcbind: NFS 3, 4.0 and 4.1.
 
-NFS 3 needs a portmapper: libnfs asks port 111 of the server for the MOUNT
-and NFS ports. rpcbind keeps its socket and lock at fixed paths in /run
+NFS 3 needs a portmapper: clients (vmknet's, libnfs) ask port 111 of the
+server for the MOUNT and NFS ports. rpcbind keeps its socket and lock at fixed paths in /run
 (`/run/rpcbind.sock`, `/run/rpcbind.lock`), shared by every network namespace,
 so a second rpcbind would take the system's. Each array's rpcbind therefore
 runs in a mount namespace of its own (`unshare -m`) with a private tmpfs on
@@ -48,10 +48,13 @@ exec ganesha.nfsd -F -f "$1/ganesha.conf" -L "$1/ganesha.log" -p "$1/ganesha.pid
 
 
 def config(folder: Path, exports: list[tuple[str, Path]]) -> str:
-    """ganesha.conf: NFS 3 and 4 (minor version 0: libnfs 4.0's), FSAL_VFS per export.
+    """ganesha.conf: NFS 3 and 4 (minor versions 0 for libnfs 4.0, 1 for vmknet's 4.1
+    client), FSAL_VFS per export.
 
     NLM and RQUOTA are off (ESXi's NFS 3 locks with .lck files, not NLM);
-    `Mount_Path_Pseudo` lets an NFS 3 client mount `/share` as a 4.0 one does.
+    `Mount_Path_Pseudo` lets an NFS 3 client mount `/share` as a 4.x one does. No
+    Bind_addr: ganesha serves every address of the array's namespace, which is what
+    NFS 4.1 session trunking over the array's addresses needs.
     """
     blocks = [f"""NFS_CORE_PARAM {{
   Protocols = 3, 4;

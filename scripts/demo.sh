@@ -13,6 +13,7 @@ scripts/setup.sh
 tmp=$(mktemp -d -t vmknet-demo.XXXXXX)
 lab="demo-$$"
 sto="sto-$$"  # the shared-storage step's lab (examples/storage-lab.yaml), its own store
+ha="ha-$$"  # the vSphere HA step's lab (examples/ha-lab.yaml), its own store
 export VMKNET_STORE="$tmp/inventory.db"
 file=examples/lab.yaml
 
@@ -23,6 +24,7 @@ cleanup() {
         .venv/bin/vmknet lab down --name "$lab" >/dev/null 2>&1 || true
         VMKNET_STORE="$tmp/storage.db" .venv/bin/vmknet lab down --name "$sto" >/dev/null 2>&1 \
             || true
+        VMKNET_STORE="$tmp/ha.db" .venv/bin/vmknet lab down --name "$ha" >/dev/null 2>&1 || true
     fi
     rm -rf "$tmp"
 }
@@ -163,6 +165,44 @@ print("disk", d["disk"] + ":", d["writes"], "writes read back, 0 errors; the las
       "before the move read back on the target")'
 step vm destroy db02
 step lab down --name "$sto"
+printf '\n# vSphere HA (FDM in the host agents, HA-1..3): esx01 dies (cables pulled, its agent and VM\n'
+printf '# killed); the primary declares it failed and restarts its VM on another host from its disk:\n'
+export VMKNET_STORE="$tmp/ha.db"
+step lab up examples/ha-lab.yaml --name "$ha"
+step vm create ha01 -H esx01 --memory 32MiB --dirty-rate 1MB/s --disk "[nfs01]" --disk-size 16MiB
+sleep 6  # the election listens 5 s; the primary learns of ha01 from esx01's next heartbeat
+step cluster status cl01
+.venv/bin/python - "$ha" <<'PY'
+import os, signal, subprocess, sys, time
+from pathlib import Path
+from vmknet.dataplane import naming
+from vmknet.mgmt import paths
+from vmknet.processes import lab_pids
+from vmknet.supervise import scan
+lab = sys.argv[1]
+ns = naming.host_ns(lab, "esx01")
+for vmk in ("vmk0", "vmk1", "vmk2"):
+    for nic in ("vmnic0", "vmnic1", "vmnic2"):
+        subprocess.run(["ip", "-n", ns, "link", "set", naming.wire_host(vmk, nic, ["vmnic0",
+                        "vmnic1", "vmnic2"]), "down"], check=False, capture_output=True)
+pids = [p for p in lab_pids(paths.AGENT_MARKER, lab)
+        if b"--host=esx01" in Path(f"/proc/{p}/cmdline").read_bytes().split(b"\0")]
+pids += [r.pid for r in scan.find(lab, "esx01")]
+for pid in pids:
+    os.kill(pid, signal.SIGKILL)
+died = time.monotonic()
+while time.monotonic() < died + 30:
+    hosts = [r.host for r in scan.find(lab) if r.kind == "vm" and r.name == "ha01"]
+    if hosts and "esx01" not in hosts:
+        print(f"esx01 died; ha01 runs on {hosts[0]} {time.monotonic() - died:.1f} s later")
+        break
+    time.sleep(0.1)
+else:
+    sys.exit("demo: ha01 was not restarted within 30 s")
+PY
+step cluster status cl01
+.venv/bin/vmknet events | grep -E '^HA-(2|3) '
+step lab down --name "$ha"
 export VMKNET_STORE="$tmp/inventory.db"
 if [ -n "${VMKNET_DEMO_KEEP:-}" ]; then
     token=$(.venv/bin/vmknet api token create --role operator --name demo)

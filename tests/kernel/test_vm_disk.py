@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +27,7 @@ from labkit import lab_name
 
 from vmknet.cli.main import main
 from vmknet.inventory import Inventory
+from vmknet.storage import tgt
 from vmknet.storage.paths import device_id
 from vmknet.traffic.stats import adapter_counters
 from vmknet.vm.disk import DEVFS
@@ -185,6 +188,33 @@ def test_an_uplink_down_under_the_vms_io_is_not_seen_by_the_guest(lab: DiskLab) 
         assert moved["vmk3"] > 2 * RATE * 4096, moved  # everything on C1 now
     finally:
         lab.cli("esxcli", "-H", "esx02", "network", "nic", "up", "-n", "vmnic2")
+
+
+def test_the_array_stopped_is_a_pause_then_an_io_error_never_corruption(lab: DiskLab) -> None:
+    """tgtd stopped (SIGSTOP) for 3 s: the guest's I/O pauses and goes on, no error; stopped
+    until NMP gives up (no live path for 10 s: APD): the guest counts an I/O error, and
+    once the array is back its stream goes on and every block reads back as written."""
+    (pid,) = tgt.lab_pids(lab.name)
+    before = lab.disk()
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        time.sleep(3.0)
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    assert wait_until(lambda: lab.disk()["writes"] >= before["writes"] + RATE, 30.0)
+    d = lab.disk()
+    assert d["io_errors"] == before["io_errors"] and d["verify_failures"] == 0, d
+    assert 2000 <= d["max_io_ms"] <= 10_000, d  # the pause the guest saw, not an error
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        apd = wait_until(lambda: lab.disk()["io_errors"] > before["io_errors"], 30.0)
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    d = lab.disk()
+    assert apd is not None and "All paths down" in d["last_error"], d
+    writes = d["writes"]
+    assert wait_until(lambda: lab.disk()["writes"] >= writes + RATE, 30.0) is not None
+    assert lab.disk()["verify_failures"] == 0
 
 
 def test_cold_migrate_moves_the_registration_only(lab: DiskLab) -> None:

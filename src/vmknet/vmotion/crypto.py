@@ -57,9 +57,14 @@ class Sealer:
         self._counter = 0
 
     def seal(self, header: bytes, data: bytes | memoryview) -> bytes:
+        nonce, sealed = self.seal_parts(header, data)
+        return nonce + sealed
+
+    def seal_parts(self, header: bytes, data: bytes | memoryview) -> tuple[bytes, bytes]:
+        """(nonce, ciphertext and tag): sent as two buffers, not joined into a third."""
         self._counter += 1
         nonce = struct.pack("!IQ", self._stream, self._counter)
-        return nonce + self._aead.encrypt(nonce, bytes(data), header)
+        return nonce, self._aead.encrypt(nonce, bytes(data), header)
 
 
 class Opener:

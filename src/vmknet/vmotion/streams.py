@@ -106,10 +106,10 @@ class Stream:
             return pages, count - pages, length
         header = protocol.pack(protocol.CHUNK, rnd, first, count, length + OVERHEAD)
         t = time.perf_counter()
-        sealed = self.sealer.seal(header, b"".join([bitmap, *runs]))
+        nonce, sealed = self.sealer.seal_parts(header, b"".join([bitmap, *runs]))
         self.crypto_seconds += time.perf_counter() - t
-        protocol.send_all(self.sock, [header, sealed])
-        return pages, count - pages, len(sealed)
+        protocol.send_all(self.sock, [header, nonce, sealed])
+        return pages, count - pages, len(nonce) + len(sealed)
 
     def barrier(self, rnd: int) -> None:
         self.sock.sendall(protocol.pack(protocol.ROUND_END, rnd))

@@ -72,6 +72,7 @@ class Incoming:
         self.claims: dict[int, tuple[int, int, int]] = {}  # stream -> (first, end, round)
         self.deferred: dict[int, list[tuple[protocol.Frame, bytes | None]]] = {}
         self.threads: list[threading.Thread] = []
+        self._plain: dict[int, bytearray] = {}  # stream -> buffer its sealed frames open into
 
     def serve(self, conn: socket.socket) -> None:
         thread = threading.Thread(target=self._receive, args=(conn, len(self.threads)),
@@ -84,6 +85,7 @@ class Incoming:
             self._receive_frames(conn, me)
 
     def _receive_frames(self, conn: socket.socket, me: int) -> None:
+        self._plain[me] = bytearray(0)
         with contextlib.suppress(OSError):
             conn.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
         head = bytearray(protocol.HEADER.size)
@@ -159,11 +161,17 @@ class Incoming:
         else:
             sealed = memoryview(buf)[:frame.length]
             protocol.recv_exact(conn, sealed)
-            plain = self.opener.open(protocol.pack(*frame), sealed)
+            n = frame.length - OVERHEAD
+            if n < nb:
+                raise protocol.ProtocolError(f"{frame} does not fit")
+            if len(self._plain[me]) < n:  # the stream's own buffer for the opened frame
+                self._plain[me] = bytearray(max(n, 1 << 20))
+            plain = memoryview(self._plain[me])[:n]
+            self.opener.open_into(protocol.pack(*frame), sealed, plain)
             nonzero = _bits(plain[:nb], count)
-            if len(plain) - nb != int(np.count_nonzero(nonzero)) * PAGE_SIZE:
+            if n - nb != int(np.count_nonzero(nonzero)) * PAGE_SIZE:
                 raise protocol.ProtocolError(f"{frame}: bitmap and length disagree")
-            payload = memoryview(plain)[nb:]
+            payload = plain[nb:]
             if self._claim(me, frame):
                 try:
                     self.memory.pages[frame.start:frame.start + count][nonzero] = \
@@ -254,7 +262,7 @@ class Incoming:
         return self.digests.digest()
 
 
-def _bits(bitmap: bytes | bytearray, count: int) -> npt.NDArray[np.bool_]:
+def _bits(bitmap: bytes | bytearray | memoryview, count: int) -> npt.NDArray[np.bool_]:
     """A CHUNK's bitmap -> one bool per page (True: the frame carries its data)."""
     return np.unpackbits(np.frombuffer(bitmap, np.uint8), count=count,
                          bitorder="little").astype(np.bool_)

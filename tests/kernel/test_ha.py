@@ -2,8 +2,8 @@
 
 One lab for the module: examples/ha-lab.yaml (three hosts, two management adapters each,
 a controller, an NFS array), with the isolation response "leave powered on" so a cut host's
-VMs keep running. Every test leaves the three hosts live with no VM, so the next starts
-clean. Waits are bounded: a verdict within FAIL_AFTER + DS_DEAD + a ping + a tick.
+VMs keep running (the last test switches it to powerOff and back). Every test leaves the
+three hosts live with no VM, so the next starts clean. Waits are bounded: a verdict within FAIL_AFTER + DS_DEAD + a ping + a tick.
 """
 
 from __future__ import annotations
@@ -279,4 +279,35 @@ def test_a_split_gives_each_side_its_primary_and_no_vm_runs_twice(lab: Lab) -> N
     assert wait_until(lab.settled, 20) is not None, lab.status()
     events = [m for _r, _p, m in lab.ha_events()]
     assert any("is partitioned" in m for m in events), events
+    lab.clean()
+
+
+def test_isolation_response_power_off_moves_the_vm_once(lab: Lab) -> None:
+    """The cluster's isolation response changed to powerOff (a desired-state change the FDMs
+    pick up from the controller); a cut host powers its VM off, the primary restarts it."""
+    dc = lab.inv.read().model_copy(deep=True)
+    dc.clusters["cl01"].das.isolation_response = "powerOff"
+    lab.inv.apply(dc)
+    assert wait_until(lambda: all(lab.view(h).get("isolationResponse") == "powerOff"
+                                  for h in HOSTS), 15) is not None
+    lab.vm("iso", "esx01")
+    assert wait_until(lambda: "iso" in lab.status()["vms"], 5) is not None
+    pid = next(r.pid for r in scan.find(lab.name, "esx01") if r.name == "iso")
+    lab.wires("esx01", ["vmk0", "vmk1"], up=False)
+    try:
+        took = wait_until(lambda: lab.vm_hosts("iso") not in ([], ["esx01"]), VERDICT + 8)
+        assert took is not None, lab.status()
+        assert not alive(pid)  # powered off on the isolated host before the restart
+        for _ in range(10):
+            assert len(lab.vm_hosts("iso")) == 1 and "esx01" not in lab.vm_hosts("iso")
+            time.sleep(0.3)
+    finally:
+        lab.wires("esx01", ["vmk0", "vmk1"], up=True)
+        dc = lab.inv.read().model_copy(deep=True)
+        dc.clusters["cl01"].das.isolation_response = "none"
+        lab.inv.apply(dc)
+    assert wait_until(lab.settled, 20) is not None, lab.status()
+    # the isolated host's own events reach the controller once it is back
+    assert wait_until(lambda: any("isolation response powerOff of VM iso" in m
+                                  for _r, _p, m in lab.ha_events()), 15) is not None
     lab.clean()

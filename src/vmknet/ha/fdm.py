@@ -223,7 +223,8 @@ class Fdm:
         sender = str(msg["from"])
         member = cfg.members.get(sender)
         if msg["cluster"] != cfg.cluster or sender == cfg.host or member is None \
-                or source not in member.addresses or msg["to"] not in (None, cfg.host):
+                or source not in member.addresses or msg["to"] not in (None, cfg.host) \
+                or (msg["kind"] != "hb" and msg["to"] != cfg.host):  # a request names its host
             raise wire.HaWireError(f"An FDM message from {source} that is not a peer's")
         if not self._replay.fresh(sender, (source, local), float(msg["at"])):
             raise wire.HaWireError("A replayed or stale FDM message")

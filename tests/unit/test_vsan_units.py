@@ -229,6 +229,9 @@ def test_the_agent_kind_takes_the_node_arguments_and_never_puts_the_key_on_argv(
             kinds.command("vsan", "esx02", bad, "L", "esx02")
     with pytest.raises(Invalid):  # one node per host, named after it
         kinds.command("vsan", "esx01", args, "L", "esx02")
+    others = json.dumps(json.loads(args["peers"])[:-1])  # a list the controller did not give
+    with pytest.raises(Invalid, match="VSAN-1"):
+        _check_vsan(dc, "esx02", {**args, "peers": others})
     mgmt = [{"stack": "defaultTcpipStack", "address": "198.18.0.12"}]
     with pytest.raises(Invalid, match="not a vSAN adapter"):
         _check_vsan(dc, "esx02", {**args, "io": mgmt})

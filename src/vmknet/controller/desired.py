@@ -51,6 +51,7 @@ from ..errors import InvalidArgument
 from ..events import Event
 from ..model import DEFAULT_STACK, Datacenter, Service
 from ..reach import static_v4
+from ..resolve import resolve
 from .hosts import HostTable
 from .snapshot import FixedInventory, InventorySnapshot
 
@@ -295,6 +296,25 @@ class _Controller(Protocol):
 
     @property
     def inventory(self) -> Callable[[], Datacenter]: ...
+
+
+def vsan_peers(dc: Datacenter, cluster: str, host: str) -> list[str]:
+    """VSAN-1: the unicast agent list the controller hands `host`'s vSAN node: every other
+    node of the cluster (its members, then its witness host) by the adapter pair resolve()
+    picks (PATH-5; vsanWitness between a member and the witness host, VSAN-3), never `host`
+    itself. Each entry: `host,stack,source,address,v|w` (vsan/config.py's Route)."""
+    cl = dc.clusters[cluster]
+    witness = cl.vsan_config.witness_host
+    out = []
+    for other in [*sorted(cl.hosts), *([witness] if witness else [])]:
+        if other == host:
+            continue
+        svc = Service.VSAN_WITNESS if witness in (host, other) else Service.VSAN
+        flow = resolve(dc, svc, host, other)[0]
+        out.append(",".join((other, flow.source.netstack, str(flow.source.address.ip),
+                             str(flow.target.address.ip),
+                             "w" if svc is Service.VSAN_WITNESS else "v")))
+    return out
 
 
 def generation(inventory: Callable[[], Datacenter]) -> tuple[int, Datacenter]:

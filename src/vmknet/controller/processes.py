@@ -23,6 +23,7 @@ from ..model import Datacenter, Netstack, Service
 from ..reach import static_v4, static_v6
 from ..resolve import effective_adapters
 from ..supervise import kinds
+from .desired import vsan_peers
 
 START_TIMEOUT = 90.0  # s: the agent waits up to 60 s for a large VM to populate its memory
 
@@ -58,6 +59,12 @@ def start(ctl: Controller, params: dict[str, Any]) -> Any:
 def _check_vsan(dc: Datacenter, host: str, args: dict[str, Any]) -> None:
     """A vSAN node listens (TCP 2233 and UDP 12321) on its host's vSAN or vSAN witness
     adapters only (SEC-2, PATH-5)."""
+    want = vsan_peers(dc, str(args["cluster"]), host) if str(args["cluster"]) in dc.clusters \
+        else None
+    if json.loads(args["peers"]) != want:  # VSAN-1: the list is the controller's to give
+        raise InvalidArgument(f"The vSAN peer list for {host} is not the one the controller "
+                              "gives it (VSAN-1): every other node of its cluster by the "
+                              "adapters resolve() picks", code="VSAN-1", host=host)
     allowed = receivers(dc, host, Service.VSAN) | receivers(dc, host, Service.VSAN_WITNESS)
     for e in [*args["io"], *json.loads(args["listen"])]:
         if (e["stack"], e["address"]) not in allowed:

@@ -13,9 +13,10 @@ import contextlib
 import os
 from dataclasses import dataclass
 
+from ..controller.desired import vsan_peers
 from ..errors import InvalidArgument, NotFound
 from ..model import Datacenter, Service
-from ..resolve import effective_adapters, resolve
+from ..resolve import effective_adapters
 from ..traffic.place import adapter_addresses
 from . import paths
 
@@ -70,15 +71,8 @@ def service_between(cv: ClusterView, a: str, b: str) -> Service:
 
 def peers(dc: Datacenter, cv: ClusterView, host: str) -> list[Peer]:
     """VSAN-1: every other node of the cluster, by the address resolve() picks; never `host`."""
-    out = []
-    for other in cv.nodes:
-        if other == host:
-            continue
-        svc = service_between(cv, host, other)
-        flow = resolve(dc, svc, host, other)[0]
-        out.append(Peer(other, str(flow.source.address.ip), str(flow.target.address.ip),
-                        svc is Service.VSAN_WITNESS))
-    return out
+    routes = [Route.parse(p) for p in vsan_peers(dc, cv.name, host)]  # the controller's
+    return [Peer(r.host, r.source, r.address, r.witness) for r in routes]
 
 
 def local_addresses(dc: Datacenter, cv: ClusterView, host: str) -> list[tuple[str, str, str]]:

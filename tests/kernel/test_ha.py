@@ -3,7 +3,8 @@
 One lab for the module: examples/ha-lab.yaml (three hosts, two management adapters each,
 a controller, an NFS array), with the isolation response "leave powered on" so a cut host's
 VMs keep running (the last test switches it to powerOff and back). Every test leaves the
-three hosts live with no VM, so the next starts clean. Waits are bounded: a verdict within FAIL_AFTER + DS_DEAD + a ping + a tick.
+three hosts live with no VM, so the next starts clean. Waits are bounded: a verdict within
+FAIL_AFTER + DS_DEAD + a ping + a tick.
 """
 
 from __future__ import annotations

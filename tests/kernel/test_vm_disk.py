@@ -232,3 +232,25 @@ def test_cold_migrate_moves_the_registration_only(lab: DiskLab) -> None:
     assert d["io_errors"] == 0 and d["verify_failures"] == 0, d
     lab.cli("vm", "destroy", "web01")
     assert not os.path.exists(f"/run/vmknet/labs/{lab.name}/vms/web01.json")
+
+
+def test_a_local_disk_is_written_and_does_not_vmotion(lab: DiskLab) -> None:
+    """`[ds1] ...`: a sparse file in esx01's own datastore directory, no other host's."""
+    out = lab.cli("vm", "create", "loc01", "-H", "esx01", "--memory", "16MiB", "--disk",
+                  "[ds1]", "--disk-size", "16MiB", "--disk-rate", str(RATE))
+    assert "[ds1] loc01/loc01-flat.vmdk (local, 16.0 MiB)" in out, out
+    def show() -> dict[str, Any]:
+        d: dict[str, Any] = json.loads(lab.cli("vm", "show", "loc01"))["disk"]
+        return d
+
+    assert wait_until(lambda: show()["writes"] >= 50, 10.0) is not None
+    d = show()
+    assert d["io_errors"] == 0 and d["verify_failures"] == 0, d
+    flat = (Path(lab.env["VMKNET_DATASTORE_BASE"]) / lab.name / "esx01" / "datastores" / "ds1"
+            / "loc01" / "loc01-flat.vmdk")
+    assert flat.stat().st_size == 16 << 20 and flat.stat().st_blocks * 512 < 8 << 20
+    code, out = lab.run("vmotion", "loc01", "--to", "esx02")
+    assert code != 0 and out.strip() == ("Error [STO-5]: Host esx02 does not see the datastore"
+                                         " of the VM's disk [ds1] loc01/loc01-flat.vmdk: [ds1]"
+                                         " is a local datastore of esx01"), out
+    lab.cli("vm", "destroy", "loc01")

@@ -13,6 +13,7 @@ connects again (file handles of ganesha's FSAL_VFS survive its restart).
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -103,13 +104,14 @@ class V3Mount(NfsMount):
                     while len(sent) - len(out) < depth and len(sent) < len(calls):
                         sent.append(conn.send(p.NFS_PROG, p.NFS_VERS, proc, calls[len(sent)]))
                     out.append(handle(i, conn.reply(sent[i])))
-            except NfsStatusError:
-                for xid in sent[len(out) + 1:]:  # take the replies still due: none left over
-                    try:
+            except NfsError:
+                # A refused or malformed result on a connection still in step: take the
+                # replies still due, so none is left over in the connection's stash.
+                for xid in sent[len(out) + 1:]:
+                    if conn.broken is not None:
+                        break
+                    with contextlib.suppress(NfsError):
                         conn.reply(xid)
-                    except NfsError:
-                        if conn.broken is not None:
-                            break
                 raise
             return out
 

@@ -24,10 +24,10 @@ from dataclasses import dataclass, field
 
 from ..errors import DataplaneError
 from ..model import Datacenter, Service
+from ..profiling import profiled
 from ..resolve import Flow, resolve
 from ..traffic.place import LabRef
 from ..traffic.sockets import close_all, connect
-from ..vmotion.profiling import profiled
 from .client import NfcClient
 from .files import BLOCK, Datastores, block_digests, confine, data_ranges
 from .gate import ticketed

@@ -17,7 +17,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from ..vmotion.profiling import profiled
+from ..profiling import profiled
 from . import arrival
 from . import protocol as p
 from .files import Datastores, confine, data_ranges, punch_hole

@@ -22,6 +22,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..errors import NotFound
+from ..profiling import profiled
 from ..trust.issuer import book
 from ..trust.pki import TrustError
 from ..vm import registry
@@ -29,7 +30,6 @@ from ..vm.control import LineReader, Message, send_line
 from ..vm.guest import Guest
 from . import crypto, protocol
 from .precopy import MARGIN, THROTTLE_STEP, Plan, chunks
-from .profiling import profiled
 from .report import COMPLETED, MigrationReport, PairStat, RoundStat
 from .streams import AllStreamsFailed, Stream, run_round
 

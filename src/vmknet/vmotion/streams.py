@@ -21,12 +21,12 @@ from collections.abc import Callable
 
 import numpy as np
 
+from ..profiling import profiled
 from ..vm.memory import GuestMemory
 from ..vm.units import PAGE_SIZE
 from . import protocol
 from .crypto import OVERHEAD, Sealer
 from .precopy import Chunk, segments
-from .profiling import profiled
 from .report import PairStat
 
 

@@ -32,6 +32,7 @@ import numpy as np
 import numpy.typing as npt
 from cryptography.exceptions import InvalidTag
 
+from ..profiling import profiled
 from ..vm import registry
 from ..vm.control import LineReader, Message, send_line
 from ..vm.guest import Guest
@@ -41,7 +42,6 @@ from . import crypto, protocol
 from .admission import Door
 from .crypto import OVERHEAD
 from .precopy import segments
-from .profiling import profiled
 from .verify import BlockDigests
 
 ACCEPT_TIMEOUT = 30.0

@@ -30,9 +30,9 @@ import zlib
 import numpy as np
 import numpy.typing as npt
 
+from ..profiling import profiled
 from ..vm.memory import DIGEST_BYTES, DIGEST_PAGES, GuestMemory, zero_digest
 from ..vm.units import PAGE_SIZE
-from .profiling import profiled
 
 FLIP_ENV = "VMKNET_VMOTION_FLIP_PAGE"
 FLIP_OFFSET = 100  # byte of the page that the test hook flips

@@ -171,16 +171,29 @@ class VsanObject:
                 if c.host == self.host:
                     return os.pread(self._local_fd(c.id), length, offset)
                 try:
-                    _, data = call(self._link(c.host), {"op": "read", "uuid": self.uuid,
-                                                        "comp": c.id, "off": offset,
-                                                        "len": length})
-                    return data
+                    return self._read_remote(c, offset, length)
                 except (OSError, ConnectionError, ValueError, wire.VsanError):
                     self._drop(c.host)
                     failed.append(c)
             if failed:  # every active replica failed this read: as a write would, degrade
                 self._degrade(meta, failed)
         raise wire.VsanError(f"vSAN object {self.uuid}: no replica answered a read")
+
+    def _read_remote(self, c: Component, offset: int, length: int) -> bytes:
+        """Pipelined as writes are: every piece asked for before the first is awaited, so
+        the node reads the next piece while the last one is on the wire."""
+        sock = self._link(c.host)
+        pieces = range(0, length, PIECE)
+        for at in pieces:
+            wire.send(sock, {"op": "read", "uuid": self.uuid, "comp": c.id,
+                             "off": offset + at, "len": min(PIECE, length - at)})
+        out = []
+        for _ in pieces:
+            reply, data = wire.recv(sock)
+            if reply.get("op") == "error":
+                raise wire.VsanError(f"vSAN node {c.host}: {reply.get('message')}")
+            out.append(data)
+        return b"".join(out)
 
     def _local_fd(self, comp: str) -> int:
         fd = self._local.get(comp)

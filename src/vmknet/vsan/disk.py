@@ -128,7 +128,7 @@ class LocalDisk:
                 self._maps[(uuid, comp, other)] = got
             return got
 
-    def write(self, uuid: str, comp: str, offset: int, data: bytes,
+    def write(self, uuid: str, comp: str, offset: int, data: bytes | bytearray,
               track: Sequence[str] = ()) -> None:
         fd, size = self._open(uuid, comp)
         self._bounds(size, offset, len(data))

@@ -38,7 +38,7 @@ def dial(lab: str, host: str, route: Route, key: bytes, cluster: str,
 
 
 def call(sock: socket.socket, head: dict[str, Any],
-         data: bytes | memoryview = b"") -> tuple[dict[str, Any], bytes]:
+         data: bytes | memoryview = b"") -> tuple[dict[str, Any], bytearray]:
     """One request and its reply; a node's `error` reply is a VsanError."""
     wire.send(sock, head, data)
     reply, out = wire.recv(sock)

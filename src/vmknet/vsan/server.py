@@ -100,7 +100,8 @@ class IoServer:
                     reply, out = {"op": "error", "message": str(err)[:300]}, b""
                 wire.send(sock, reply, out)
 
-    def _op(self, peer: str, head: dict[str, Any], data: bytes) -> tuple[dict[str, Any], bytes]:
+    def _op(self, peer: str, head: dict[str, Any],
+            data: bytearray) -> tuple[dict[str, Any], bytes]:
         op = head.get("op")
         if op == "ping":
             return {"op": "ok", "host": self.host}, b""
@@ -119,7 +120,8 @@ class IoServer:
             return {"op": "ok"}, b""
         raise InvalidArgument(f"unknown vSAN operation {str(op)[:20]!r} from {peer}")
 
-    def _write(self, uuid: str, comp: str, head: dict[str, Any], data: bytes) -> dict[str, Any]:
+    def _write(self, uuid: str, comp: str, head: dict[str, Any],
+               data: bytearray) -> dict[str, Any]:
         off = int(head["off"])
         if head.get("resync"):
             self.disk.write(uuid, comp, off, data)

@@ -46,7 +46,8 @@ class AuthError(VsanError):
     default_code = "VsanAuth"
 
 
-def recv_exact(sock: socket.socket, n: int) -> bytes:
+def recv_into(sock: socket.socket, n: int) -> bytearray:
+    """Exactly `n` bytes, received in place (no copy: the data path's buffers are large)."""
     buf = bytearray(n)
     view, got = memoryview(buf), 0
     while got < n:
@@ -54,7 +55,11 @@ def recv_exact(sock: socket.socket, n: int) -> bytes:
         if k == 0:
             raise ConnectionError("the vSAN peer closed the connection")
         got += k
-    return bytes(buf)
+    return buf
+
+
+def recv_exact(sock: socket.socket, n: int) -> bytes:
+    return bytes(recv_into(sock, n))
 
 
 def send(sock: socket.socket, head: dict[str, Any], data: bytes | memoryview = b"") -> None:
@@ -67,7 +72,7 @@ def send(sock: socket.socket, head: dict[str, Any], data: bytes | memoryview = b
         sock.sendall(data)
 
 
-def recv(sock: socket.socket) -> tuple[dict[str, Any], bytes]:
+def recv(sock: socket.socket) -> tuple[dict[str, Any], bytearray]:
     (n,) = LEN.unpack(recv_exact(sock, LEN.size))
     if n > MAX_HEAD:
         raise ValueError(f"vSAN frame head of {n} bytes exceeds {MAX_HEAD}")
@@ -77,7 +82,7 @@ def recv(sock: socket.socket) -> tuple[dict[str, Any], bytes]:
     size = head.get("n", 0)
     if not isinstance(size, int) or not 0 <= size <= MAX_DATA:
         raise ValueError(f"vSAN frame data of {str(size)[:20]} bytes outside 0..{MAX_DATA}")
-    return head, recv_exact(sock, size) if size else b""
+    return head, recv_into(sock, size)
 
 
 def mac(key: bytes, *parts: str) -> str:

@@ -69,3 +69,9 @@ def test_nodes_are_their_host_agents_children(lab: tuple[str, list[str]]) -> Non
             "args": {**args, "io": [{"stack": "defaultTcpipStack",
                                      "address": "198.18.0.11"}]}})
     assert got.value.code == "SEC-2", got.value
+    result = CliRunner().invoke(main, [*store, "vsan", "stop"])
+    assert result.exit_code == 0 and "Stopped 4 vSAN nodes" in result.output, result.output
+    assert procs.pids(name) == {}
+    listing = ControllerClient(name, 30).call("process.list", {"host": "esx01"})[0]
+    assert not [p for p in listing["processes"] if p["kind"] == "vsan"]
+    assert not [d for d in listing["died"] if d["kind"] == "vsan"]  # asked for, not a death

@@ -72,8 +72,10 @@ def start_command(app: AppContext, cluster: str | None) -> None:
 @pass_app
 def stop_command(app: AppContext, host: str | None) -> None:
     """Stop the vSAN nodes (the data stays with the lab)."""
-    _dc, lab = bound(app)
-    stopped = procs.stop(lab.name, host)
+    dc, lab = bound(app)
+    with reported():
+        agents = via_controller(dc, lab.name)
+        stopped = (procs.stop_by_agents if agents else procs.stop)(lab.name, host)
     say(f"Stopped {len(stopped)} vSAN node{'s' if len(stopped) != 1 else ''}.")
 
 

@@ -127,6 +127,22 @@ def _spawn(lab: str, host: str, args: list[str]) -> tuple[subprocess.Popen[bytes
     return proc, r
 
 
+def stop_by_agents(lab: str, host: str | None = None) -> list[int]:
+    """With a controller: each node stopped by its host's agent (its parent), so the
+    agent knows the end was asked for; a node the agent does not hold, by signal."""
+    from ..controller.client import ControllerClient
+
+    client = ControllerClient(lab, START_TIMEOUT + 30)
+    ended: list[int] = []
+    for h, pid in sorted(pids(lab, host).items()):
+        try:
+            client.call("process.stop", {"host": h, "kind": "vsan", "name": h})
+        except VmknetError:  # started around the agent (the direct path): not its child
+            terminate([pid])
+        ended.append(pid)
+    return ended
+
+
 def stop(lab: str, host: str | None = None) -> list[int]:
     return terminate(list(pids(lab, host).values()))
 

@@ -13,10 +13,11 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from vmknet.agent import faults
+from vmknet.agent import faults, reconcile
 from vmknet.agent.reconcile import Reconciler, cuts, management_path, should_run
 from vmknet.controller import desired as ctl_desired
 from vmknet.controller.desired import (
@@ -349,3 +350,29 @@ def test_a_pass_uses_the_state_the_heartbeat_fetched_when_it_is_still_news() -> 
     assert _vmk1(backend.state, "esx01").mtu == 1400 and rec.realised == new
     rec.offer({"generation": new - 1, "same": True})  # stale: ignored, fetched afresh
     assert rec.run_once() and len(fetched) == 2
+
+
+def test_an_offer_no_pass_took_in_time_is_history(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Seen in the demo: a prefetched state offered while a pass had fetched already
+    stayed on offer; heartbeats then cut by a change being rolled back left `told` at
+    that generation, and a later timer pass realised the superseded state."""
+    backend = MemoryBackend(WHOLE)
+    ctl = Ctl(DC)
+    fetched: list[str | None] = []
+
+    def fetch(have: str | None) -> dict[str, Any]:
+        fetched.append(have)
+        return ctl_desired.desired(ctl, "esx01", {"lab": LAB, "have": have})
+
+    rec = Reconciler(LAB, "esx01", Guard("esx01"), threading.Lock(), fetch, lambda r: None,
+                     lambda: backend, lambda: [("198.18.0.11", "vmk0")])
+    old = ctl_desired.generation(ctl.inventory)[0]
+    assert rec.heard(old) is not None
+    rec.offer(ctl_desired.desired(ctl, "esx01", {"lab": LAB}))  # the old state, offered
+    ctl.dc = DC.model_copy(deep=True)  # committed since; no heartbeat heard it (cut)
+    ctl.dc.hosts["esx01"].vmknics["vmk1"].mtu = 1400
+    clock = [time.monotonic()]
+    monkeypatch.setattr(reconcile.time, "monotonic", lambda: clock[0])
+    clock[0] += reconcile.OFFER_TTL + 0.5
+    assert rec.run_once() and len(fetched) == 1  # not taken: fetched afresh
+    assert _vmk1(backend.state, "esx01").mtu == 1400

@@ -50,6 +50,7 @@ from ..errors import VmknetError
 INTERVAL = 30.0  # s between passes when nothing asks for one
 SETTLE = 15.0  # s after a released change during which only a new generation starts a pass
 RETRY = 5.0  # s after a failed pass before the next one
+OFFER_TTL = 2.0  # s a heartbeat's prefetched state stays news (heartbeats are 1 s apart)
 HOLD_POLL = 1.0  # s between looks while the guard holds a change
 MAX_STATE = 20_000  # objects in a host's desired state
 MAX_REPORTED = 20  # repaired ops named in the report (the event)
@@ -154,6 +155,7 @@ class Reconciler:
         self._lock = threading.Lock()
         self._asked: int | None = None  # the generation a heartbeat was asked to fetch for
         self._offered: dict[str, Any] | None = None
+        self._offered_at = 0.0  # time.monotonic() of the offer
         self._wake = threading.Event()
         self._stop = threading.Event()
 
@@ -174,14 +176,19 @@ class Reconciler:
         """The heartbeat's `desired` reply (None: it made none): the next pass uses it."""
         with self._lock:
             self._offered = reply
+            self._offered_at = time.monotonic()
         self._wake.set()
 
     def _take_offer(self) -> dict[str, Any] | None:
-        """The offered reply when it is still news: the generation last heard, and a
-        "same" only for the state this agent holds."""
+        """The offered reply when it is still news: the generation last heard, offered
+        within OFFER_TTL, and a "same" only for the state this agent holds. An offer the
+        pass it woke did not take (that pass had fetched already) is history: while the
+        heartbeats are cut (a change being rolled back) `told` does not move, so the
+        generation check alone would let a later pass realise a superseded state."""
         with self._lock:
             reply, self._offered = self._offered, None
-        if reply is None or reply.get("generation") != self.told:
+            age = time.monotonic() - self._offered_at
+        if reply is None or reply.get("generation") != self.told or age > OFFER_TTL:
             return None
         if reply.get("same") is True and (self._have is None
                                           or self._have[0] != reply.get("digest")):

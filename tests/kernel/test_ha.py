@@ -82,12 +82,30 @@ class Lab:
                 subprocess.run(["ip", "-n", ns, "link", "set", ifname, "up" if up else "down"],
                                capture_output=True, check=False, timeout=10)
 
+    def cut(self, host: str, vmks: list[str], nics: list[str] | None = None,
+            on: bool = True) -> None:
+        """Frames to and from the host's cables of `vmks` (on `nics`, default all) dropped in
+        the physical network (a bridge filter: the host's agent does not see it as drift to
+        repair, as it would a link set down), or let through again."""
+        ns = naming.pnet_ns(self.name)
+        subprocess.run(["ip", "netns", "exec", ns, "nft", "delete", "table", "bridge",
+                        "ha_cut"], capture_output=True, check=False, timeout=10)
+        if not on:
+            return
+        ports = ", ".join(sorted(naming.wire_pnet(host, v, n) for v in vmks
+                                 for n in nics or NICS))
+        rules = (f"table bridge ha_cut {{\n chain forward_ {{\n"
+                 f"  type filter hook forward priority 0; policy accept;\n"
+                 f"  iifname {{ {ports} }} drop\n  oifname {{ {ports} }} drop\n }}\n}}\n")
+        subprocess.run(["ip", "netns", "exec", ns, "nft", "-f", "-"], input=rules, text=True,
+                       check=True, capture_output=True, timeout=10)
+
     def kill(self, host: str) -> None:
-        """The host dies: its cables pulled, its agent and its VMs killed."""
-        self.wires(host, ["vmk0", "vmk1", "vmk2"], up=False)
+        """The host dies: its agent and its VMs killed, its cables pulled."""
         pids = [agent_pid(self.name, host)] + [r.pid for r in scan.find(self.name, host)]
         for pid in pids:
             os.kill(pid, signal.SIGKILL)
+        self.wires(host, ["vmk0", "vmk1", "vmk2"], up=False)
         assert wait_until(lambda: not any(alive(p) for p in pids), 10) is not None
 
     def revive(self, *hosts: str) -> None:
@@ -104,6 +122,13 @@ class Lab:
         return len(st["primaries"]) == 1 and all(
             r["state"] == "live" and r["primary"] == st["primaries"][0]
             for r in st["hosts"].values())
+
+    def links_fresh(self) -> bool:
+        """Every link between every pair of hosts carries heartbeats again (after a cable
+        comes back, the physical network's STP takes a few seconds to forward on it)."""
+        return all(len(row["links"]) == 4 and all(lk["ago"] < 1.5 for lk in row["links"])
+                   for h in HOSTS for peer, row in self.view(h).get("hosts", {}).items()
+                   if peer != h)
 
     def clean(self) -> None:
         for rec in manage.records(self.name):
@@ -148,7 +173,7 @@ def test_one_primary_every_link_heard_and_datastore_heartbeats(lab: Lab) -> None
 
 def test_one_management_adapter_lost_is_no_verdict(lab: Lab) -> None:
     before = set(lab.ha_events())
-    lab.wires("esx02", ["vmk1"], up=False)
+    lab.cut("esx02", ["vmk1"])
     try:
         time.sleep(VERDICT)
         st = lab.status()
@@ -158,14 +183,32 @@ def test_one_management_adapter_lost_is_no_verdict(lab: Lab) -> None:
             fresh = {lk["remote"] for lk in pv["hosts"]["esx02"]["links"] if lk["ago"] < 2.5}
             assert fresh == {"198.18.0.12"}, pv["hosts"]["esx02"]  # vmk1's links went quiet
     finally:
-        lab.wires("esx02", ["vmk1"], up=True)
+        lab.cut("esx02", ["vmk1"], on=False)
+    assert wait_until(lab.links_fresh, 30) is not None, lab.status()
     assert [e for e in lab.ha_events() if e not in before and e[0] == "HA-2"] == []
+
+
+def test_one_uplink_lost_is_no_verdict(lab: Lab) -> None:
+    """vmnic0 of esx02 pulled: both management adapters' wires on it go down (vmk0's active
+    uplink, vmk1's standby); vmk1 still has its own uplink, so esx02 is heard."""
+    assert wait_until(lab.links_fresh, 30) is not None, lab.status()
+    before = set(lab.ha_events())
+    lab.cut("esx02", ["vmk0", "vmk1"], ["vmnic0"])
+    try:
+        time.sleep(VERDICT)
+        st = lab.status()
+        assert all(r["state"] == "live" for r in st["hosts"].values()), st
+    finally:
+        lab.cut("esx02", ["vmk0", "vmk1"], ["vmnic0"], on=False)
+    assert wait_until(lab.links_fresh, 30) is not None, lab.status()
+    new = [e for e in lab.ha_events() if e not in before]
+    assert [e for e in new if e[0] == "HA-2"] == [], new
 
 
 def test_management_cut_isolates_the_host_and_its_vm_keeps_running_alone(lab: Lab) -> None:
     lab.vm("web", "esx02")
     pid = next(r.pid for r in scan.find(lab.name, "esx02") if r.name == "web")
-    lab.wires("esx02", ["vmk0", "vmk1"], up=False)  # its datastore heartbeats go on
+    lab.cut("esx02", ["vmk0", "vmk1"])  # its datastore heartbeats go on
     try:
         took = wait_until(lambda: lab.view("esx02").get("isolated") is True
                           and all(lab.view(h)["hosts"]["esx02"]["state"] == "isolated"
@@ -178,7 +221,7 @@ def test_management_cut_isolates_the_host_and_its_vm_keeps_running_alone(lab: La
         assert not any("restarted VM web" in m for m in events), events
         assert not any("esx02 is failed" in m for m in events), events
     finally:
-        lab.wires("esx02", ["vmk0", "vmk1"], up=True)
+        lab.cut("esx02", ["vmk0", "vmk1"], on=False)
     assert wait_until(lab.settled, 20) is not None, lab.status()
     lab.clean()
 
@@ -294,7 +337,7 @@ def test_isolation_response_power_off_moves_the_vm_once(lab: Lab) -> None:
     lab.vm("iso", "esx01")
     assert wait_until(lambda: "iso" in lab.status()["vms"], 5) is not None
     pid = next(r.pid for r in scan.find(lab.name, "esx01") if r.name == "iso")
-    lab.wires("esx01", ["vmk0", "vmk1"], up=False)
+    lab.cut("esx01", ["vmk0", "vmk1"])
     try:
         took = wait_until(lambda: lab.vm_hosts("iso") not in ([], ["esx01"]), VERDICT + 8)
         assert took is not None, lab.status()
@@ -303,7 +346,7 @@ def test_isolation_response_power_off_moves_the_vm_once(lab: Lab) -> None:
             assert len(lab.vm_hosts("iso")) == 1 and "esx01" not in lab.vm_hosts("iso")
             time.sleep(0.3)
     finally:
-        lab.wires("esx01", ["vmk0", "vmk1"], up=True)
+        lab.cut("esx01", ["vmk0", "vmk1"], on=False)
         dc = lab.inv.read().model_copy(deep=True)
         dc.clusters["cl01"].das.isolation_response = "none"
         lab.inv.apply(dc)

@@ -119,3 +119,40 @@ def test_a_restart_request_to_nobody_in_particular_is_refused(fdm: Fdm) -> None:
         "vm": {"name": "vm1", "memory": MiB, "dirtyRate": 0, "disk": None}}
     with pytest.raises(wire.HaWireError):
         fdm._accept("198.18.0.11", "198.18.0.12", wire.seal(bytes.fromhex(KEY), msg))
+
+
+def _view(host: str, role: str, primary: str, hosts: dict[str, str], at: float,
+          isolated: bool = False) -> dict[str, Any]:
+    return {"host": host, "role": role, "primary": primary, "isolated": isolated, "at": at,
+            "hosts": {h: {"state": s, "links": [], "datastores": {}} for h, s in hosts.items()},
+            "vms": {}, "pending": {}}
+
+
+def test_cluster_status_reports_each_sides_primary_and_drops_stale_views() -> None:
+    from vmknet.ha import status
+
+    now = 1000.0
+    views = {
+        "a": _view("a", "secondary", "b", {"a": "live", "b": "live", "c": "partitioned"}, now),
+        "b": _view("b", "primary", "b", {"a": "live", "b": "live", "c": "partitioned"}, now),
+        "c": _view("c", "primary", "c", {"a": "partitioned", "b": "partitioned", "c": "live"},
+                   now),
+        "d": _view("d", "primary", "d", {"d": "live"}, now - 60),  # its agent is gone
+    }
+    got = status.cluster_status("cl", ["a", "b", "c", "d"], views.get, now)
+    assert got["primaries"] == ["b", "c"] and got["partitioned"]
+    assert got["hosts"]["a"]["state"] == "live" and got["hosts"]["a"]["seenBy"] == "b"
+    assert got["hosts"]["c"]["state"] == "live" and got["hosts"]["c"]["seenBy"] == "c"
+    assert got["hosts"]["d"]["state"] == "unknown" and got["hosts"]["d"]["role"] is None
+
+
+def test_an_isolated_host_is_shown_isolated_and_is_no_primary() -> None:
+    from vmknet.ha import status
+
+    now = 1000.0
+    views = {"a": _view("a", "primary", "a", {"a": "live", "b": "isolated"}, now),
+             "b": _view("b", "primary", "b", {"a": "partitioned", "b": "live"}, now,
+                        isolated=True)}
+    got = status.cluster_status("cl", ["a", "b"], views.get, now)
+    assert got["primaries"] == ["a"] and not got["partitioned"]
+    assert got["hosts"]["b"]["state"] == "isolated"

@@ -10,12 +10,13 @@ heartbeats over NFS, isolation response powerOff), each round:
 1. death: a 16 MiB VM on a secondary; the host dies (its cables pulled, its
    agent and VM killed); timed until the primary's view says `failed` and
    until the VM runs on another host (aim: 5 s and 10 s); the host comes back;
-2. isolation: a VM on a secondary; its management cables pulled (its NFS
-   cable stays): timed until the primary's view says `isolated`, and until
-   the VM, powered off by the isolation response, runs on another host.
+2. isolation: a VM on a secondary; its management cables cut (a bridge
+   filter in the physical network; its NFS cable stays): timed until the
+   primary's view says `isolated`, and until the VM, powered off by the
+   isolation response, runs on another host.
 
 --soak: both cores busy (two spinning processes), one management uplink of
-esx02 flapping (down 3 s, up 3 s), for the given seconds: every verdict other
+esx02 flapping (cut 3 s, back 3 s), for the given seconds: every verdict other
 than `live` in any host's view is a false one (aim: zero).
 
 The lab is `vmkl-bha<pid>.*`; it goes down in a `finally`.
@@ -106,13 +107,28 @@ class Lab:
                                 "up" if up else "down"], capture_output=True, check=False,
                                timeout=10)
 
+    def cut(self, host: str, vmks: list[str], nics: list[str], on: bool) -> None:
+        """Frames to and from those cables dropped in the physical network (a bridge filter:
+        not drift the host's agent would repair, as a link set down is)."""
+        ns = naming.pnet_ns(self.name)
+        subprocess.run(["ip", "netns", "exec", ns, "nft", "delete", "table", "bridge",
+                        "ha_cut"], capture_output=True, check=False, timeout=10)
+        if not on:
+            return
+        ports = ", ".join(sorted(naming.wire_pnet(host, v, n) for v in vmks for n in nics))
+        rules = (f"table bridge ha_cut {{\n chain forward_ {{\n"
+                 f"  type filter hook forward priority 0; policy accept;\n"
+                 f"  iifname {{ {ports} }} drop\n  oifname {{ {ports} }} drop\n }}\n}}\n")
+        subprocess.run(["ip", "netns", "exec", ns, "nft", "-f", "-"], input=rules, text=True,
+                       check=True, capture_output=True, timeout=10)
+
     def kill(self, host: str) -> None:
-        self.wires(host, ["vmk0", "vmk1", "vmk2"], NICS, up=False)
         pids = [p for p in lab_pids(paths.AGENT_MARKER, self.name)
                 if f"--host={host}".encode() in Path(f"/proc/{p}/cmdline").read_bytes()]
         pids += [r.pid for r in scan.find(self.name, host)]
         for pid in pids:
             os.kill(pid, signal.SIGKILL)
+        self.wires(host, ["vmk0", "vmk1", "vmk2"], NICS, up=False)
         wait(lambda: not any(alive(p) for p in pids), 10)
 
     def revive(self, host: str) -> None:
@@ -155,7 +171,7 @@ def isolation_round(lab: Lab) -> tuple[float | None, float | None]:
     primary, victim = lab.secondary()
     vm = lab.new_vm(victim)
     start = time.monotonic()
-    lab.wires(victim, ["vmk0", "vmk1"], NICS, up=False)
+    lab.cut(victim, ["vmk0", "vmk1"], NICS, on=True)
     try:
         verdict = wait(lambda: lab.view(primary)["hosts"][victim]["state"] == "isolated")
         moved = wait(lambda: bool(lab.vm_hosts(vm)) and victim not in lab.vm_hosts(vm))
@@ -163,7 +179,7 @@ def isolation_round(lab: Lab) -> tuple[float | None, float | None]:
         if verdict is None or total is None:
             lab.explain(f"management cut of {victim} ({vm})")
     finally:
-        lab.wires(victim, ["vmk0", "vmk1"], NICS, up=True)
+        lab.cut(victim, ["vmk0", "vmk1"], NICS, on=False)
     wait(lab.settled)
     lab.clean()
     return verdict, total
@@ -177,7 +193,7 @@ def soak(lab: Lab, seconds: float) -> int:
     try:
         end, up = time.monotonic() + seconds, False
         while time.monotonic() < end:
-            lab.wires("esx02", ["vmk0", "vmk1"], ["vmnic1"], up=up)
+            lab.cut("esx02", ["vmk0", "vmk1"], ["vmnic1"], on=not up)
             up = not up
             flip = time.monotonic() + 3.0
             while time.monotonic() < min(flip, end):
@@ -187,7 +203,7 @@ def soak(lab: Lab, seconds: float) -> int:
                             false.add((host, peer, row["state"]))
                 time.sleep(0.2)
     finally:
-        lab.wires("esx02", ["vmk0", "vmk1"], ["vmnic1"], up=True)
+        lab.cut("esx02", ["vmk0", "vmk1"], ["vmnic1"], on=False)
         for proc in spinners:
             proc.kill()
             proc.wait()

@@ -14,6 +14,7 @@ tmp=$(mktemp -d -t vmknet-demo.XXXXXX)
 lab="demo-$$"
 sto="sto-$$"  # the shared-storage step's lab (examples/storage-lab.yaml), its own store
 ha="ha-$$"  # the vSphere HA step's lab (examples/ha-lab.yaml), its own store
+vsan="vsan-$$"  # the vSAN step's lab (examples/vsan-lab.yaml), its own store
 export VMKNET_STORE="$tmp/inventory.db"
 file=examples/lab.yaml
 
@@ -25,6 +26,8 @@ cleanup() {
         VMKNET_STORE="$tmp/storage.db" .venv/bin/vmknet lab down --name "$sto" >/dev/null 2>&1 \
             || true
         VMKNET_STORE="$tmp/ha.db" .venv/bin/vmknet lab down --name "$ha" >/dev/null 2>&1 || true
+        VMKNET_STORE="$tmp/vsan.db" .venv/bin/vmknet lab down --name "$vsan" >/dev/null 2>&1 \
+            || true
     fi
     rm -rf "$tmp"
 }
@@ -150,6 +153,9 @@ for h in esx01 esx02; do
     step esxcli -H "$h" storage nmp device set -d "$naa" --psp VMW_PSP_RR
 done
 step esxcli -H esx01 storage core path list -d "$naa"
+step esxcli -H esx01 iscsi networkportal list
+step esxcli -H esx01 storage nfs add -H 198.18.31.100 -s /share -v nfs01
+step esxcli -H esx01 storage filesystem list
 step vm create db02 -H esx01 --memory 64MiB --dirty-rate 5MB/s --disk "/vmfs/devices/disks/$naa"
 sleep 2
 step vmotion db02 --to esx02
@@ -180,16 +186,16 @@ from vmknet.mgmt import paths
 from vmknet.processes import lab_pids
 from vmknet.supervise import scan
 lab = sys.argv[1]
+pids = [p for p in lab_pids(paths.AGENT_MARKER, lab)
+        if b"--host=esx01" in Path(f"/proc/{p}/cmdline").read_bytes().split(b"\0")]
+pids += [r.pid for r in scan.find(lab, "esx01")]
+for pid in pids:  # its agent first: it would repair a cable it saw pulled
+    os.kill(pid, signal.SIGKILL)
 ns = naming.host_ns(lab, "esx01")
 for vmk in ("vmk0", "vmk1", "vmk2"):
     for nic in ("vmnic0", "vmnic1", "vmnic2"):
         subprocess.run(["ip", "-n", ns, "link", "set", naming.wire_host(vmk, nic, ["vmnic0",
                         "vmnic1", "vmnic2"]), "down"], check=False, capture_output=True)
-pids = [p for p in lab_pids(paths.AGENT_MARKER, lab)
-        if b"--host=esx01" in Path(f"/proc/{p}/cmdline").read_bytes().split(b"\0")]
-pids += [r.pid for r in scan.find(lab, "esx01")]
-for pid in pids:
-    os.kill(pid, signal.SIGKILL)
 died = time.monotonic()
 while time.monotonic() < died + 30:
     hosts = [r.host for r in scan.find(lab) if r.kind == "vm" and r.name == "ha01"]
@@ -203,6 +209,55 @@ PY
 step cluster status cl01
 .venv/bin/vmknet events | grep -E '^HA-(2|3) '
 step lab down --name "$ha"
+printf '\n# vSAN (VSAN-1..5): web01 runs on esx04, which holds no replica of its disk (FTT=1: two\n'
+printf '# replicas and a witness on the other hosts); one replica host is lost under its I/O:\n'
+export VMKNET_STORE="$tmp/vsan.db"
+step lab up examples/vsan-lab.yaml --name "$vsan"
+step vsan start
+for _ in $(seq 60); do  # membership: one master, every peer heard (health all green)
+    .venv/bin/vmknet vsan health >/dev/null 2>&1 && break
+    sleep 0.5
+done
+step vm create web01 -H esx04 --memory 32MiB --dirty-rate 1MB/s \
+    --disk '[vsanDatastore] web01/web01-flat.vmdk' --disk-size 64MiB --disk-rate 200
+sleep 2
+step vsan object list
+.venv/bin/python - "$vsan" <<'PY'
+import json, subprocess, sys, time
+from vmknet.vsan import directory, objects, procs
+lab = sys.argv[1]
+def disk():
+    out = subprocess.run([".venv/bin/vmknet", "vm", "show", "web01"], check=True,
+                         capture_output=True, text=True).stdout
+    return json.loads(out)["disk"]
+meta = objects.find(lab, "web01/web01-flat.vmdk")
+lost = meta.replicas()[1].host
+procs.kill(lab, lost)
+start = disk()["writes"]
+time.sleep(3)
+d = disk()
+assert d["io_errors"] == 0 and d["verify_failures"] == 0, d
+print(f"{lost}'s vSAN node killed (-9): web01 went on with the surviving replica, "
+      f"{d['writes'] - start} writes read back in 3 s, 0 errors, longest I/O "
+      f"{d['max_io_ms']:.0f} ms; object {directory.load(lab, meta.uuid).health()}")
+PY
+step vsan object list
+step vsan start
+.venv/bin/python - "$vsan" <<'PY'
+import sys, time
+from vmknet.vsan import directory, objects
+lab = sys.argv[1]
+meta = objects.find(lab, "web01/web01-flat.vmdk")
+deadline = time.monotonic() + 30
+while directory.load(lab, meta.uuid).health() != "healthy":
+    if time.monotonic() > deadline:
+        sys.exit("demo: the object did not resync within 30 s")
+    time.sleep(0.2)
+PY
+step vsan resync status
+step vsan health
+step vm destroy web01
+step lab down --name "$vsan"
 export VMKNET_STORE="$tmp/inventory.db"
 if [ -n "${VMKNET_DEMO_KEEP:-}" ]; then
     token=$(.venv/bin/vmknet api token create --role operator --name demo)

@@ -16,8 +16,10 @@ heartbeats over NFS, isolation response powerOff), each round:
    isolation response, runs on another host.
 
 --soak: both cores busy (two spinning processes), one management uplink of
-esx02 flapping (cut 3 s, back 3 s), for the given seconds: every verdict other
-than `live` in any host's view is a false one (aim: zero).
+esx02 flapping (cut 3 s, back 3 s), and a 256 MiB VM vMotioned back and forth
+between esx01 and esx03 without pause over a vMotion adapter that shares vmnic0
+with management (the soak's lab adds one per host), for the given seconds: every
+verdict other than `live` in any host's view is a false one (aim: zero).
 
 The lab is `vmkl-bha<pid>.*`; it goes down in a `finally`.
 """
@@ -25,12 +27,14 @@ The lab is `vmkl-bha<pid>.*`; it goes down in a `finally`.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import signal
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -43,7 +47,9 @@ from vmknet.ha import status, view
 from vmknet.inventory import Inventory
 from vmknet.lab import lifecycle
 from vmknet.mgmt import paths
+from vmknet.model import PortGroup, Vmknic
 from vmknet.processes import alive, lab_pids
+from vmknet.state import dumps, load_file
 from vmknet.supervise import scan
 from vmknet.vm import manage
 
@@ -185,11 +191,58 @@ def isolation_round(lab: Lab) -> tuple[float | None, float | None]:
     return verdict, total
 
 
+def with_vmotion(folder: Path) -> Path:
+    """examples/ha-lab.yaml plus a vMotion adapter per host on vSwitch0, active on vmnic0
+    as Management Network is: the migrations load the management uplinks."""
+    dc = load_file(EXAMPLE)
+    for i, name in enumerate(HOSTS, start=1):
+        host = dc.hosts[name]
+        host.vswitches["vSwitch0"] = host.vswitches["vSwitch0"].model_copy(deep=True)
+        host.vswitches["vSwitch0"].portgroups["vMotion"] = PortGroup.model_validate(
+            {"vlan": 40, "teaming": {"loadBalancing": "explicit", "active": ["vmnic0"],
+                                     "standby": ["vmnic1"]}})
+        host.vmknics["vmk3"] = Vmknic.model_validate(
+            {"portgroup": "vMotion", "ipv4": {"type": "static", "address": f"198.18.4.1{i}/24"},
+             "services": ["vmotion"]})
+    path = folder / "ha-vmotion-lab.yaml"
+    path.write_text(dumps(dc), encoding="utf-8")
+    return path
+
+
+class Migrations(threading.Thread):
+    """One VM vMotioned esx01 <-> esx03 without pause, through the CLI (the controller's
+    tasks), until stopped; counts the migrations and the bytes they moved."""
+
+    def __init__(self, lab: Lab) -> None:
+        super().__init__(daemon=True)
+        self.lab, self.stop = lab, threading.Event()
+        self.done, self.failed, self.bytes = 0, 0, 0
+
+    def run(self) -> None:
+        cli = [str(Path(sys.executable).with_name("vmknet")), "--store", str(self.lab.store)]
+        subprocess.run([*cli, "vm", "create", "soak01", "-H", "esx01", "--memory", "256MiB",
+                        "--dirty-rate", "20MB/s"], check=True, capture_output=True, timeout=120)
+        where = "esx01"
+        while not self.stop.is_set():
+            to = "esx03" if where == "esx01" else "esx01"
+            got = subprocess.run([*cli, "vmotion", "soak01", "--to", to, "--json"],
+                                 capture_output=True, text=True, timeout=300)
+            if got.returncode == 0:
+                self.done, where = self.done + 1, to
+                self.bytes += int(json.loads(got.stdout).get("bytes", 0))
+            else:
+                self.failed += 1
+                self.stop.wait(1.0)
+
+
 def soak(lab: Lab, seconds: float) -> int:
-    """False verdicts (a host not live in any view) under CPU load and a flapping uplink."""
+    """False verdicts (a host not live in any view) under CPU load, a flapping uplink and
+    vMotions loading the management uplinks."""
     spinners = [subprocess.Popen([sys.executable, "-c", "while True: pass"])
                 for _ in range(os.cpu_count() or 2)]
     false: set[tuple[str, str, str]] = set()
+    moves = Migrations(lab)
+    moves.start()
     try:
         end, up = time.monotonic() + seconds, False
         while time.monotonic() < end:
@@ -203,10 +256,14 @@ def soak(lab: Lab, seconds: float) -> int:
                             false.add((host, peer, row["state"]))
                 time.sleep(0.2)
     finally:
+        moves.stop.set()
         lab.cut("esx02", ["vmk0", "vmk1"], ["vmnic1"], on=False)
         for proc in spinners:
             proc.kill()
             proc.wait()
+        moves.join(timeout=300)
+    print(f"  vMotions during the soak: {moves.done} completed ({moves.bytes / 2**30:.1f} GiB "
+          f"over the management uplinks' vmnic0), {moves.failed} failed")
     for seen in sorted(false):
         print(f"  false verdict: {seen[0]} saw {seen[1]} {seen[2]}")
     return len(false)
@@ -235,7 +292,7 @@ def main() -> int:
     inv = Inventory.open(folder / "inventory.db")
     name = f"bha{os.getpid()}"
     try:
-        lifecycle.up(inv, EXAMPLE, name)
+        lifecycle.up(inv, with_vmotion(folder) if args.soak > 0 else EXAMPLE, name)
         lab = Lab(name, inv, folder / "inventory.db")
         if wait(lab.settled) is None:
             raise SystemExit(f"the cluster did not settle: {lab.status()}")
@@ -251,7 +308,7 @@ def main() -> int:
     summary("management cut -> VM (powered off) elsewhere", [c[1] for c in cuts],
             RESTART_AIM + 3)
     if false is not None:
-        print(f"soak {args.soak:.0f} s (both cores busy, esx02 vmnic1 flapping 3 s): "
+        print(f"soak {args.soak:.0f} s (both cores busy, esx02 vmnic1 flapping 3 s, vMotions): "
               f"{false} false verdicts (aim 0)")
         ok &= false == 0
     return 0 if ok else 1

@@ -80,6 +80,7 @@ class Supervisor:
         self.adopted: dict[tuple[str, str], ProcessRecord] = {}
         self.died: list[dict[str, Any]] = []
         self._stopping: set[int] = set()  # pids we asked to stop: their death is expected
+        self._starting: set[tuple[str, str]] = set()  # (kind, name) between check and start
         self.adopt()
 
     def adopt(self) -> list[ProcessRecord]:
@@ -118,6 +119,18 @@ class Supervisor:
             if other is not None:
                 raise InvalidArgument(f"{kind} {name} already runs on {other.host} "
                                       f"(pid {other.pid})", code="AlreadyExists")
+            if key in self._starting:  # the check and the start are one step for a caller
+                raise InvalidArgument(f"{kind} {name} is being started on {self.host}",
+                                      code="AlreadyExists")
+            self._starting.add(key)
+        try:
+            return self._start(kind, name, args, module, argv, key)
+        finally:
+            with self._lock:
+                self._starting.discard(key)
+
+    def _start(self, kind: str, name: str, args: dict[str, Any], module: str,
+               argv: list[str], key: tuple[str, str]) -> dict[str, Any]:
         spec = kinds.TABLE[kind]
         log = inside(run_dir(), self.lab) / "processes" / f"{kind}-{name}.log"
         # An incoming VM's listeners: open before it starts, so they exist when the reply

@@ -16,64 +16,31 @@ import os
 import signal
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 from click.testing import CliRunner
+from diskkit import EXAMPLE, CliLab
 from kernelkit import wait_until
 from labkit import lab_name
 
 from vmknet.cli.main import main
-from vmknet.inventory import Inventory
 from vmknet.storage import tgt
 from vmknet.storage.paths import device_id
-from vmknet.traffic.stats import adapter_counters
 from vmknet.vm.disk import DEVFS
 
-EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "storage-lab.yaml"
-PORTAL = "198.18.30.100:3260"
 DEVICE = device_id("iqn.2026-11.com.example:array01.ds01", 1)  # LUN 1, 256 MiB
 KB, MB = 1000, 1000 * 1000
 RATE = 200  # disk writes per second, each read back
 QUIET = 64 * KB  # an adapter that carries no disk I/O moves less than this in the window
 
 
-@dataclass
-class DiskLab:
-    name: str
-    store: list[str]
-    env: dict[str, str]
-
-    def run(self, *args: str) -> tuple[int, str]:
-        result = CliRunner().invoke(main, [*self.store, *args], env=self.env)
-        return result.exit_code, result.output
-
-    def cli(self, *args: str) -> str:
-        code, out = self.run(*args)
-        assert code == 0, out
-        return out
-
-    def status(self) -> dict[str, Any]:
-        got: dict[str, Any] = json.loads(self.cli("vm", "show", "web01"))
-        return got
-
-    def disk(self) -> dict[str, Any]:
-        d: dict[str, Any] = self.status()["disk"]
-        return d
-
-    def tx(self, host: str) -> dict[str, int]:
-        """Bytes each adapter sent and received: round robin after every command puts a
-        write (data out) on one path and its read-back (data in) on the other."""
-        dc = Inventory.open(Path(self.store[1])).read()
-        return {vmk: c.tx_bytes + c.rx_bytes
-                for vmk, c in adapter_counters(dc, self.name, host).items()}
-
+class DiskLab(CliLab):
     def rescan(self, host: str) -> None:
-        self.cli("esxcli", "-H", host, "iscsi", "adapter", "discovery", "sendtarget", "add",
-                 "-A", "vmhba64", "-a", PORTAL)
-        self.cli("esxcli", "-H", host, "storage", "core", "adapter", "rescan", "-A", "vmhba64")
+        """Sees the LUNs, with round robin after every command: a write (data out) on one
+        path and its read-back (data in) on the other."""
+        super().rescan(host)
         self.cli("esxcli", "-H", host, "storage", "nmp", "device", "set", "-d", DEVICE,
                  "--psp", "VMW_PSP_RR")
         self.cli("esxcli", "-H", host, "storage", "nmp", "psp", "roundrobin", "deviceconfig",
@@ -104,10 +71,10 @@ def test_disk_io_leaves_by_the_bound_adapters_only(lab: DiskLab) -> None:
                   "--dirty-rate", "1MB/s", "--disk", DEVFS + DEVICE, "--disk-rate", str(RATE))
     assert "iscsi, 256.0 MiB" in out, out
     assert wait_until(lambda: lab.disk()["writes"] >= 20, 10.0) is not None
-    before = lab.tx("esx01")
+    before = lab.adapter_bytes("esx01")
     start = lab.disk()
     assert wait_until(lambda: lab.disk()["writes"] >= start["writes"] + 2 * RATE, 10.0)
-    moved = busy(before, lab.tx("esx01"))
+    moved = busy(before, lab.adapter_bytes("esx01"))
     d = lab.disk()
     assert d["io_errors"] == 0 and d["verify_failures"] == 0, d
     assert d["reads"] >= d["writes"] - 1 and d["writes"] > start["writes"]  # one in flight
@@ -144,7 +111,7 @@ def test_vmotion_to_a_host_that_does_not_see_the_lun_is_refused(lab: DiskLab) ->
 def test_vmotion_moves_memory_only_and_the_disk_verifies_on(lab: DiskLab) -> None:
     lab.rescan("esx02")
     assert wait_until(lambda: lab.disk()["writes"] >= 20, 10.0) is not None
-    vmotion_before = lab.tx("esx01")["vmk1"]
+    vmotion_before = lab.adapter_bytes("esx01")["vmk1"]
     report = json.loads(lab.cli("vmotion", "web01", "--to", "esx02", "--json"))
     assert report["result"] == "completed", report
     moved = report["registration"]  # the .vmx follows the VM (NFC), the disk does not
@@ -152,7 +119,7 @@ def test_vmotion_moves_memory_only_and_the_disk_verifies_on(lab: DiskLab) -> Non
     assert [f["target"].rsplit("/", 1)[-1] for f in moved["files"]] == ["web01.vmx"]
     files = json.loads(lab.cli("vm", "files", "--json"))
     assert [(f["vm"], f["host"], f["power"]) for f in files] == [("web01", "esx02", "on")]
-    sent = lab.tx("esx01")["vmk1"] - vmotion_before
+    sent = lab.adapter_bytes("esx01")["vmk1"] - vmotion_before
     assert report["bytes"] < 2 * 32 * MB, report["bytes"]  # the memory: at most 32 MiB
     assert sent < 2 * 32 * MB, sent  # (a copy of the disk would be 256 MiB; NFC: management)
     st = lab.status()
@@ -163,10 +130,11 @@ def test_vmotion_moves_memory_only_and_the_disk_verifies_on(lab: DiskLab) -> Non
     # the target first read back the source's last write, through its own paths
     assert d["carried_verified"] is True, d
     assert d["io_errors"] == 0 and d["verify_failures"] == 0, d
-    before1, before2 = lab.tx("esx01"), lab.tx("esx02")
+    before1, before2 = lab.adapter_bytes("esx01"), lab.adapter_bytes("esx02")
     start = lab.disk()["writes"]
     assert wait_until(lambda: lab.disk()["writes"] >= start + RATE, 10.0) is not None
-    moved1, moved2 = busy(before1, lab.tx("esx01")), busy(before2, lab.tx("esx02"))
+    moved1 = busy(before1, lab.adapter_bytes("esx01"))
+    moved2 = busy(before2, lab.adapter_bytes("esx02"))
     assert moved2["vmk2"] > 64 * KB and moved2["vmk3"] > 64 * KB, moved2
     assert moved1["vmk2"] < QUIET and moved1["vmk3"] < QUIET, moved1  # the source is gone
 
@@ -178,10 +146,10 @@ def test_an_uplink_down_under_the_vms_io_is_not_seen_by_the_guest(lab: DiskLab) 
     assert before["max_io_ms"] < 1000, before  # no failover yet
     lab.cli("esxcli", "-H", "esx02", "network", "nic", "down", "-n", "vmnic2")
     try:
-        start = lab.tx("esx02")
+        start = lab.adapter_bytes("esx02")
         assert wait_until(lambda: lab.disk()["writes"] >= before["writes"] + 2 * RATE,
                           15.0) is not None
-        moved = busy(start, lab.tx("esx02"))
+        moved = busy(start, lab.adapter_bytes("esx02"))
         d = lab.disk()
         assert d["io_errors"] == 0 and d["verify_failures"] == 0, d
         assert 500 <= d["max_io_ms"] <= 2000, d  # a failover happened, within the aim

@@ -9,12 +9,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
 
 import pytest
 from click.testing import CliRunner
+from diskkit import EXAMPLE, CliLab
 from kernelkit import wait_until
 from labkit import agent_pid, lab_name
 
@@ -23,39 +21,12 @@ from vmknet.processes import parent
 from vmknet.storage.paths import device_id
 from vmknet.vm.disk import DEVFS
 
-EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "storage-lab.yaml"
 CONTROLLER = "  controller: {vlan: 10, address: 198.18.0.250/24, rollbackTimeout: 10}\n"
-PORTAL = "198.18.30.100:3260"
 DEVICE = device_id("iqn.2026-11.com.example:array01.ds01", 2)  # LUN 2, 64 MiB
 
 
-@dataclass
-class AgentLab:
-    name: str
-    store: list[str]
-    env: dict[str, str]  # VMKNET_DATASTORE_BASE: the VM's .vmx in the test's folder
-
-    def run(self, *args: str) -> tuple[int, str]:
-        result = CliRunner().invoke(main, [*self.store, *args], env=self.env)
-        return result.exit_code, result.output
-
-    def cli(self, *args: str) -> str:
-        code, out = self.run(*args)
-        assert code == 0, out
-        return out
-
-    def status(self) -> dict[str, Any]:
-        got: dict[str, Any] = json.loads(self.cli("vm", "show", "db01"))
-        return got
-
-    def rescan(self, host: str) -> None:
-        self.cli("esxcli", "-H", host, "iscsi", "adapter", "discovery", "sendtarget", "add",
-                 "-A", "vmhba64", "-a", PORTAL)
-        self.cli("esxcli", "-H", host, "storage", "core", "adapter", "rescan", "-A", "vmhba64")
-
-
 @pytest.fixture(scope="module")
-def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AgentLab]:
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CliLab]:
     name = lab_name()
     folder = tmp_path_factory.mktemp("vmdiskagent")
     text = EXAMPLE.read_text(encoding="utf-8")
@@ -64,7 +35,8 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AgentLab]:
     topology.write_text(text.replace("\nphysical:\n", "\nphysical:\n" + CONTROLLER, 1),
                         encoding="utf-8")
     store = ["--store", str(folder / "inventory.db")]
-    it = AgentLab(name, store, {"VMKNET_DATASTORE_BASE": str(folder / "datastores")})
+    it = CliLab(name, store, {"VMKNET_DATASTORE_BASE": str(folder / "datastores")},
+                vm="db01")
     try:
         it.cli("lab", "up", str(topology), "--name", name)
         it.rescan("esx01")
@@ -73,7 +45,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AgentLab]:
         CliRunner().invoke(main, [*store, "lab", "down", "--name", name], env=it.env)
 
 
-def test_the_agent_starts_a_disk_vm_and_vmotion_reopens_the_lun(lab: AgentLab) -> None:
+def test_the_agent_starts_a_disk_vm_and_vmotion_reopens_the_lun(lab: CliLab) -> None:
     lab.cli("vm", "create", "db01", "-H", "esx01", "--memory", "16MiB", "--dirty-rate",
             "1MB/s", "--disk", DEVFS + DEVICE, "--disk-rate", "100")
     st = lab.status()

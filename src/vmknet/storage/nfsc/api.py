@@ -14,8 +14,11 @@ Paths are relative to the export's root and never leave it (paths.py).
 from __future__ import annotations
 
 import abc
+from collections.abc import Iterable, Sequence, Sized
 from dataclasses import dataclass
 from types import TracebackType
+
+from .errors import NfsError, NfsProtocolError
 
 MAX_READ_FILE = 64 << 20  # read_file() is for small files: a larger one is refused
 
@@ -29,6 +32,25 @@ class StatFs:
     avail: int
     files: int
     files_free: int
+
+
+def taken(path: str, parts: Sequence[tuple[int, Sized]],
+          replies: Iterable[tuple[int, bytes]]) -> tuple[int, bytes]:
+    """WRITE replies (count, verifier) to the pieces of one write, both versions: how many
+    bytes the server took from the front (a short write ends the count; the caller sends
+    the rest again from there) and the last verifier. A count larger than its piece is a
+    broken reply; nothing taken at all, an error rather than a loop."""
+    done, verifier = 0, b""
+    for (_, chunk), (count, verf) in zip(parts, replies, strict=True):
+        if count > len(chunk):
+            raise NfsProtocolError(f"WRITE {path}: {count} bytes of {len(chunk)}")
+        verifier = verf
+        done += count
+        if count < len(chunk):
+            break
+    if done == 0:
+        raise NfsError(f"WRITE {path}: the server wrote nothing")
+    return done, verifier
 
 
 class NfsFile(abc.ABC):

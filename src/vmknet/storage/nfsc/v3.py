@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterator
 from typing import TypeVar
 
 from . import v3proto as p
-from .api import MAX_READ_FILE, NfsFile, NfsMount, StatFs
+from .api import MAX_READ_FILE, NfsFile, NfsMount, StatFs, taken
 from .connect import Bind, connect
 from .errors import NfsError, NfsNotFound, NfsProtocolError, NfsStatusError
 from .paths import components, split
@@ -335,17 +335,7 @@ class V3File(NfsFile):
                 u.u32()  # committed: how stable the server made it
                 return count, u.fixed(8)
 
-            results = self.mount.pipeline(p.WRITE, args, one)
-            done = 0
-            for (_, chunk), (count, verf) in zip(parts, results, strict=True):
-                if count > len(chunk):
-                    raise NfsProtocolError(f"WRITE {self.path}: {count} bytes of {len(chunk)}")
-                verifier = verf
-                done += count
-                if count < len(chunk):
-                    break
-            if done == 0:
-                raise NfsError(f"WRITE {self.path}: the server wrote nothing")
+            done, verifier = taken(self.path, parts, self.mount.pipeline(p.WRITE, args, one))
             offset, data = offset + done, data[done:]
         return verifier
 

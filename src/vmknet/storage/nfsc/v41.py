@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from . import v4proto as v4
-from .api import MAX_READ_FILE, NfsFile, NfsMount, StatFs
+from .api import MAX_READ_FILE, NfsFile, NfsMount, StatFs, taken
 from .connect import Bind, connect
 from .errors import NfsError, NfsNotFound, NfsProtocolError, NfsStatusError
 from .paths import components, split
@@ -542,17 +542,7 @@ class V41File(NfsFile):
             parts = [(offset + i, bytes(view[i:i + step])) for i in range(0, len(data), step)]
             results = self.mount.many([[v4.putfh(self.fh), v4.write(self.sid, o, stable, c)]
                                        for o, c in parts], f"WRITE {self.path}")
-            done = 0
-            for (_, chunk), res in zip(parts, results, strict=True):
-                count, verf = res[-1]
-                if count > len(chunk):
-                    raise NfsProtocolError(f"WRITE {self.path}: {count} bytes of {len(chunk)}")
-                verifier = verf
-                done += count
-                if count < len(chunk):
-                    break
-            if done == 0:
-                raise NfsError(f"WRITE {self.path}: the server wrote nothing")
+            done, verifier = taken(self.path, parts, (res[-1] for res in results))
             offset, data = offset + done, data[done:]
         return verifier
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -27,8 +28,9 @@ from vmknet.cli.main import main
 from vmknet.controller import lab as mgmt
 from vmknet.controller.client import ControllerClient
 from vmknet.dataplane import naming
+from vmknet.dataplane.linux import netns
 from vmknet.errors import VmknetError
-from vmknet.ha import status, view
+from vmknet.ha import status, view, wire
 from vmknet.ha.verdicts import DS_DEAD, FAIL_AFTER
 from vmknet.inventory import Inventory
 from vmknet.lab import lifecycle
@@ -169,6 +171,36 @@ def test_one_primary_every_link_heard_and_datastore_heartbeats(lab: Lab) -> None
     assert lab.view(primary)["heartbeatDatastores"] == ["nfs01", "nfs02"]
     events = lab.ha_events()
     assert any(f"sees {primary} as the primary" in m for _r, _p, m in events), events
+
+
+def test_a_stranger_on_the_management_network_moves_nothing(lab: Lab) -> None:
+    """A restart request and a heartbeat from esx02's own management address, sealed with
+    a key that is not the cluster's, and bytes that are no FDM message at all: esx01's
+    FDM refuses each before acting (counted in its view), starts nothing, the cluster
+    keeps its verdicts."""
+    before = int(lab.view("esx01").get("refused", {}).get("count", 0))
+    at = time.time()
+    common = {"from": "esx02", "cluster": "cl01", "to": "esx01", "at": at}
+    forged = [
+        wire.seal(b"\0" * 32, {**common, "kind": "restart", "id": "x" * 16,
+                               "vm": {"name": "intruder", "memory": 1 << 20,
+                                      "dirtyRate": 0, "disk": None}}),
+        wire.seal(b"\0" * 32, {**common, "kind": "hb", "role": "primary", "primary": "esx02",
+                               "datastores": 1000, "heard": [], "vms": [],
+                               "isolated": False}),
+        b"FDM1" + os.urandom(64),
+    ]
+    udp = netns.in_netns(naming.stack_ns(lab.name, "esx02", "defaultTcpipStack"),
+                         lambda: socket.socket(socket.AF_INET, socket.SOCK_DGRAM))
+    with udp:
+        udp.bind(("198.18.0.12", 0))  # a peer's address: only the key tells them apart
+        for datagram in forged:
+            udp.sendto(datagram, ("198.18.0.11", wire.PORT))
+    assert wait_until(lambda: int(lab.view("esx01").get("refused", {}).get("count", 0))
+                      >= before + len(forged), 5) is not None, lab.view("esx01")
+    assert "Bad MAC" in lab.view("esx01")["refused"]["last"]
+    time.sleep(1.5)  # what a request would have started by now
+    assert lab.vm_hosts("intruder") == [] and lab.settled(), lab.status()
 
 
 def test_one_management_adapter_lost_is_no_verdict(lab: Lab) -> None:

@@ -107,6 +107,8 @@ class Fdm:
         self._mine: list[Vm] = []  # this host's VMs as the last tick found them
         self._socks: dict[str, socket.socket] = {}
         self._replay = wire.Replay()
+        self.refused = 0  # datagrams on UDP 8182 refused (not sealed with the key, not a
+        self.last_refusal = ""  # peer's, replayed), shown in the view with the last reason
         self._done_ids: dict[tuple[str, str], None] = {}  # restart requests seen, in order
         self._lock = threading.RLock()
         self._stop = threading.Event()
@@ -212,8 +214,12 @@ class Fdm:
                 continue
             except OSError:
                 return
-            with contextlib.suppress(VmknetError):
+            try:
                 self._accept(address, str(source), data)
+            except VmknetError as err:  # dropped, counted: a flood writes nothing to disk
+                with self._lock:
+                    self.refused += 1
+                    self.last_refusal = f"{source}: {err.message}"[:200]
 
     def _accept(self, local: str, source: str, data: bytes) -> None:
         cfg = self.config
@@ -569,7 +575,8 @@ class Fdm:
                     "vms": {n: {"host": h, "priority": cfg.priority(n),
                                 "protected": prot[n] is None, "why": prot[n]}
                             for n, (_v, h) in sorted(vms.items())},
-                    "pending": {n: h for n, (h, _i, _d) in self.pending.items()}}
+                    "pending": {n: h for n, (h, _i, _d) in self.pending.items()},
+                    "refused": {"count": self.refused, "last": self.last_refusal}}
 
 
 def ping(addresses: list[str]) -> bool:

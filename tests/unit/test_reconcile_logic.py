@@ -328,9 +328,8 @@ def test_a_new_generation_that_leaves_the_host_alone_reads_no_kernel() -> None:
     assert _vmk1(backend.state, "esx01").mtu == 1400
 
 
-def test_a_pass_uses_the_state_the_heartbeat_fetched_when_it_is_still_news() -> None:
-    backend = MemoryBackend(WHOLE)
-    ctl = Ctl(DC)
+def _fetching(ctl: Ctl, backend: MemoryBackend) -> tuple[Reconciler, list[str | None]]:
+    """A reconciler of esx01 whose own fetches (the `have` each sent) are recorded."""
     fetched: list[str | None] = []
 
     def fetch(have: str | None) -> dict[str, Any]:
@@ -339,6 +338,13 @@ def test_a_pass_uses_the_state_the_heartbeat_fetched_when_it_is_still_news() -> 
 
     rec = Reconciler(LAB, "esx01", Guard("esx01"), threading.Lock(), fetch, lambda r: None,
                      lambda: backend, lambda: [("198.18.0.11", "vmk0")])
+    return rec, fetched
+
+
+def test_a_pass_uses_the_state_the_heartbeat_fetched_when_it_is_still_news() -> None:
+    backend = MemoryBackend(WHOLE)
+    ctl = Ctl(DC)
+    rec, fetched = _fetching(ctl, backend)
     assert rec.run_once() and len(fetched) == 1
     ctl.dc = DC.model_copy(deep=True)
     ctl.dc.hosts["esx01"].vmknics["vmk1"].mtu = 1400
@@ -358,14 +364,7 @@ def test_an_offer_no_pass_took_in_time_is_history(monkeypatch: pytest.MonkeyPatc
     that generation, and a later timer pass realised the superseded state."""
     backend = MemoryBackend(WHOLE)
     ctl = Ctl(DC)
-    fetched: list[str | None] = []
-
-    def fetch(have: str | None) -> dict[str, Any]:
-        fetched.append(have)
-        return ctl_desired.desired(ctl, "esx01", {"lab": LAB, "have": have})
-
-    rec = Reconciler(LAB, "esx01", Guard("esx01"), threading.Lock(), fetch, lambda r: None,
-                     lambda: backend, lambda: [("198.18.0.11", "vmk0")])
+    rec, fetched = _fetching(ctl, backend)
     old = ctl_desired.generation(ctl.inventory)[0]
     assert rec.heard(old) is not None
     rec.offer(ctl_desired.desired(ctl, "esx01", {"lab": LAB}))  # the old state, offered

@@ -89,7 +89,10 @@ class Supervisor:
         with self._lock:
             for rec in scan.find(self.lab, self.host):
                 key = (rec.kind, rec.name)
-                if key not in self.children and key not in self.adopted:
+                # One being started is not a stranger's: its record is in the registry
+                # before it is in `children` (a process.list in between adopted it too).
+                if key not in self.children and key not in self.adopted \
+                        and key not in self._starting:
                     self.adopted[key] = rec
                     records.save(rec)
                     found.append(rec)
